@@ -1,0 +1,57 @@
+import type { Server } from 'node:http';
+
+import type { Connection } from 'mongoose';
+
+import { createApp } from './app';
+import type { ApiConfig } from './config';
+import type { Logger } from './logger';
+import { connectDatabase } from './storage/connection';
+import { wireApi } from './wiring';
+
+export interface RunningApi {
+  server: Server;
+  connection: Connection;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish (bounded), then closes the database. */
+  close(): Promise<void>;
+}
+
+/** Composition root of the API process: connects, wires the app, listens. */
+export async function startApi(params: { config: ApiConfig; logger: Logger }): Promise<RunningApi> {
+  const { config, logger } = params;
+  const connection = await connectDatabase({
+    uri: config.MONGODB_URI,
+    dbName: config.MONGODB_DB_NAME,
+    timeoutMs: config.DB_TIMEOUT_MS,
+    writeConcern: config.DB_WRITE_CONCERN,
+    readPreference: config.DB_READ_PREFERENCE,
+  });
+  const app = createApp(
+    wireApi({ connection, logger, jwtSecret: config.JWT_SECRET, readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000) }),
+  );
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.PORT, () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  logger.info({ port }, 'API listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
+      await connection.close();
+    })();
+    return closing;
+  };
+  return { server, connection, port, close };
+}
+
+async function closeServer(server: Server, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+  await closed;
+  clearTimeout(timer);
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+
+import express, { type Express, type Router } from 'express';
+import { pinoHttp } from 'pino-http';
+
+import { authenticate } from './http/auth';
+import { errorHandler, notFoundRoute, type ErrorTranslator } from './http/error-handler';
+import { healthRoutes } from './http/health-routes';
+import { principalOf } from './http/request-context';
+import { rejectUnsafeKeys } from './http/sanitize';
+import type { Logger } from './logger';
+
+export interface AppDeps {
+  logger: Logger;
+  jwtSecret: string;
+  isDatabaseReady(): Promise<boolean>;
+  /** Recognise storage errors (database down → 503) without the HTTP layer knowing the driver. */
+  errorTranslators?: readonly ErrorTranslator[];
+  /** Routers that need no token (mounted before authentication). */
+  publicRouters?: readonly Router[];
+  /** Routers behind authentication. */
+  routers?: readonly Router[];
+}
+
+export const BODY_LIMIT = '1mb';
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the Express app from its dependencies; it neither listens nor connects. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      quietReqLogger: true,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+    }),
+  );
+  app.use(express.json({ limit: BODY_LIMIT, strict: false }));
+  app.use(rejectUnsafeKeys);
+
+  app.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));
+  for (const router of deps.publicRouters ?? []) app.use(router);
+
+  const protectedRoutes = express.Router();
+  protectedRoutes.use(authenticate(deps.jwtSecret));
+  protectedRoutes.get('/auth/whoami', (req, res) => {
+    res.json(principalOf(req));
+  });
+  for (const router of deps.routers ?? []) protectedRoutes.use(router);
+  // Unknown paths answer 404 only to authenticated callers: unauthenticated probing learns nothing.
+  app.use(protectedRoutes);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler(deps.errorTranslators ?? []));
+  return app;
+}

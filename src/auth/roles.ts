@@ -1,0 +1,35 @@
+/** Roles a token may carry, and what each may do: the one table of permissions in the service. */
+export const ROLES = ['admin', 'service', 'worker', 'user'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type Permission =
+  | 'jobs:enqueue'
+  | 'jobs:read' // own jobs; `jobs:read-any` widens it to every job
+  | 'jobs:read-any'
+  | 'jobs:cancel' // own jobs; `jobs:cancel-any` widens it
+  | 'jobs:cancel-any'
+  | 'jobs:work' // lease, heartbeat, succeed, fail
+  | 'assets:write'
+  | 'assets:read'
+  | 'admin';
+
+const PERMISSIONS: Record<Role, readonly Permission[]> = {
+  admin: ['jobs:enqueue', 'jobs:read', 'jobs:read-any', 'jobs:cancel', 'jobs:cancel-any', 'jobs:work', 'assets:write', 'assets:read', 'admin'],
+  service: ['jobs:enqueue', 'jobs:read', 'jobs:cancel', 'assets:write', 'assets:read'],
+  worker: ['jobs:work', 'assets:read'],
+  user: ['jobs:read', 'jobs:cancel'],
+};
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+export function roleHasPermission(role: Role, permission: Permission): boolean {
+  return PERMISSIONS[role].includes(permission);
+}
+
+/** Who is calling, as established from a verified token. */
+export interface Principal {
+  sub: string;
+  role: Role;
+}

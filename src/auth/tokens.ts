@@ -1,0 +1,40 @@
+import jwt from 'jsonwebtoken';
+
+import { UnauthenticatedError } from '../errors';
+import { isRole, type Principal, type Role } from './roles';
+
+// The algorithm is pinned: tokens signed any other way (alg "none", RS256 with the secret as a
+// public key) fail verification.
+const ALGORITHM = 'HS256';
+
+export function verifyToken(token: string, secret: string): Principal {
+  let claims: unknown;
+  try {
+    claims = jwt.verify(token, secret, { algorithms: [ALGORITHM] });
+  } catch (err) {
+    const reason = err instanceof jwt.TokenExpiredError ? 'token has expired' : 'token is invalid';
+    throw new UnauthenticatedError(reason);
+  }
+  if (typeof claims !== 'object' || claims === null) throw new UnauthenticatedError('token claims are not an object');
+  const { sub, role } = claims as Record<string, unknown>;
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {
+    throw new UnauthenticatedError('token has no valid sub claim');
+  }
+  if (!isRole(role)) throw new UnauthenticatedError('token has no valid role claim');
+  return { sub, role };
+}
+
+export interface MintTokenParams {
+  secret: string;
+  sub: string;
+  role: Role;
+  /** Lifetime, e.g. "1h" or seconds; omitted → no expiry. */
+  expiresIn?: string | number;
+  extraClaims?: Record<string, unknown>;
+}
+
+export function mintToken(params: MintTokenParams): string {
+  const options: jwt.SignOptions = { algorithm: ALGORITHM };
+  if (params.expiresIn !== undefined) options.expiresIn = params.expiresIn as jwt.SignOptions['expiresIn'];
+  return jwt.sign({ ...params.extraClaims, sub: params.sub, role: params.role }, params.secret, options);
+}

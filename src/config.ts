@@ -1,0 +1,90 @@
+import os from 'node:os';
+
+import { z } from 'zod';
+
+/**
+ * Configuration comes only from the environment and is validated once, at start. Each schema below
+ * is the single definition of a process's settings; the types are derived from it.
+ */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const mongoUri = z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URI');
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const writeConcern = z.union([z.literal('majority'), z.string().regex(/^\d+$/).transform(Number)]);
+const readPreference = z.enum(['primary', 'primaryPreferred']);
+
+const databaseSchema = {
+  MONGODB_URI: mongoUri,
+  MONGODB_DB_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('jobs'),
+  DB_TIMEOUT_MS: integer(100, 120_000).default(5_000),
+  DB_WRITE_CONCERN: writeConcern.default('majority'),
+  DB_READ_PREFERENCE: readPreference.default('primary'),
+};
+
+const apiSchema = z.object({
+  ...databaseSchema,
+  PORT: integer(0, 65_535).default(3000),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
+  LOG_LEVEL: logLevel.default('info'),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  JOB_POLICY_OVERRIDES: z.string().optional(),
+  RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
+});
+
+const workerSchema = z.object({
+  JOBS_API_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  WORKER_TOKEN: z.string().min(1, 'is required'),
+  WORKER_ID: z
+    .string()
+    .min(5, 'must be 5-128 characters')
+    .max(128, 'must be 5-128 characters')
+    .default(`${os.hostname()}-${process.pid}`.padEnd(5, '-')),
+  WORKER_CONCURRENCY: integer(1, 1_000).default(4),
+  WORKER_TYPES: z.string().optional(),
+  WORKER_SHUTDOWN_GRACE_MS: integer(0, 600_000).default(30_000),
+  WORKER_METRICS_PORT: integer(0, 65_535).optional(),
+  LOG_LEVEL: logLevel.default('info'),
+  JOB_POLICY_OVERRIDES: z.string().optional(),
+  ...Object.fromEntries(Object.entries(databaseSchema).map(([k, v]) => [k, v.optional()])),
+});
+
+export type ApiConfig = Readonly<z.infer<typeof apiSchema>>;
+export type WorkerConfig = Readonly<z.infer<typeof workerSchema>>;
+
+function parseWith<T extends z.ZodType>(schema: T, env: Env): Readonly<z.infer<T>> {
+  // Empty strings count as unset, as `FOO=` in a .env file means "no value".
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const problem = issue.code === 'invalid_type' && cleaned[variable] === undefined ? 'is required' : issue.message;
+    throw new ConfigError(variable, problem);
+  }
+  return Object.freeze(result.data);
+}
+
+export function loadApiConfig(env: Env): ApiConfig {
+  return parseWith(apiSchema, env);
+}
+
+export function loadWorkerConfig(env: Env): WorkerConfig {
+  return parseWith(workerSchema, env);
+}

@@ -1,0 +1,74 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+
+import { AppError, NotFoundError, PayloadTooLargeError, RateLimitedError, BadRequestError, coerceError, UnsupportedMediaTypeError, type ErrorCode } from '../errors';
+
+/** The one place where error codes become HTTP statuses. */
+const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
+  access_denied: 403,
+  not_found: 404,
+  job_not_found: 404,
+  job_type_not_found: 404,
+  asset_not_found: 404,
+  escrow_not_found: 404,
+  lease_conflict: 409,
+  invalid_state: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  validation_error: 422,
+  payload_invalid: 422,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+};
+
+/** Converts an error from outside the domain (a driver, a parser) into an AppError, if it knows it. */
+export type ErrorTranslator = (err: Error) => AppError | undefined;
+
+export const notFoundRoute: RequestHandler = (req) => {
+  throw new NotFoundError('not_found', `no route for ${req.method} ${req.path}`);
+};
+
+/** body-parser marks its errors with a `type`; these are client errors, never 500s. */
+function translateBodyParserError(err: Error): AppError | undefined {
+  const type = (err as { type?: unknown }).type;
+  switch (type) {
+    case 'entity.parse.failed':
+      return new BadRequestError('request body is not valid JSON');
+    case 'entity.too.large':
+      return new PayloadTooLargeError('request body exceeds the size limit');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new UnsupportedMediaTypeError('unsupported body encoding or charset');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+    case 'stream.not.readable':
+    case 'parameters.too.many':
+      return new BadRequestError('request body could not be read');
+    default:
+      return undefined;
+  }
+}
+
+export function errorHandler(translators: readonly ErrorTranslator[]): ErrorRequestHandler {
+  return (rawErr, req, res, _next) => {
+    const err = coerceError(rawErr);
+    const known =
+      err instanceof AppError ? err : (translateBodyParserError(err) ?? translators.map((t) => t(err)).find((e) => e !== undefined));
+    if (!known) {
+      req.log.error({ err }, 'unhandled error');
+      res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+      return;
+    }
+    const status = STATUS_BY_CODE[known.code];
+    if (status >= 500) req.log.warn({ err, cause: err === known ? undefined : err.message }, known.message);
+    if (known instanceof RateLimitedError) res.setHeader('Retry-After', String(known.retryAfterSeconds));
+    const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
+    if (known.details !== undefined) body.details = known.details;
+    res.status(status).json({ error: body });
+  };
+}

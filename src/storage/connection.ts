@@ -1,0 +1,53 @@
+import mongoose, { type Connection } from 'mongoose';
+
+export interface DatabaseSettings {
+  uri: string;
+  dbName: string;
+  /** Bounds server selection and socket waits, so requests fail with 503 instead of hanging. */
+  timeoutMs: number;
+  writeConcern: 'majority' | number;
+  readPreference: 'primary' | 'primaryPreferred';
+}
+
+/**
+ * Opens a dedicated connection (never the global mongoose one). No `serverApi`: the MongoDB-compatible
+ * test server has no `hello` command (see TESTING.md).
+ */
+export async function connectDatabase(settings: DatabaseSettings): Promise<Connection> {
+  const connection = mongoose.createConnection(settings.uri, {
+    dbName: settings.dbName,
+    serverSelectionTimeoutMS: settings.timeoutMs,
+    connectTimeoutMS: settings.timeoutMs,
+    socketTimeoutMS: Math.max(settings.timeoutMs * 6, 30_000),
+    heartbeatFrequencyMS: 2_000,
+    writeConcern: { w: settings.writeConcern },
+    readPreference: settings.readPreference,
+    // Fail at once when disconnected instead of queueing operations in memory.
+    bufferCommands: false,
+    autoIndex: false,
+    autoCreate: false,
+  });
+  await connection.asPromise();
+  return connection;
+}
+
+/** True when the database answers a ping within `timeoutMs`. */
+export async function pingDatabase(connection: Connection, timeoutMs: number): Promise<boolean> {
+  const db = connection.db;
+  if (!db) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      db
+        .command({ ping: 1 })
+        .then(() => true)
+        .catch(() => false),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

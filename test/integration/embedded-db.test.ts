@@ -1,0 +1,34 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+import mongoose from 'mongoose';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+describe('npm run db', () => {
+  it('prints a usable MONGODB_URI once ready and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/main-db.ts')], {
+      env: { ...process.env, DB_PORT: '0', MONGODB_URI: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const uri = await new Promise<string>((resolve, reject) => {
+        const lines = createInterface({ input: child.stdout });
+        lines.on('line', (line) => {
+          const match = /^MONGODB_URI=(mongodb:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
+          if (match) resolve(match[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`npm run db exited early (${String(code)})`)));
+      });
+      const connection = await mongoose.createConnection(uri, { dbName: 'embedded_check' }).asPromise();
+      await connection.db!.collection('things').insertOne({ hello: 'world' });
+      expect(await connection.db!.collection('things').countDocuments()).toBe(1);
+      await connection.close();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+});
