@@ -5,7 +5,10 @@ import type { Connection } from 'mongoose';
 import { createApp } from './app';
 import type { ApiConfig } from './config';
 import type { Logger } from './logger';
+import { JOB_TYPES } from './jobs/job-types';
+import { JobRegistry, parsePolicyOverrides } from './jobs/registry';
 import { connectDatabase } from './storage/connection';
+import { ensureIndexes } from './storage/indexes';
 import { wireApi } from './wiring';
 
 export interface RunningApi {
@@ -19,6 +22,8 @@ export interface RunningApi {
 /** Composition root of the API process: connects, wires the app, listens. */
 export async function startApi(params: { config: ApiConfig; logger: Logger }): Promise<RunningApi> {
   const { config, logger } = params;
+  // Policy overrides are part of the configuration: a bad one stops start-up before connecting.
+  const registry = new JobRegistry(JOB_TYPES, parsePolicyOverrides(config.JOB_POLICY_OVERRIDES));
   const connection = await connectDatabase({
     uri: config.MONGODB_URI,
     dbName: config.MONGODB_DB_NAME,
@@ -26,8 +31,16 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     writeConcern: config.DB_WRITE_CONCERN,
     readPreference: config.DB_READ_PREFERENCE,
   });
+  await ensureIndexes(connection);
   const app = createApp(
-    wireApi({ connection, logger, jwtSecret: config.JWT_SECRET, readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000) }),
+    wireApi({
+      connection,
+      logger,
+      jwtSecret: config.JWT_SECRET,
+      readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000),
+      registry,
+      reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
+    }),
   );
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.PORT, () => resolve(s));

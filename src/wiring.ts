@@ -1,9 +1,17 @@
 import type { Connection } from 'mongoose';
 
 import type { AppDeps } from './app';
+import { jobRoutes } from './http/job-routes';
+import { systemClock, type Clock, type RandomSource } from './jobs/job';
+import { JobEvents } from './jobs/job-events';
+import { JobService } from './jobs/job-service';
+import { JOB_TYPES } from './jobs/job-types';
+import { JobRegistry } from './jobs/registry';
 import type { Logger } from './logger';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
+import { JobRepository } from './storage/job-repository';
+import { SlotRepository } from './storage/slot-repository';
 
 export interface ApiWiringParams {
   connection: Connection;
@@ -11,15 +19,43 @@ export interface ApiWiringParams {
   jwtSecret: string;
   /** Upper bound for the readiness ping. */
   readyTimeoutMs: number;
+  /** Defaults to the static registry without overrides. */
+  registry?: JobRegistry;
+  clock?: Clock;
+  random?: RandomSource;
+  reclaimIntervalMs?: number;
 }
 
-/** Builds every dependency of the HTTP app from one database connection (used by main and tests). */
-export function wireApi(params: ApiWiringParams): AppDeps {
+export interface ApiServices {
+  registry: JobRegistry;
+  events: JobEvents;
+  jobs: JobService;
+}
+
+/** Builds the services from one database connection (used by main and by tests). */
+export function wireServices(params: ApiWiringParams): ApiServices {
+  const registry = params.registry ?? new JobRegistry(JOB_TYPES);
+  const events = new JobEvents();
+  const jobs = new JobService({
+    jobs: new JobRepository(params.connection),
+    slots: new SlotRepository(params.connection),
+    registry,
+    events,
+    clock: params.clock ?? systemClock,
+    random: params.random ?? Math.random,
+    reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
+  });
+  return { registry, events, jobs };
+}
+
+/** Every dependency of the HTTP app. */
+export function wireApi(params: ApiWiringParams, services: ApiServices = wireServices(params)): AppDeps {
   const { connection } = params;
   return {
     logger: params.logger,
     jwtSecret: params.jwtSecret,
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
+    routers: [jobRoutes({ jobs: services.jobs })],
   };
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mongoose';
 
 import { connectDatabase } from '../../src/storage/connection';
+import { ensureIndexes } from '../../src/storage/indexes';
 
 export function testDatabaseUri(): string {
   const uri = process.env.MONGODB_URI;
@@ -30,6 +31,7 @@ export function useTestDatabase(): TestDatabase {
       writeConcern: 'majority',
       readPreference: 'primary',
     });
+    await ensureIndexes(connection);
   });
   afterAll(async () => {
     if (!connection) return;

@@ -1,0 +1,35 @@
+import { EventEmitter } from 'node:events';
+
+import type { JobStatus } from './job';
+
+/** One event per state transition; metrics and the dashboard subscribe. */
+export interface JobEventMap {
+  enqueued: { jobId: string; type: string };
+  leased: { jobId: string; type: string; attempt: number; workerId: string };
+  succeeded: { jobId: string; type: string; attempt: number; durationMs?: number };
+  /** A failed attempt that will be retried (status back to `queued`). */
+  retry_scheduled: { jobId: string; type: string; attempt: number; nextRunAt: Date; durationMs?: number };
+  /** Ended `failed` (the handler said retrying cannot help). */
+  failed: { jobId: string; type: string; attempt: number; durationMs?: number };
+  dead_lettered: { jobId: string; type: string; attempt: number; reason: 'attempts_exhausted' | 'lease_expired' };
+  /** An expired lease returned to the queue. */
+  reclaimed: { jobId: string; type: string; attempt: number };
+  cancelled: { jobId: string; type: string; from: JobStatus };
+  cancel_requested: { jobId: string; type: string };
+  requeued: { jobId: string; type: string; from: JobStatus };
+}
+
+export type JobEventName = keyof JobEventMap;
+
+export class JobEvents {
+  private readonly emitter = new EventEmitter();
+
+  emit<E extends JobEventName>(event: E, payload: JobEventMap[E]): void {
+    this.emitter.emit(event, payload);
+  }
+
+  on<E extends JobEventName>(event: E, listener: (payload: JobEventMap[E]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+}

@@ -1,0 +1,348 @@
+import { randomBytes } from 'node:crypto';
+
+import type { Principal } from '../auth/roles';
+import { roleHasPermission } from '../auth/roles';
+import { AccessDeniedError, InvalidStateError, LeaseConflictError, NotFoundError, ValidationError } from '../errors';
+import type { JobRepository, LeaseHolder, ClaimRequest } from '../storage/job-repository';
+import { toJob } from '../storage/job-repository';
+import type { JobDocument } from '../storage/job-model';
+import type { HeldSlot, SlotRepository } from '../storage/slot-repository';
+import type { Clock, Job, JobError, JobStatus, LeasedJob, RandomSource } from './job';
+import type { JobEvents } from './job-events';
+import type { JobRegistry } from './registry';
+import { retryDelayMs } from './retry-policy';
+
+export interface JobServiceDeps {
+  jobs: JobRepository;
+  slots: SlotRepository;
+  registry: JobRegistry;
+  events: JobEvents;
+  clock: Clock;
+  random: RandomSource;
+  /** Minimum time between two reclaim steps of this process (0: before every lease). */
+  reclaimIntervalMs: number;
+}
+
+export interface EnqueueInput {
+  type: string;
+  payload: unknown;
+  priority?: number;
+  scheduleAt?: Date;
+  maxAttempts?: number;
+  idempotencyKey?: string;
+}
+
+export interface LeaseInput {
+  workerId: string;
+  /** null: every registered type. */
+  types: readonly string[] | null;
+  limit: number;
+}
+
+export interface ReportTarget {
+  jobId: string;
+  workerId: string;
+  leaseId?: string;
+  principal: Principal;
+}
+
+export const DEFAULT_PRIORITY = 50;
+const MAX_CLAIM_ROUNDS = 3;
+const RECLAIM_BATCH = 200;
+
+export function newJobId(): string {
+  return `job_${randomBytes(12).toString('hex')}`;
+}
+
+function newLeaseId(): string {
+  return `lease_${randomBytes(12).toString('hex')}`;
+}
+
+/**
+ * The queue's use cases. Every job state transition goes through here and emits one event.
+ * Knows nothing of HTTP.
+ */
+export class JobService {
+  private lastReclaimAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly deps: JobServiceDeps) {}
+
+  async enqueue(principal: Principal, input: EnqueueInput): Promise<{ job: Job; created: boolean }> {
+    const { registry, clock } = this.deps;
+    const policy = registry.policyOf(input.type);
+    const payload = registry.parsePayload(input.type, input.payload);
+    const now = clock.now();
+    const result = await this.deps.jobs.insert({
+      jobId: newJobId(),
+      type: input.type,
+      priority: input.priority ?? DEFAULT_PRIORITY,
+      payload,
+      maxAttempts: input.maxAttempts ?? policy.maxAttempts,
+      nextRunAt: input.scheduleAt ?? now,
+      idempotencyKey: input.idempotencyKey ?? null,
+      createdBy: principal.sub,
+      now,
+    });
+    if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    return result;
+  }
+
+  /**
+   * Claims up to `limit` available jobs for one worker in a few round trips: reclaim expired leases
+   * (throttled), read the best candidates, take concurrency slots where a type is limited, then
+   * claim them all in one conditional bulk write. Races lost to other workers are retried a bounded
+   * number of times.
+   */
+  async lease(input: LeaseInput): Promise<{ leasedAt: Date; jobs: LeasedJob[] }> {
+    const { registry, clock } = this.deps;
+    if (input.types) {
+      const unknown = input.types.filter((t) => !registry.has(t));
+      if (unknown.length > 0) {
+        throw new ValidationError('unknown job type in "type"', unknown.map((t) => ({ field: 'type', message: `job type "${t}" is not registered` })));
+      }
+    }
+    const now = clock.now();
+    const types = input.types ?? registry.typeNames();
+    const limited = types.filter((t) => registry.policyOf(t).concurrencyLimit !== null);
+    // A limited type's free slots are only trustworthy once expired leases are reclaimed.
+    await this.reclaimIfDue(now, limited.length > 0);
+
+    const won: JobDocument[] = [];
+    for (let round = 0; round < MAX_CLAIM_ROUNDS && won.length < input.limit; round += 1) {
+      const want = input.limit - won.length;
+      const candidates = await this.deps.jobs.findAvailable({ types: input.types, now, limit: Math.min(want * 2, 200) });
+      if (candidates.length === 0) break;
+      const { requests, slots } = await this.planClaims({ candidates, want, workerId: input.workerId, now });
+      const claimed = await this.deps.jobs.claim(requests, now);
+      const claimedLeases = new Set(claimed.map((j) => j.leaseId));
+      await this.deps.slots.release(slots.filter((s) => !claimedLeases.has(s.leaseId)));
+      won.push(...claimed);
+      if (claimed.length === requests.length) break;
+    }
+    for (const job of won) {
+      this.deps.events.emit('leased', { jobId: job._id, type: job.type, attempt: job.attempt, workerId: input.workerId });
+    }
+    return {
+      leasedAt: now,
+      jobs: won.map((job) => ({
+        jobId: job._id,
+        type: job.type,
+        payload: job.payload,
+        attempt: job.attempt,
+        leaseId: job.leaseId!,
+        leaseExpiresAt: job.leaseExpiresAt!,
+      })),
+    };
+  }
+
+  /** Chooses which candidates to claim, in order, taking a slot for each job of a limited type. */
+  private async planClaims(params: {
+    candidates: JobDocument[];
+    want: number;
+    workerId: string;
+    now: Date;
+  }): Promise<{ requests: ClaimRequest[]; slots: HeldSlot[] }> {
+    const { registry } = this.deps;
+    const { candidates, want, workerId, now } = params;
+    const expiryOf = (type: string): Date => new Date(now.getTime() + registry.policyOf(type).timeoutSeconds * 1000);
+
+    const neededSlots = new Map<string, number>();
+    for (const candidate of candidates.slice(0, want * 2)) {
+      if (registry.policyOf(candidate.type).concurrencyLimit !== null) {
+        neededSlots.set(candidate.type, Math.min(want, (neededSlots.get(candidate.type) ?? 0) + 1));
+      }
+    }
+    const slotsByType = new Map<string, HeldSlot[]>();
+    const allSlots: HeldSlot[] = [];
+    for (const [type, count] of neededSlots) {
+      const held = await this.deps.slots.acquire({
+        type,
+        limit: registry.policyOf(type).concurrencyLimit!,
+        leaseIds: Array.from({ length: count }, newLeaseId),
+        now,
+        expiresAt: expiryOf(type),
+      });
+      slotsByType.set(type, [...held]);
+      allSlots.push(...held);
+    }
+
+    const requests: ClaimRequest[] = [];
+    for (const candidate of candidates) {
+      if (requests.length === want) break;
+      const base = { candidate, workerId, leaseExpiresAt: expiryOf(candidate.type) };
+      if (registry.policyOf(candidate.type).concurrencyLimit === null) {
+        requests.push({ ...base, leaseId: newLeaseId(), slotId: null });
+        continue;
+      }
+      const slot = slotsByType.get(candidate.type)?.shift();
+      if (slot) requests.push({ ...base, leaseId: slot.leaseId, slotId: slot.slotId });
+    }
+    return { requests, slots: allSlots };
+  }
+
+  private async reclaimIfDue(now: Date, force: boolean): Promise<void> {
+    if (!force && now.getTime() - this.lastReclaimAt < this.deps.reclaimIntervalMs) return;
+    this.lastReclaimAt = now.getTime();
+    await this.reclaimExpiredLeases(now);
+  }
+
+  /** Returns expired leases to the queue, or to `dlq` when their attempts are used up. */
+  async reclaimExpiredLeases(now: Date = this.deps.clock.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const expired = await this.deps.jobs.findExpiredLeases(now, RECLAIM_BATCH);
+      const reclaimed = await Promise.all(expired.map((job) => this.deps.jobs.reclaimLease({ job, now })));
+      const done = reclaimed.filter((job): job is JobDocument => job !== null);
+      await this.deps.slots.release(
+        expired.filter((job) => job.slotId && job.leaseId).map((job) => ({ slotId: job.slotId!, leaseId: job.leaseId! })),
+      );
+      for (const job of done) {
+        if (job.status === 'dlq') {
+          this.deps.events.emit('dead_lettered', { jobId: job._id, type: job.type, attempt: job.attempt, reason: 'lease_expired' });
+        } else {
+          this.deps.events.emit('reclaimed', { jobId: job._id, type: job.type, attempt: job.attempt });
+        }
+      }
+      total += done.length;
+      if (expired.length < RECLAIM_BATCH) return total;
+    }
+  }
+
+  async heartbeat(target: ReportTarget, progress: number | undefined): Promise<{ jobId: string; leaseExpiresAt: Date; cancelRequested: boolean }> {
+    const now = this.deps.clock.now();
+    const holder = await this.resolveHolder(target);
+    const current = holder.job;
+    const leaseExpiresAt = new Date(now.getTime() + this.deps.registry.policyOf(current.type).timeoutSeconds * 1000);
+    // The slot is extended before the job, so a slot never looks free while its job's lease lives.
+    const slot = current.slotId ? { slotId: current.slotId, leaseId: current.leaseId! } : null;
+    if (slot && !(await this.deps.slots.extend(slot, leaseExpiresAt))) throw new LeaseConflictError();
+    const updated = await this.deps.jobs.heartbeat({ jobId: target.jobId, holder: holder.filter, now, leaseExpiresAt, progress });
+    if (!updated) {
+      if (slot) await this.deps.slots.release([slot]);
+      throw new LeaseConflictError();
+    }
+    return { jobId: updated._id, leaseExpiresAt, cancelRequested: updated.cancelRequested };
+  }
+
+  async succeed(target: ReportTarget, result: unknown, durationMs?: number): Promise<{ jobId: string; status: JobStatus }> {
+    const now = this.deps.clock.now();
+    // Workers send their lease id; without it the lease is looked up by worker id first.
+    const holder = target.leaseId === undefined ? (await this.resolveHolder(target)).filter : { ...this.holderOf(target), leaseId: target.leaseId };
+    const before = await this.deps.jobs.succeed({ jobId: target.jobId, holder, now, result });
+    if (!before) return this.throwReportConflict(target.jobId);
+    await this.releaseSlotOf(before);
+    this.deps.events.emit('succeeded', { jobId: before._id, type: before.type, attempt: before.attempt, ...(durationMs === undefined ? {} : { durationMs }) });
+    return { jobId: before._id, status: 'succeeded' };
+  }
+
+  async fail(
+    target: ReportTarget,
+    error: JobError & { retryable?: boolean },
+    durationMs?: number,
+  ): Promise<{ jobId: string; status: JobStatus; attempt: number; nextRunAt: Date }> {
+    const { registry, clock, random } = this.deps;
+    const now = clock.now();
+    const { job, filter } = await this.resolveHolder(target);
+    const jobError: JobError = { message: error.message, ...(error.code === undefined ? {} : { code: error.code }) };
+    let next: { status: 'queued' | 'failed' | 'dlq' | 'cancelled'; nextRunAt?: Date };
+    if (job.cancelRequested) next = { status: 'cancelled' };
+    else if (error.retryable === false) next = { status: 'failed' };
+    else if (job.attempt >= job.maxAttempts) next = { status: 'dlq' };
+    else next = { status: 'queued', nextRunAt: new Date(now.getTime() + retryDelayMs(registry.policyOf(job.type), job.attempt, random)) };
+
+    const before = await this.deps.jobs.fail({
+      jobId: target.jobId,
+      holder: filter,
+      now,
+      attempt: job.attempt,
+      error: jobError,
+      outcome: next.status === 'cancelled' ? 'cancelled' : 'failed',
+      next,
+    });
+    if (!before) throw new LeaseConflictError();
+    await this.releaseSlotOf(before);
+    const base = { jobId: before._id, type: before.type, attempt: before.attempt, ...(durationMs === undefined ? {} : { durationMs }) };
+    if (next.status === 'queued') this.deps.events.emit('retry_scheduled', { ...base, nextRunAt: next.nextRunAt! });
+    else if (next.status === 'failed') this.deps.events.emit('failed', base);
+    else if (next.status === 'dlq') this.deps.events.emit('dead_lettered', { ...base, reason: 'attempts_exhausted' });
+    else this.deps.events.emit('cancelled', { jobId: before._id, type: before.type, from: 'leased' });
+    return { jobId: before._id, status: next.status, attempt: before.attempt, nextRunAt: next.nextRunAt ?? before.nextRunAt };
+  }
+
+  async cancel(principal: Principal, jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    const now = this.deps.clock.now();
+    const job = await this.getJob(principal, jobId);
+    if (!roleHasPermission(principal.role, 'jobs:cancel')) throw new AccessDeniedError();
+    if (job.status === 'queued') {
+      const cancelled = await this.deps.jobs.cancelQueued(jobId, now);
+      if (cancelled) {
+        this.deps.events.emit('cancelled', { jobId, type: job.type, from: 'queued' });
+        return { jobId, status: 'cancelled' };
+      }
+    }
+    // Leased (or it became leased while we looked): the worker stops on its next heartbeat.
+    const flagged = await this.deps.jobs.requestCancel(jobId, now);
+    if (flagged) {
+      if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
+      return { jobId, status: 'leased' };
+    }
+    const latest = await this.deps.jobs.findById(jobId);
+    if (latest?.status === 'cancelled') return { jobId, status: 'cancelled' };
+    throw new InvalidStateError(`job is ${latest?.status ?? 'gone'} and can no longer be cancelled`);
+  }
+
+  /** Owner or admin; a non-admin learns nothing about jobs it did not create (403 either way). */
+  async getJob(principal: Principal, jobId: string): Promise<Job> {
+    const doc = await this.deps.jobs.findById(jobId);
+    const mayReadAny = roleHasPermission(principal.role, 'jobs:read-any');
+    if (!doc) {
+      if (mayReadAny) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+      throw new AccessDeniedError();
+    }
+    if (!mayReadAny && doc.createdBy !== principal.sub) throw new AccessDeniedError();
+    return toJob(doc);
+  }
+
+  async requeue(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    const now = this.deps.clock.now();
+    const before = await this.deps.jobs.findById(jobId);
+    if (!before) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+    const requeued = await this.deps.jobs.requeue(jobId, now);
+    if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
+    this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status });
+    return { jobId, status: 'queued' };
+  }
+
+  private holderOf(target: ReportTarget): LeaseHolder {
+    // A worker must hold the lease under its own worker id; an admin may report with the lease id alone.
+    if (target.leaseId !== undefined) {
+      return target.principal.role === 'admin' ? { leaseId: target.leaseId } : { leaseId: target.leaseId, workerId: target.workerId };
+    }
+    return { workerId: target.workerId };
+  }
+
+  /** Reads the job and checks the caller holds its current lease (404 unknown job, 409 otherwise). */
+  private async resolveHolder(target: ReportTarget): Promise<{ job: JobDocument; filter: LeaseHolder & { leaseId: string } }> {
+    const job = await this.deps.jobs.findById(target.jobId);
+    if (!job) throw new NotFoundError('job_not_found', `job ${target.jobId} does not exist`);
+    const filter = this.holderOf(target);
+    const holds =
+      job.status === 'leased' &&
+      (filter.leaseId === undefined || filter.leaseId === job.leaseId) &&
+      (filter.workerId === undefined || filter.workerId === job.workerId);
+    if (!holds) throw new LeaseConflictError();
+    // From here on the lease read is the one every write is conditional on.
+    return { job, filter: { ...filter, leaseId: job.leaseId! } };
+  }
+
+  private async releaseSlotOf(job: JobDocument): Promise<void> {
+    if (job.slotId && job.leaseId) await this.deps.slots.release([{ slotId: job.slotId, leaseId: job.leaseId }]);
+  }
+
+  private async throwReportConflict(jobId: string): Promise<never> {
+    const exists = await this.deps.jobs.findById(jobId);
+    if (!exists) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+    throw new LeaseConflictError();
+  }
+}
+

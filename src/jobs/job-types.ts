@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+import { defineJobType } from './job-type';
+
+/**
+ * Every job type the service knows. Adding a type is one entry here (plus its handler in
+ * src/worker/handlers). Payload schemas are strict: unknown fields and wrong types are rejected.
+ */
+export const thumbnailCreate = defineJobType({
+  name: 'thumbnail.create',
+  payload: z.strictObject({
+    assetId: z.string().min(1).max(128),
+    versionNumber: z.number().int().min(1),
+    sizes: z.array(z.number().int().min(1).max(4096)).min(1).max(16).optional(),
+  }),
+  policy: { maxAttempts: 3, timeoutSeconds: 300, concurrencyLimit: null, backoffBaseSeconds: 5, backoffCapSeconds: 600 },
+});
+
+export const payoutExecute = defineJobType({
+  name: 'payout.execute',
+  payload: z.strictObject({
+    batchId: z.string().min(1).max(128),
+    escrowId: z.string().min(1).max(128),
+    isRetry: z.boolean().optional(),
+  }),
+  policy: { maxAttempts: 10, timeoutSeconds: 60, concurrencyLimit: 5, backoffBaseSeconds: 2, backoffCapSeconds: 300 },
+});
+
+export const JOB_TYPES = [thumbnailCreate, payoutExecute] as const;
+
+export type ThumbnailPayload = z.infer<typeof thumbnailCreate.payload>;
+export type PayoutPayload = z.infer<typeof payoutExecute.payload>;

@@ -1,0 +1,73 @@
+/**
+ * Glossary
+ * - job: one unit of work of a registered type, with a payload.
+ * - lease: a worker's exclusive, time-limited claim on a job; identified by a lease id, fresh per lease.
+ * - attempt: how many times the job has been leased since it was created (or last requeued).
+ * - dead letter (`dlq`): a job whose attempts are used up; it waits for an admin to requeue it.
+ */
+export const JOB_STATUSES = ['queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'dlq'];
+
+export type AttemptOutcome = 'succeeded' | 'failed' | 'expired' | 'cancelled' | 'abandoned';
+
+export interface JobError {
+  code?: string;
+  message: string;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  leaseId: string;
+  workerId: string;
+  leasedAt: Date;
+  finishedAt: Date | null;
+  outcome: AttemptOutcome | null;
+  error: JobError | null;
+}
+
+/** A job as the domain sees it (a plain object; storage details stay in src/storage). */
+export interface Job {
+  jobId: string;
+  type: string;
+  status: JobStatus;
+  priority: number;
+  payload: unknown;
+  attempt: number;
+  maxAttempts: number;
+  nextRunAt: Date;
+  leaseId: string | null;
+  leaseExpiresAt: Date | null;
+  workerId: string | null;
+  progress: number;
+  result: unknown;
+  lastError: JobError | null;
+  attempts: AttemptRecord[];
+  cancelRequested: boolean;
+  idempotencyKey: string | null;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+}
+
+/** What a worker receives for each leased job. */
+export interface LeasedJob {
+  jobId: string;
+  type: string;
+  payload: unknown;
+  attempt: number;
+  leaseId: string;
+  leaseExpiresAt: Date;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Returns a number in [0, 1); injected so retry jitter is exact in tests. */
+export type RandomSource = () => number;

@@ -1,0 +1,103 @@
+import { Schema, type Connection, type Model } from 'mongoose';
+
+import { JOB_STATUSES, type AttemptRecord, type JobError, type JobStatus } from '../jobs/job';
+
+/** A job as stored. `_id` is the public jobId, so no second unique index is needed. */
+export interface JobDocument {
+  _id: string;
+  type: string;
+  status: JobStatus;
+  priority: number;
+  payload: unknown;
+  attempt: number;
+  maxAttempts: number;
+  nextRunAt: Date;
+  leaseId: string | null;
+  leaseExpiresAt: Date | null;
+  workerId: string | null;
+  /** Concurrency slot held by the current lease, for types with a concurrencyLimit. */
+  slotId: string | null;
+  progress: number;
+  result: unknown;
+  lastError: JobError | null;
+  attempts: AttemptRecord[];
+  cancelRequested: boolean;
+  idempotencyKey: string | null;
+  /**
+   * `<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse unique index then
+   * enforces "unique when present" (partial indexes act as plain unique ones on the test server).
+   */
+  dedupeKey?: string;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+}
+
+const errorSchema = new Schema<JobError>({ code: String, message: { type: String, required: true } }, { _id: false });
+
+const attemptSchema = new Schema<AttemptRecord>(
+  {
+    attempt: Number,
+    leaseId: String,
+    workerId: String,
+    leasedAt: Date,
+    finishedAt: { type: Date, default: null },
+    outcome: { type: String, default: null },
+    error: { type: errorSchema, default: null },
+  },
+  { _id: false },
+);
+
+const jobSchema = new Schema<JobDocument>(
+  {
+    _id: { type: String, required: true },
+    type: { type: String, required: true },
+    status: { type: String, enum: JOB_STATUSES, required: true },
+    priority: { type: Number, required: true },
+    payload: { type: Schema.Types.Mixed },
+    attempt: { type: Number, required: true },
+    maxAttempts: { type: Number, required: true },
+    nextRunAt: { type: Date, required: true },
+    leaseId: { type: String, default: null },
+    leaseExpiresAt: { type: Date, default: null },
+    workerId: { type: String, default: null },
+    slotId: { type: String, default: null },
+    progress: { type: Number, default: 0 },
+    result: { type: Schema.Types.Mixed, default: null },
+    lastError: { type: errorSchema, default: null },
+    attempts: { type: [attemptSchema], default: [] },
+    cancelRequested: { type: Boolean, default: false },
+    idempotencyKey: { type: String, default: null },
+    dedupeKey: { type: String },
+    createdBy: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+    updatedAt: { type: Date, required: true },
+    startedAt: { type: Date, default: null },
+    completedAt: { type: Date, default: null },
+  },
+  { collection: 'jobs', versionKey: false, minimize: false, strict: 'throw' },
+);
+
+// Equality, then sort, then range (ESR). The claim asks for status=queued (equality), sorts by
+// priority desc and nextRunAt asc, and bounds nextRunAt (range, served by the same key).
+jobSchema.index({ status: 1, priority: -1, nextRunAt: 1 }, { name: 'claim' });
+jobSchema.index({ status: 1, type: 1, priority: -1, nextRunAt: 1 }, { name: 'claim_by_type' });
+// The reclaim step: status=leased with an expired lease.
+jobSchema.index({ status: 1, leaseExpiresAt: 1 }, { name: 'reclaim' });
+jobSchema.index({ dedupeKey: 1 }, { name: 'dedupe', unique: true, sparse: true });
+// Admin listings (newest first), optionally by status or creator, and the stats' oldest queued job.
+jobSchema.index({ createdAt: -1 }, { name: 'newest' });
+jobSchema.index({ status: 1, createdAt: -1 }, { name: 'status_newest' });
+jobSchema.index({ createdBy: 1, createdAt: -1 }, { name: 'creator_newest' });
+
+export type JobModel = Model<JobDocument>;
+
+export function jobModel(connection: Connection): JobModel {
+  return (connection.models.Job as JobModel | undefined) ?? connection.model<JobDocument>('Job', jobSchema);
+}
+
+export async function ensureJobIndexes(connection: Connection): Promise<void> {
+  await jobModel(connection).createIndexes();
+}

@@ -1,0 +1,41 @@
+import type { Logger } from '../logger';
+
+/**
+ * What a handler gets for one job. Handlers never write job state: they return a result or throw.
+ * They must honour `signal` (aborted on timeout, cancellation or shutdown).
+ */
+export interface JobContext<Payload> {
+  jobId: string;
+  type: string;
+  payload: Payload;
+  /** 1 on the first run, 2 on the first retry, ... */
+  attempt: number;
+  signal: AbortSignal;
+  /** 0-100; sent with the next heartbeat. */
+  reportProgress(percent: number): void;
+  logger: Logger;
+}
+
+export type JobHandler<Payload = unknown, Result = unknown> = (context: JobContext<Payload>) => Promise<Result>;
+
+/** Thrown by a handler when retrying cannot help (bad input, missing data): the job ends `failed`. */
+export class PermanentJobError extends Error {
+  constructor(
+    message: string,
+    readonly code = 'permanent_failure',
+  ) {
+    super(message);
+    this.name = 'PermanentJobError';
+  }
+}
+
+/** Thrown by a handler for a failure worth retrying, with a stable code for the attempt history. */
+export class RetryableJobError extends Error {
+  constructor(
+    message: string,
+    readonly code = 'retryable_failure',
+  ) {
+    super(message);
+    this.name = 'RetryableJobError';
+  }
+}
