@@ -1,8 +1,14 @@
 import type { Connection } from 'mongoose';
 
+import { ensureAssetIndexes } from './asset-model';
+import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
+import { ensurePayoutTransferIndexes } from './payout-transfer-model';
 
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */
 export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureJobIndexes(connection);
+  await ensureEscrowIndexes(connection);
+  await ensurePayoutTransferIndexes(connection);
+  await ensureAssetIndexes(connection);
 }

@@ -1,0 +1,97 @@
+/**
+ * Glossary
+ * - asset: an uploaded image, named by an asset id (`asset_` + hex); its bytes live in GridFS.
+ * - version: one upload of an asset's bytes; `versionNumber` names the current one (1, 2, ...).
+ * - processed: the thumbnail job has run for the current version.
+ * - thumbnail (derived asset): an asset made from one version of another at one width; there is
+ *   at most one per (source asset id, version number, width).
+ */
+
+export const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
+export type ImageContentType = (typeof IMAGE_CONTENT_TYPES)[number];
+
+/** The largest image an upload may carry (the HTTP body limit uses the same number). */
+export const MAX_ASSET_BYTES = 25 * 1024 * 1024;
+
+export function isImageContentType(value: string): value is ImageContentType {
+  return (IMAGE_CONTENT_TYPES as readonly string[]).includes(value);
+}
+
+export interface AssetVersion {
+  versionNumber: number;
+  /** GridFS file id (hex). */
+  fileId: string;
+  size: number;
+  contentType: ImageContentType;
+  createdAt: Date;
+}
+
+/** Where a thumbnail came from. */
+export interface DerivedFrom {
+  assetId: string;
+  versionNumber: number;
+  width: number;
+}
+
+/** An asset as the domain sees it (a plain object; storage details stay in src/storage). */
+export interface Asset {
+  assetId: string;
+  filename: string | null;
+  /** Content type and size of the current version. */
+  contentType: ImageContentType;
+  size: number;
+  versionNumber: number;
+  versions: AssetVersion[];
+  /** Whether thumbnails exist for the current version; a new version resets it. */
+  processed: boolean;
+  thumbnailAssetIds: string[];
+  derivedFrom: DerivedFrom | null;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What an upload answers. */
+export interface UploadReceipt {
+  assetId: string;
+  versionNumber: number;
+  contentType: ImageContentType;
+  size: number;
+}
+
+/** The public view of an asset: everything but storage ids. */
+export interface AssetView {
+  assetId: string;
+  filename: string | null;
+  contentType: ImageContentType;
+  size: number;
+  versionNumber: number;
+  processed: boolean;
+  thumbnailAssetIds: string[];
+  derivedFrom: DerivedFrom | null;
+  versions: { versionNumber: number; contentType: ImageContentType; size: number; createdAt: Date }[];
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toAssetView(asset: Asset): AssetView {
+  return {
+    assetId: asset.assetId,
+    filename: asset.filename,
+    contentType: asset.contentType,
+    size: asset.size,
+    versionNumber: asset.versionNumber,
+    processed: asset.processed,
+    thumbnailAssetIds: [...asset.thumbnailAssetIds],
+    derivedFrom: asset.derivedFrom ? { ...asset.derivedFrom } : null,
+    versions: asset.versions.map((v) => ({ versionNumber: v.versionNumber, contentType: v.contentType, size: v.size, createdAt: v.createdAt })),
+    createdBy: asset.createdBy,
+    createdAt: asset.createdAt,
+    updatedAt: asset.updatedAt,
+  };
+}
+
+export function receiptOf(asset: Asset): UploadReceipt {
+  return { assetId: asset.assetId, versionNumber: asset.versionNumber, contentType: asset.contentType, size: asset.size };
+}
