@@ -1,0 +1,105 @@
+import type { Connection } from 'mongoose';
+
+import { ensureEscrowIndexes, escrowModel, type EscrowDocument } from './escrow-model';
+
+interface EscrowFields {
+  escrowId: string;
+  batchId: string;
+  amount: number;
+  currency: string;
+  payee: string;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** An escrow as the domain sees it: a plain object; `transferId` and `paidAt` exist exactly when paid. */
+export type EscrowRecord =
+  | (EscrowFields & { status: 'held'; transferId: null; paidAt: null })
+  | (EscrowFields & { status: 'paid'; transferId: string; paidAt: Date });
+
+export interface NewEscrowRecord {
+  escrowId: string;
+  batchId: string;
+  amount: number;
+  currency: string;
+  payee: string;
+  createdBy: string;
+  now: Date;
+}
+
+export interface EscrowStore {
+  /** Inserts a held escrow; a duplicate escrow id rejects with the driver's code 11000. */
+  insertEscrow(escrow: NewEscrowRecord): Promise<EscrowRecord>;
+  findEscrow(escrowId: string): Promise<EscrowRecord | null>;
+  /**
+   * held → paid with the transfer id, in one conditional update. Null when the escrow is not held
+   * (already paid by someone else, or missing): exactly one caller can win the transition.
+   */
+  markEscrowPaid(params: { escrowId: string; transferId: string; now: Date }): Promise<EscrowRecord | null>;
+  /** Creates the escrow collection's indexes (Mongoose autoIndex is off on our connections). */
+  ensureIndexes(): Promise<void>;
+}
+
+export function createEscrowStore(connection: Connection): EscrowStore {
+  const Escrow = escrowModel(connection);
+  return {
+    async insertEscrow(escrow) {
+      const doc: EscrowDocument = {
+        _id: escrow.escrowId,
+        batchId: escrow.batchId,
+        amount: escrow.amount,
+        currency: escrow.currency,
+        payee: escrow.payee,
+        status: 'held',
+        transferId: null,
+        paidAt: null,
+        createdBy: escrow.createdBy,
+        createdAt: escrow.now,
+        updatedAt: escrow.now,
+      };
+      // Through the model so the schema's validators are a last line of defence behind the service's.
+      await Escrow.create(doc);
+      return toEscrowRecord(doc);
+    },
+
+    async findEscrow(escrowId) {
+      const doc = await Escrow.findById(escrowId).lean<EscrowDocument>().exec();
+      return doc ? toEscrowRecord(doc) : null;
+    },
+
+    async markEscrowPaid({ escrowId, transferId, now }) {
+      const doc = await Escrow.findOneAndUpdate(
+        { _id: escrowId, status: 'held' },
+        { $set: { status: 'paid', transferId, paidAt: now, updatedAt: now } },
+        { new: true },
+      )
+        .lean<EscrowDocument>()
+        .exec();
+      return doc ? toEscrowRecord(doc) : null;
+    },
+
+    ensureIndexes: () => ensureEscrowIndexes(connection),
+  };
+}
+
+function toEscrowRecord(doc: EscrowDocument): EscrowRecord {
+  const fields: EscrowFields = {
+    escrowId: doc._id,
+    batchId: doc.batchId,
+    amount: doc.amount,
+    currency: doc.currency,
+    payee: doc.payee,
+    createdBy: doc.createdBy,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+  };
+  if (doc.status === 'paid') {
+    if (doc.transferId === null || doc.paidAt === null) {
+      // Only markEscrowPaid writes `paid`, always with both fields; anything else is corruption.
+      throw new Error(`escrow ${doc._id} is paid but has no transferId/paidAt`);
+    }
+    return { ...fields, status: 'paid', transferId: doc.transferId, paidAt: doc.paidAt };
+  }
+  return { ...fields, status: 'held', transferId: null, paidAt: null };
+}
