@@ -1,6 +1,9 @@
 import type { Connection } from 'mongoose';
 
 import type { AppDeps } from './app';
+import { createAssetService, type AssetService } from './assets/asset-service';
+import { assetRoutes } from './http/asset-routes';
+import { escrowRoutes } from './http/escrow-routes';
 import { jobRoutes } from './http/job-routes';
 import { systemClock, type Clock, type RandomSource } from './jobs/job';
 import { JobEvents } from './jobs/job-events';
@@ -8,6 +11,8 @@ import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
 import type { Logger } from './logger';
+import { createPayouts } from './payouts/create-payouts';
+import type { PayoutService } from './payouts/payout-service';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
 import { JobRepository } from './storage/job-repository';
@@ -30,6 +35,8 @@ export interface ApiServices {
   registry: JobRegistry;
   events: JobEvents;
   jobs: JobService;
+  payouts: PayoutService;
+  assets: AssetService;
 }
 
 /** Builds the services from one database connection (used by main and by tests). */
@@ -45,7 +52,9 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     random: params.random ?? Math.random,
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
   });
-  return { registry, events, jobs };
+  const { payouts } = createPayouts({ connection: params.connection });
+  const assets = createAssetService(params.connection);
+  return { registry, events, jobs, payouts, assets };
 }
 
 /** Every dependency of the HTTP app. */
@@ -56,6 +65,6 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     jwtSecret: params.jwtSecret,
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
-    routers: [jobRoutes({ jobs: services.jobs })],
+    routers: [jobRoutes({ jobs: services.jobs }), escrowRoutes({ payouts: services.payouts }), assetRoutes({ assets: services.assets })],
   };
 }

@@ -1,0 +1,3 @@
+export * from './errors';
+export * from './jobs-client';
+export type * from './types';

@@ -1,0 +1,152 @@
+import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
+import type {
+  EnqueueRequest,
+  EnqueueResponse,
+  FailRequest,
+  FailResponse,
+  HeartbeatResponse,
+  JobStatus,
+  JobWire,
+  LeaseResponse,
+} from './types';
+
+export interface RetryOptions {
+  /** Tries in all, including the first. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface JobsClientOptions {
+  baseUrl: string;
+  token: string;
+  /** Sent as X-Worker-Id; required for lease and report calls. */
+  workerId?: string;
+  /** Per-request time limit. */
+  timeoutMs?: number;
+  retry?: Partial<RetryOptions>;
+  fetch?: typeof fetch;
+  /** Injected for tests: waits between retries. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
+
+interface RequestSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  /** Whether repeating the request is safe (reads, reports on a lease, keyed enqueues). */
+  retryable: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * A typed client for the jobs API. Retries with exponential backoff on network errors and 502/503/504
+ * when the request is safe to repeat; other failures become typed errors (401, 403, 404, 409, 422...).
+ */
+export class JobsClient {
+  private readonly baseUrl: string;
+  private readonly retry: RetryOptions;
+  private readonly fetchImpl: typeof fetch;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+
+  constructor(private readonly options: JobsClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.fetchImpl = options.fetch ?? fetch;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.random = options.random ?? Math.random;
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResponse> {
+    // Without an idempotency key a repeated enqueue could create a second job, so it is not retried.
+    const { status, body } = await this.send<Omit<EnqueueResponse, 'created'>>({
+      method: 'POST',
+      path: '/jobs',
+      body: request,
+      retryable: request.idempotencyKey !== undefined,
+    });
+    return { ...body, created: status === 201 };
+  }
+
+  async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number } = {}): Promise<LeaseResponse> {
+    const query = new URLSearchParams();
+    query.set('limit', String(params.limit ?? 1));
+    if (params.types && params.types.length > 0) query.set('type', params.types.join(','));
+    if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
+    const timeoutMs = params.waitSeconds ? params.waitSeconds * 1000 + (this.options.timeoutMs ?? 10_000) : undefined;
+    return (
+      await this.send<LeaseResponse>({
+        method: 'GET',
+        path: `/jobs/lease?${query.toString()}`,
+        retryable: false,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      })
+    ).body;
+  }
+
+  async heartbeat(jobId: string, body: { leaseId?: string; progress?: number }): Promise<HeartbeatResponse> {
+    return (await this.send<HeartbeatResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/heartbeat`, body, retryable: true })).body;
+  }
+
+  /** Retried on network errors: if the first try landed, the repeat answers 409 (no longer leased). */
+  async succeed(jobId: string, body: { leaseId?: string; result?: unknown; durationMs?: number }): Promise<{ jobId: string; status: JobStatus }> {
+    return (await this.send<{ jobId: string; status: JobStatus }>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/succeed`, body, retryable: true })).body;
+  }
+
+  async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
+    return (await this.send<FailResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/fail`, body, retryable: true })).body;
+  }
+
+  async cancel(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    return (await this.send<{ jobId: string; status: JobStatus }>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
+  }
+
+  async getJob(jobId: string): Promise<JobWire> {
+    return (await this.send<JobWire>({ method: 'GET', path: `/jobs/${encodeURIComponent(jobId)}`, retryable: true })).body;
+  }
+
+  private async send<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
+    const attempts = spec.retryable ? this.retry.attempts : 1;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.sendOnce<T>(spec);
+      } catch (err) {
+        const transient = err instanceof NetworkError || err instanceof UnavailableApiError;
+        if (!transient || attempt >= attempts) throw err;
+        const delay = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + 0.5 * this.random());
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  private async sendOnce<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
+    if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
+    if (spec.body !== undefined) headers['Content-Type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl}${spec.path}`, {
+        method: spec.method,
+        headers,
+        ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
+        signal: AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000),
+      });
+    } catch (err) {
+      throw new NetworkError(`${spec.method} ${spec.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (err) {
+      if (response.ok) throw new NetworkError(`${spec.method} ${spec.path}: response body is not JSON`, { cause: err });
+      body = undefined;
+    }
+    if (!response.ok) throw apiErrorFor(response.status, body);
+    return { status: response.status, body: body as T };
+  }
+}
+

@@ -1,0 +1,290 @@
+import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
+import { ConflictApiError } from '../client/errors';
+import type { Logger } from '../logger';
+import { PermanentJobError, RetryableJobError, type JobHandler } from './handler';
+import { PollBackoff } from './poll-backoff';
+
+/** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
+export interface WorkerApi {
+  lease(params: { limit: number; types?: readonly string[]; waitSeconds?: number }): Promise<LeaseResponse>;
+  heartbeat(jobId: string, body: { leaseId: string; progress?: number }): Promise<HeartbeatResponse>;
+  succeed(jobId: string, body: { leaseId: string; result?: unknown; durationMs?: number }): Promise<unknown>;
+  fail(jobId: string, body: { leaseId: string; error: { message: string; code?: string; retryable?: boolean }; durationMs?: number }): Promise<unknown>;
+}
+
+export interface WorkerRunnerOptions {
+  api: WorkerApi;
+  handlers: ReadonlyMap<string, JobHandler>;
+  logger: Logger;
+  concurrency: number;
+  /** Types to lease; null: every type there is a handler for. */
+  types?: readonly string[] | null;
+  shutdownGraceMs: number;
+  /** Idle/failed-poll backoff bounds. */
+  pollMinMs?: number;
+  pollMaxMs?: number;
+  /** Long-poll: ask the API to hold an empty lease call this long (0: plain polling). */
+  leaseWaitSeconds?: number;
+  now?: () => number;
+  random?: () => number;
+  /** Waits `ms` or until `signal` aborts; injected so tests can observe the poll loop. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Called for every finished job (metrics, tests). */
+  onJobFinished?: (event: JobFinishedEvent) => void;
+}
+
+export type JobOutcome = 'succeeded' | 'failed' | 'abandoned';
+
+export interface JobFinishedEvent {
+  jobId: string;
+  type: string;
+  outcome: JobOutcome;
+  durationMs: number;
+  errorCode?: string;
+}
+
+/** Why a running job's signal was aborted. */
+export type AbortReason = 'timeout' | 'cancelled' | 'shutdown' | 'lease_lost';
+
+class JobAbort extends Error {
+  constructor(readonly reason: AbortReason) {
+    super(`job aborted: ${reason}`);
+    this.name = 'JobAbort';
+  }
+}
+
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+interface RunningJob {
+  job: LeasedJobWire;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * The worker loop: lease up to the free capacity, run each job's handler under the lease length with
+ * an AbortSignal, heartbeat at a third of the lease, and report the outcome. Only the runner reports
+ * job state; handlers return a result or throw.
+ */
+export class WorkerRunner {
+  private readonly running = new Map<string, RunningJob>();
+  private readonly stopController = new AbortController();
+  private readonly backoff: PollBackoff;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private loop: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+
+  constructor(private readonly options: WorkerRunnerOptions) {
+    this.backoff = new PollBackoff({
+      minMs: options.pollMinMs ?? 250,
+      maxMs: options.pollMaxMs ?? 5_000,
+      random: options.random ?? Math.random,
+    });
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? abortableSleep;
+  }
+
+  get activeJobs(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    this.loop ??= this.pollLoop();
+  }
+
+  /**
+   * Graceful stop: no more leasing; running jobs get `shutdownGraceMs` to finish and are then
+   * aborted and reported as retryable failures. Resolves when every job is reported.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopController.abort();
+      await this.loop;
+      const all = Promise.all([...this.running.values()].map((r) => r.done));
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace_over'>((resolve) => {
+        timer = setTimeout(() => resolve('grace_over'), this.options.shutdownGraceMs);
+      });
+      const first = await Promise.race([all.then(() => 'done' as const), graceOver]);
+      clearTimeout(timer);
+      if (first === 'grace_over') {
+        this.options.logger.warn({ jobs: [...this.running.keys()] }, 'shutdown grace period over: failing running jobs as retryable');
+        for (const r of this.running.values()) r.controller.abort(new JobAbort('shutdown'));
+        await Promise.all([...this.running.values()].map((r) => r.done));
+      }
+    })();
+    return this.stopping;
+  }
+
+  private types(): readonly string[] {
+    return this.options.types ?? [...this.options.handlers.keys()];
+  }
+
+  private async pollLoop(): Promise<void> {
+    const stopSignal = this.stopController.signal;
+    while (!stopSignal.aborted) {
+      const free = this.options.concurrency - this.running.size;
+      if (free <= 0) {
+        await this.waitForFreeCapacity();
+        continue;
+      }
+      let leased: LeaseResponse;
+      try {
+        leased = await this.options.api.lease({
+          limit: Math.min(free, 100),
+          types: this.types(),
+          ...(this.options.leaseWaitSeconds ? { waitSeconds: this.options.leaseWaitSeconds } : {}),
+        });
+      } catch (err) {
+        const wait = this.backoff.next();
+        this.options.logger.warn({ err, retryInMs: wait }, 'lease failed; backing off');
+        await this.sleep(wait, stopSignal);
+        continue;
+      }
+      if (leased.jobs.length === 0) {
+        await this.sleep(this.backoff.next(), stopSignal);
+        continue;
+      }
+      this.backoff.reset();
+      const leaseMs = (job: LeasedJobWire): number => Math.max(1_000, Date.parse(job.leaseExpiresAt) - Date.parse(leased.leasedAt));
+      for (const job of leased.jobs) this.startJob(job, leaseMs(job));
+    }
+  }
+
+  private waitForFreeCapacity(): Promise<void> {
+    return new Promise((resolve) => {
+      const stopSignal = this.stopController.signal;
+      const done = (): void => {
+        this.wakeUp = undefined;
+        stopSignal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.wakeUp = done;
+      stopSignal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private startJob(job: LeasedJobWire, leaseMs: number): void {
+    const controller = new AbortController();
+    const entry: RunningJob = { job, controller, done: Promise.resolve() };
+    entry.done = this.runJob(job, controller, leaseMs).finally(() => {
+      this.running.delete(job.jobId);
+      this.wakeUp?.();
+    });
+    this.running.set(job.jobId, entry);
+  }
+
+  private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
+    const { api, logger } = this.options;
+    const log = logger.child({ jobId: job.jobId, type: job.type, attempt: job.attempt });
+    const started = this.now();
+    let progress: number | undefined;
+    const handler = this.options.handlers.get(job.type);
+
+    // The job may take as long as its lease; past that it is aborted and reported as timed out.
+    const timeout = setTimeout(() => controller.abort(new JobAbort('timeout')), leaseMs);
+    const heartbeat = setInterval(() => {
+      api.heartbeat(job.jobId, { leaseId: job.leaseId, ...(progress === undefined ? {} : { progress }) }).then(
+        (beat) => {
+          if (beat.cancelRequested) controller.abort(new JobAbort('cancelled'));
+        },
+        (err: unknown) => {
+          if (err instanceof ConflictApiError) controller.abort(new JobAbort('lease_lost'));
+          else log.warn({ err }, 'heartbeat failed');
+        },
+      );
+    }, Math.max(100, Math.floor(leaseMs / 3)));
+
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = (): void => reject(controller.signal.reason instanceof JobAbort ? controller.signal.reason : new JobAbort('shutdown'));
+      if (controller.signal.aborted) onAbort();
+      else controller.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
+
+    let result: unknown;
+    let failure: ReturnType<typeof describeFailure> | undefined;
+    try {
+      if (!handler) throw new PermanentJobError(`this worker has no handler for job type "${job.type}"`, 'no_handler');
+      result = await Promise.race([
+        handler({
+          jobId: job.jobId,
+          type: job.type,
+          payload: job.payload,
+          attempt: job.attempt,
+          signal: controller.signal,
+          reportProgress: (percent) => {
+            progress = Math.max(0, Math.min(100, percent));
+          },
+          logger: log,
+        }),
+        aborted,
+      ]);
+    } catch (err) {
+      failure = describeFailure(err);
+      if (failure.retryable) log.warn({ err }, 'job failed; it may be retried');
+      else log.warn({ err }, 'job failed permanently');
+    } finally {
+      clearTimers();
+    }
+
+    let outcome: JobOutcome = 'abandoned';
+    const durationMs = this.now() - started;
+    try {
+      if (!failure) {
+        await api.succeed(job.jobId, { leaseId: job.leaseId, result, durationMs });
+        outcome = 'succeeded';
+      } else if (failure.code === 'lease_lost') {
+        // Someone else may hold the job now; any report from us would be refused.
+        log.warn('lease lost; abandoning the job without reporting');
+      } else {
+        await api.fail(job.jobId, { leaseId: job.leaseId, error: failure, durationMs });
+        outcome = 'failed';
+      }
+    } catch (reportErr) {
+      // Refused (the lease is gone) or unreachable API after retries: the lease expires and the job
+      // is reclaimed, so nothing is lost.
+      if (reportErr instanceof ConflictApiError) log.warn({ err: reportErr }, 'report refused: the lease is gone');
+      else log.error({ err: reportErr }, 'could not report the outcome; the lease will expire and the job be retried');
+    }
+    this.options.onJobFinished?.({ jobId: job.jobId, type: job.type, outcome, durationMs, ...(failure ? { errorCode: failure.code } : {}) });
+
+    function clearTimers(): void {
+      clearTimeout(timeout);
+      clearInterval(heartbeat);
+    }
+  }
+}
+
+/** Maps what a handler threw (or why it was stopped) to the failure the API records. */
+export function describeFailure(err: unknown): { message: string; code: string; retryable: boolean } {
+  if (err instanceof JobAbort) {
+    switch (err.reason) {
+      case 'timeout':
+        return { message: 'the job ran longer than its lease (timeoutSeconds)', code: 'timeout', retryable: true };
+      case 'cancelled':
+        return { message: 'stopped: cancellation was requested', code: 'cancelled', retryable: false };
+      case 'shutdown':
+        return { message: 'the worker shut down before the job finished', code: 'worker_shutdown', retryable: true };
+      case 'lease_lost':
+        return { message: 'the lease was lost', code: 'lease_lost', retryable: true };
+    }
+  }
+  if (err instanceof PermanentJobError) return { message: err.message, code: err.code, retryable: false };
+  if (err instanceof RetryableJobError) return { message: err.message, code: err.code, retryable: true };
+  const message = err instanceof Error ? err.message : String(err);
+  return { message: message.slice(0, 2_000) || 'handler failed', code: 'handler_error', retryable: true };
+}
