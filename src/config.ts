@@ -60,9 +60,18 @@ const workerSchema = z.object({
   WORKER_TYPES: z.string().optional(),
   WORKER_SHUTDOWN_GRACE_MS: integer(0, 600_000).default(30_000),
   WORKER_METRICS_PORT: integer(0, 65_535).optional(),
+  /** Long-poll: how long the API may hold an empty lease call (0: plain polling with backoff). */
+  WORKER_LEASE_WAIT_SECONDS: integer(0, 30).default(0),
+  /** Sandbox payment provider: share of transfers that fail transiently (for trying out retries). */
+  SANDBOX_FAILURE_RATE: z
+    .string()
+    .regex(/^(0(\.\d+)?|1(\.0+)?)$/, 'must be a number from 0 to 1')
+    .transform(Number)
+    .default(0),
   LOG_LEVEL: logLevel.default('info'),
   JOB_POLICY_OVERRIDES: z.string().optional(),
-  ...Object.fromEntries(Object.entries(databaseSchema).map(([k, v]) => [k, v.optional()])),
+  // Handlers read assets and escrows directly, so workers connect to the database too.
+  ...databaseSchema,
 });
 
 export type ApiConfig = Readonly<z.infer<typeof apiSchema>>;

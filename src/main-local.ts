@@ -3,11 +3,13 @@ import 'dotenv/config';
 import path from 'node:path';
 
 import { startApi } from './api-server';
-import { loadApiConfig } from './config';
+import { mintToken } from './auth/tokens';
+import { loadApiConfig, loadWorkerConfig } from './config';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './embedded-db';
 import { LOCAL_DATA_DIR, readOrCreateLocalSecret } from './local-secret';
 import { createLogger } from './logger';
 import { exitOnStartupError, onShutdownSignal } from './process-signals';
+import { startWorker } from './worker/worker-process';
 
 /**
  * `npm start`: everything for local work in one process — an embedded database (data kept under
@@ -31,6 +33,15 @@ async function main(): Promise<void> {
 
   const config = loadApiConfig(env);
   const api = await startApi({ config, logger });
+  const worker = await startWorker({
+    config: loadWorkerConfig({
+      ...env,
+      JOBS_API_URL: `http://127.0.0.1:${api.port}`,
+      WORKER_TOKEN: env.WORKER_TOKEN || mintToken({ secret: config.JWT_SECRET, sub: 'local-worker', role: 'worker' }),
+      WORKER_ID: env.WORKER_ID || `local-worker-${process.pid}`,
+    }),
+    logger: logger.child({ component: 'worker' }),
+  });
   const tokenHint = generatedSecret
     ? `JWT secret generated for local use in ${path.relative(process.cwd(), LOCAL_DATA_DIR)}/jwt-secret.`
     : 'Using JWT_SECRET from the environment.';
@@ -46,6 +57,7 @@ async function main(): Promise<void> {
   );
 
   onShutdownSignal(logger, async () => {
+    await worker.close();
     await api.close();
     await db?.stop();
   });

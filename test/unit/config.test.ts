@@ -45,9 +45,16 @@ describe('worker configuration', () => {
   it('requires the API URL and token and defaults the worker id to host and pid', () => {
     expect(errorOf(() => loadWorkerConfig({ WORKER_TOKEN: 't' })).variable).toBe('JOBS_API_URL');
     expect(errorOf(() => loadWorkerConfig({ JOBS_API_URL: 'http://localhost:3000' })).variable).toBe('WORKER_TOKEN');
-    const config = loadWorkerConfig({ JOBS_API_URL: 'http://localhost:3000', WORKER_TOKEN: 't' });
+    expect(errorOf(() => loadWorkerConfig({ JOBS_API_URL: 'http://localhost:3000', WORKER_TOKEN: 't' })).variable).toBe('MONGODB_URI');
+    const config = loadWorkerConfig({ JOBS_API_URL: 'http://localhost:3000', WORKER_TOKEN: 't', MONGODB_URI: valid.MONGODB_URI });
     expect(config.WORKER_ID).toContain(String(process.pid));
     expect(config.WORKER_CONCURRENCY).toBe(4);
+  });
+
+  it('rejects a sandbox failure rate outside 0-1', () => {
+    const env = { JOBS_API_URL: 'http://x', WORKER_TOKEN: 't', MONGODB_URI: valid.MONGODB_URI };
+    expect(loadWorkerConfig({ ...env, SANDBOX_FAILURE_RATE: '0.25' }).SANDBOX_FAILURE_RATE).toBe(0.25);
+    expect(errorOf(() => loadWorkerConfig({ ...env, SANDBOX_FAILURE_RATE: '1.5' })).variable).toBe('SANDBOX_FAILURE_RATE');
   });
 
   it('rejects a worker id outside 5-128 characters and a non-http URL', () => {

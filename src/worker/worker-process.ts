@@ -1,0 +1,71 @@
+import type { Connection } from 'mongoose';
+
+import { createAssetService } from '../assets/asset-service';
+import { JobsClient } from '../client/jobs-client';
+import type { WorkerConfig } from '../config';
+import { JOB_TYPES } from '../jobs/job-types';
+import { JobRegistry, parsePolicyOverrides } from '../jobs/registry';
+import type { Logger } from '../logger';
+import { createPayouts } from '../payouts/create-payouts';
+import { connectDatabase } from '../storage/connection';
+import { ensureIndexes } from '../storage/indexes';
+import { checkHandlers, createHandlers } from './handlers';
+import { WorkerRunner, type JobFinishedEvent } from './runner';
+
+export interface RunningWorker {
+  runner: WorkerRunner;
+  connection: Connection;
+  /** Graceful stop (see WorkerRunner.stop), then closes the database connection. */
+  close(): Promise<void>;
+}
+
+/** Composition root of a worker process: checks handlers, connects, starts the runner. */
+export async function startWorker(params: {
+  config: WorkerConfig;
+  logger: Logger;
+  onJobFinished?: (event: JobFinishedEvent) => void;
+}): Promise<RunningWorker> {
+  const { config, logger } = params;
+  const registry = new JobRegistry(JOB_TYPES, parsePolicyOverrides(config.JOB_POLICY_OVERRIDES));
+  const wanted = config.WORKER_TYPES ? config.WORKER_TYPES.split(',').map((t) => t.trim()).filter(Boolean) : null;
+
+  const connection = await connectDatabase({
+    uri: config.MONGODB_URI,
+    dbName: config.MONGODB_DB_NAME,
+    timeoutMs: config.DB_TIMEOUT_MS,
+    writeConcern: config.DB_WRITE_CONCERN,
+    readPreference: config.DB_READ_PREFERENCE,
+  });
+  try {
+    await ensureIndexes(connection);
+    const handlers = createHandlers({
+      assets: createAssetService(connection),
+      payouts: createPayouts({ connection, sandbox: { failureRate: config.SANDBOX_FAILURE_RATE } }).payouts,
+    });
+    const types = checkHandlers(registry, handlers, wanted);
+    const runner = new WorkerRunner({
+      api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID }),
+      handlers,
+      logger,
+      concurrency: config.WORKER_CONCURRENCY,
+      types,
+      shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
+      leaseWaitSeconds: config.WORKER_LEASE_WAIT_SECONDS,
+      ...(params.onJobFinished ? { onJobFinished: params.onJobFinished } : {}),
+    });
+    runner.start();
+    logger.info({ workerId: config.WORKER_ID, types, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+    let closing: Promise<void> | undefined;
+    return {
+      runner,
+      connection,
+      close: () => {
+        closing ??= runner.stop().then(() => connection.close());
+        return closing;
+      },
+    };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
