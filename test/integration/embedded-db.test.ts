@@ -8,7 +8,8 @@ const ROOT = path.resolve(__dirname, '../..');
 
 describe('npm run db', () => {
   it('prints a usable MONGODB_URI once ready and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/main-db.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main-db.ts')], {
+      cwd: ROOT,
       env: { ...process.env, DB_PORT: '0', MONGODB_URI: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
