@@ -9,7 +9,7 @@ import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry, parsePolicyOverrides } from './jobs/registry';
 import { connectDatabase } from './storage/connection';
 import { ensureIndexes } from './storage/indexes';
-import { wireApi } from './wiring';
+import { wireApi, wireServices, type ApiWiringParams } from './wiring';
 
 export interface RunningApi {
   server: Server;
@@ -32,16 +32,17 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     readPreference: config.DB_READ_PREFERENCE,
   });
   await ensureIndexes(connection);
-  const app = createApp(
-    wireApi({
-      connection,
-      logger,
-      jwtSecret: config.JWT_SECRET,
-      readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000),
-      registry,
-      reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
-    }),
-  );
+  const wiring: ApiWiringParams = {
+    connection,
+    logger,
+    jwtSecret: config.JWT_SECRET,
+    readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000),
+    registry,
+    reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
+    collectDefaultMetrics: true,
+  };
+  const services = wireServices(wiring);
+  const app = createApp(wireApi(wiring, services));
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.PORT, () => resolve(s));
     s.once('error', reject);
@@ -49,11 +50,14 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port }, 'API listening');
+  // Queue depth/age gauges: one aggregation every few seconds, stopped before the database closes.
+  services.metrics?.queueGauges.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
+      await services.metrics?.queueGauges.stop();
       await connection.close();
     })();
     return closing;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import { pinoHttp } from 'pino-http';
 
 import { authenticate } from './http/auth';
@@ -16,6 +16,8 @@ export interface AppDeps {
   isDatabaseReady(): Promise<boolean>;
   /** Recognise storage errors (database down → 503) without the HTTP layer knowing the driver. */
   errorTranslators?: readonly ErrorTranslator[];
+  /** Run before body parsing and every route (e.g. request metrics). */
+  middleware?: readonly RequestHandler[];
   /** Routers that need no token (mounted before authentication). */
   publicRouters?: readonly Router[];
   /** Routers behind authentication. */
@@ -45,6 +47,7 @@ export function createApp(deps: AppDeps): Express {
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
     }),
   );
+  for (const handler of deps.middleware ?? []) app.use(handler);
   app.use(express.json({ limit: BODY_LIMIT, strict: false }));
   app.use(rejectUnsafeKeys);
 

@@ -2,19 +2,26 @@ import type { Connection } from 'mongoose';
 
 import type { AppDeps } from './app';
 import { createAssetService, type AssetService } from './assets/asset-service';
+import { adminRoutes } from './http/admin-routes';
 import { assetRoutes } from './http/asset-routes';
+import { dashboardRoutes } from './http/dashboard-routes';
+import { docsRoutes } from './http/docs-routes';
 import { escrowRoutes } from './http/escrow-routes';
 import { jobRoutes } from './http/job-routes';
+import { httpMetrics, metricsRoutes } from './http/metrics-routes';
+import { AdminService } from './jobs/admin-service';
 import { systemClock, type Clock, type RandomSource } from './jobs/job';
 import { JobEvents } from './jobs/job-events';
 import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
 import type { Logger } from './logger';
+import { createApiMetrics, type ApiMetrics } from './metrics/api-metrics';
 import { createPayouts } from './payouts/create-payouts';
 import type { PayoutService } from './payouts/payout-service';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
+import { createJobQueries } from './storage/job-queries';
 import { JobRepository } from './storage/job-repository';
 import { SlotRepository } from './storage/slot-repository';
 
@@ -29,6 +36,10 @@ export interface ApiWiringParams {
   clock?: Clock;
   random?: RandomSource;
   reclaimIntervalMs?: number;
+  /** How often the queue gauges are refreshed once started (default 5 s). */
+  metricsRefreshIntervalMs?: number;
+  /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
+  collectDefaultMetrics?: boolean;
 }
 
 export interface ApiServices {
@@ -37,24 +48,37 @@ export interface ApiServices {
   jobs: JobService;
   payouts: PayoutService;
   assets: AssetService;
+  admin?: AdminService;
+  /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
+  metrics?: ApiMetrics;
 }
 
 /** Builds the services from one database connection (used by main and by tests). */
 export function wireServices(params: ApiWiringParams): ApiServices {
   const registry = params.registry ?? new JobRegistry(JOB_TYPES);
   const events = new JobEvents();
+  const clock = params.clock ?? systemClock;
   const jobs = new JobService({
     jobs: new JobRepository(params.connection),
     slots: new SlotRepository(params.connection),
     registry,
     events,
-    clock: params.clock ?? systemClock,
+    clock,
     random: params.random ?? Math.random,
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
-  return { registry, events, jobs, payouts, assets };
+  const admin = new AdminService({ queries: createJobQueries(params.connection), jobs, registry, clock });
+  const metrics = createApiMetrics({
+    events,
+    types: registry.typeNames(),
+    readStats: () => admin.stats(),
+    logger: params.logger,
+    ...(params.metricsRefreshIntervalMs === undefined ? {} : { gaugeIntervalMs: params.metricsRefreshIntervalMs }),
+    ...(params.collectDefaultMetrics === undefined ? {} : { collectDefaultMetrics: params.collectDefaultMetrics }),
+  });
+  return { registry, events, jobs, payouts, assets, admin, metrics };
 }
 
 /** Every dependency of the HTTP app. */
@@ -65,6 +89,13 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     jwtSecret: params.jwtSecret,
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
-    routers: [jobRoutes({ jobs: services.jobs }), escrowRoutes({ payouts: services.payouts }), assetRoutes({ assets: services.assets })],
+    middleware: services.metrics ? [httpMetrics(services.metrics.http)] : [],
+    publicRouters: [...(services.metrics ? [metricsRoutes({ registry: services.metrics.registry })] : []), docsRoutes(), dashboardRoutes()],
+    routers: [
+      jobRoutes({ jobs: services.jobs }),
+      escrowRoutes({ payouts: services.payouts }),
+      assetRoutes({ assets: services.assets }),
+      ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),
+    ],
   };
 }

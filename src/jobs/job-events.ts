@@ -11,7 +11,7 @@ export interface JobEventMap {
   retry_scheduled: { jobId: string; type: string; attempt: number; nextRunAt: Date; durationMs?: number };
   /** Ended `failed` (the handler said retrying cannot help). */
   failed: { jobId: string; type: string; attempt: number; durationMs?: number };
-  dead_lettered: { jobId: string; type: string; attempt: number; reason: 'attempts_exhausted' | 'lease_expired' };
+  dead_lettered: { jobId: string; type: string; attempt: number; reason: 'attempts_exhausted' | 'lease_expired'; durationMs?: number };
   /** An expired lease returned to the queue. */
   reclaimed: { jobId: string; type: string; attempt: number };
   cancelled: { jobId: string; type: string; from: JobStatus };

@@ -1,0 +1,518 @@
+// The operator dashboard: plain browser JavaScript, no build step, no third-party code.
+// Data comes from this service's admin API with the token the admin pastes in; the token is kept in
+// sessionStorage (this tab only) and never leaves this origin. Every value from the API is written
+// with textContent, never parsed as HTML.
+'use strict';
+
+(function dashboard() {
+  const TOKEN_KEY = 'jobs.dashboard.token';
+  const REFRESH_MS = 5000;
+  const STATUSES = ['queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'];
+  const REQUEUEABLE = ['failed', 'dlq', 'cancelled'];
+  const CANCELLABLE = ['queued', 'leased'];
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    token: null,
+    page: 1,
+    perPage: 20,
+    status: '',
+    type: '',
+    createdBy: '',
+    totalPages: 0,
+    selectedJobId: null,
+    timer: null,
+    refreshing: null,
+    refreshAgain: false,
+    knownTypes: new Set(),
+  };
+
+  // ---- API ------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(path, options = {}, token = state.token) {
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await fetch(path, { method: options.method || 'GET', headers, cache: 'no-store' });
+    } catch {
+      throw new ApiError(0, 'network', 'The service cannot be reached.');
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      body = null;
+    }
+    if (!res.ok) {
+      const error = body && body.error ? body.error : { code: 'http_' + res.status, message: res.statusText };
+      throw new ApiError(res.status, error.code, error.message);
+    }
+    return body;
+  }
+
+  /** A refused token while signed in ends the session with a clear reason. */
+  function handleAuthError(err) {
+    if (!(err instanceof ApiError)) return false;
+    if (err.status === 401) {
+      signOut('Your token was refused (' + err.message + '). It may have expired: paste a new admin token.');
+      return true;
+    }
+    if (err.status === 403 && err.code === 'permission_denied') {
+      signOut('This token may not use the dashboard: it needs an admin token.');
+      return true;
+    }
+    return false;
+  }
+
+  // ---- Formatting -----------------------------------------------------------------------------
+
+  function formatAge(ms) {
+    if (ms === null || ms === undefined) return '–';
+    const s = Math.floor(ms / 1000);
+    if (s < 60) return s + 's';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + 'm ' + (s % 60) + 's';
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + 'h ' + (m % 60) + 'm';
+    return Math.floor(h / 24) + 'd ' + (h % 24) + 'h';
+  }
+
+  function formatTime(iso) {
+    if (!iso) return '–';
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  function formatJson(value) {
+    if (value === null || value === undefined) return '—';
+    return JSON.stringify(value, null, 2);
+  }
+
+  function el(tag, props = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (key === 'text') node.textContent = value;
+      else if (key === 'className') node.className = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) node.appendChild(child);
+    return node;
+  }
+
+  function badge(status) {
+    return el('span', { className: 'badge status-' + status, text: status });
+  }
+
+  const OUTCOME_STYLE = { succeeded: 'succeeded', failed: 'failed', expired: 'leased', cancelled: 'cancelled', abandoned: 'cancelled' };
+
+  function outcomeBadge(outcome) {
+    return el('span', { className: 'badge status-' + (OUTCOME_STYLE[outcome] || 'cancelled'), text: outcome });
+  }
+
+  function showMessage(node, text) {
+    node.textContent = text || '';
+    node.hidden = !text;
+  }
+
+  // ---- Session --------------------------------------------------------------------------------
+
+  async function signIn(token) {
+    showMessage($('login-error'), '');
+    let principal;
+    try {
+      principal = await api('/auth/whoami', {}, token);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        showMessage($('login-error'), 'That token is not valid or has expired (' + err.message + '). Mint a new one and paste it again.');
+      } else {
+        showMessage($('login-error'), 'Could not check the token: ' + err.message);
+      }
+      return false;
+    }
+    if (principal.role !== 'admin') {
+      showMessage(
+        $('login-error'),
+        'This token belongs to "' + principal.sub + '" with role "' + principal.role + '": the dashboard needs an admin token.',
+      );
+      return false;
+    }
+    state.token = token;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $('whoami').textContent = principal.sub + ' (admin)';
+    $('login').hidden = true;
+    $('session').hidden = false;
+    $('dashboard').hidden = false;
+    await refreshAll();
+    startTimer();
+    return true;
+  }
+
+  function signOut(reason) {
+    stopTimer();
+    state.token = null;
+    state.selectedJobId = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    $('dashboard').hidden = true;
+    $('session').hidden = true;
+    $('job-detail').hidden = true;
+    $('login').hidden = false;
+    $('token-input').value = '';
+    showMessage($('login-error'), reason || '');
+  }
+
+  function startTimer() {
+    stopTimer();
+    state.timer = setInterval(() => {
+      if (!document.hidden) refreshAll();
+    }, REFRESH_MS);
+  }
+
+  function stopTimer() {
+    if (state.timer) clearInterval(state.timer);
+    state.timer = null;
+  }
+
+  // ---- Refresh --------------------------------------------------------------------------------
+
+  /**
+   * One refresh at a time. Asked again while one runs (a filter changed mid-refresh), it runs once
+   * more when the current one ends, so the newest filters always win.
+   */
+  function refreshAll() {
+    if (!state.token) return Promise.resolve();
+    if (state.refreshing) {
+      state.refreshAgain = true;
+      return state.refreshing;
+    }
+    state.refreshing = (async () => {
+      do {
+        state.refreshAgain = false;
+        await refreshOnce();
+      } while (state.refreshAgain && state.token);
+    })().finally(() => {
+      state.refreshing = null;
+    });
+    return state.refreshing;
+  }
+
+  async function refreshOnce() {
+    try {
+      const tasks = [refreshStats(), refreshChart(), refreshJobs()];
+      if (state.selectedJobId) tasks.push(refreshDetail());
+      await Promise.all(tasks);
+      showMessage($('dashboard-error'), '');
+      $('updated-at').textContent = 'Updated ' + new Date().toLocaleTimeString() + ' · every ' + REFRESH_MS / 1000 + ' s';
+    } catch (err) {
+      if (!handleAuthError(err)) showMessage($('dashboard-error'), 'Refresh failed: ' + err.message);
+    }
+  }
+
+  async function refreshStats() {
+    const stats = await api('/admin/jobs/stats');
+    $('count-total').textContent = String(stats.totalJobs);
+    for (const status of STATUSES) $('count-' + status).textContent = String(stats.statusCounts[status]);
+    $('oldest-queued').textContent = formatAge(stats.oldestQueuedJobAgeMs);
+
+    const body = $('by-type-body');
+    body.replaceChildren();
+    for (const [type, counts] of Object.entries(stats.byType)) {
+      const row = el('tr', { dataset: { type } }, [el('td', { text: type })]);
+      for (const status of STATUSES) row.appendChild(el('td', { text: String(counts[status]), dataset: { status } }));
+      row.appendChild(el('td', { text: formatAge(stats.oldestQueuedJobAgeMsByType[type]) }));
+      body.appendChild(row);
+      addTypeOption(type);
+    }
+  }
+
+  function addTypeOption(type) {
+    if (state.knownTypes.has(type)) return;
+    state.knownTypes.add(type);
+    $('filter-type').appendChild(el('option', { value: type, text: type }));
+  }
+
+  async function refreshJobs() {
+    const params = new URLSearchParams({ page: String(state.page), per_page: String(state.perPage) });
+    if (state.status) params.set('status', state.status);
+    if (state.type) params.set('type', state.type);
+    if (state.createdBy) params.set('createdBy', state.createdBy);
+    const result = await api('/admin/jobs/queue?' + params.toString());
+    const { meta, data } = result;
+    // The last page shrank under us (jobs requeued, filters changed): go to the new last page.
+    if (data.length === 0 && meta.total > 0 && state.page > meta.total_pages) {
+      state.page = meta.total_pages;
+      return refreshJobs();
+    }
+    state.totalPages = meta.total_pages;
+    const body = $('jobs-body');
+    body.replaceChildren();
+    for (const job of data) {
+      const row = el('tr', { dataset: { jobId: job.jobId, status: job.status } }, [
+        el('td', {}, [el('code', { text: job.jobId })]),
+        el('td', { text: job.type }),
+        el('td', {}, [badge(job.status)]),
+        el('td', { text: job.attempt + ' / ' + job.maxAttempts }),
+        el('td', { text: formatTime(job.createdAt) }),
+        el('td', { text: job.createdBy }),
+        el('td', { className: 'error-cell', text: job.lastError ? job.lastError.message : '' }),
+      ]);
+      if (job.jobId === state.selectedJobId) row.classList.add('selected');
+      row.tabIndex = 0;
+      row.addEventListener('click', () => openJob(job.jobId));
+      row.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          openJob(job.jobId);
+        }
+      });
+      body.appendChild(row);
+    }
+    $('jobs-empty').hidden = data.length > 0;
+    $('page-info').textContent =
+      meta.total === 0 ? 'No jobs' : 'Page ' + meta.page + ' of ' + meta.total_pages + ' · ' + meta.total + ' job' + (meta.total === 1 ? '' : 's');
+    $('page-prev').disabled = state.page <= 1;
+    $('page-next').disabled = state.page >= meta.total_pages;
+  }
+
+  // ---- Chart ----------------------------------------------------------------------------------
+
+  function niceMax(value) {
+    if (value <= 4) return 4;
+    const magnitude = Math.pow(10, Math.floor(Math.log10(value)));
+    for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= value) return step * magnitude;
+    return 10 * magnitude;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  async function refreshChart() {
+    const data = await api('/admin/jobs/throughput?minutes=60');
+    const buckets = data.buckets;
+    const W = 640;
+    const H = 200;
+    const pad = { left: 34, right: 8, top: 10, bottom: 22 };
+    const plotW = W - pad.left - pad.right;
+    const plotH = H - pad.top - pad.bottom;
+    const totals = buckets.map((b) => b.succeeded + b.failed + b.dlq);
+    const max = niceMax(Math.max(0, ...totals));
+    const slot = plotW / buckets.length;
+    const barW = Math.max(1, slot - 2);
+    const y = (v) => pad.top + plotH - (v / max) * plotH;
+
+    const root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, id: 'throughput-chart', role: 'img', 'aria-label': 'Jobs finished per minute over the last hour' });
+    for (let i = 0; i <= 4; i += 1) {
+      const value = (max / 4) * i;
+      root.appendChild(svg('line', { x1: pad.left, x2: W - pad.right, y1: y(value), y2: y(value), class: 'axis' }));
+      root.appendChild(svg('text', { x: pad.left - 6, y: y(value) + 3, 'text-anchor': 'end', class: 'tick' }, String(Math.round(value * 10) / 10)));
+    }
+    let succeeded = 0;
+    let failures = 0;
+    buckets.forEach((bucket, i) => {
+      const x = pad.left + i * slot + 1;
+      const failed = bucket.failed + bucket.dlq;
+      succeeded += bucket.succeeded;
+      failures += failed;
+      const label = formatTime(bucket.start) + ': ' + bucket.succeeded + ' succeeded, ' + bucket.failed + ' failed, ' + bucket.dlq + ' dead-lettered';
+      if (bucket.succeeded > 0) {
+        const rect = svg('rect', { x, y: y(bucket.succeeded), width: barW, height: y(0) - y(bucket.succeeded), class: 'bar-succeeded' });
+        rect.appendChild(svg('title', {}, label));
+        root.appendChild(rect);
+      }
+      if (failed > 0) {
+        const top = y(bucket.succeeded + failed);
+        const rect = svg('rect', { x, y: top, width: barW, height: y(bucket.succeeded) - top, class: 'bar-failed' });
+        rect.appendChild(svg('title', {}, label));
+        root.appendChild(rect);
+      }
+      if (i % 10 === 0 || i === buckets.length - 1) {
+        const time = new Date(bucket.start).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+        const last = i === buckets.length - 1;
+        root.appendChild(svg('text', { x: last ? W - pad.right : x + barW / 2, y: H - 6, 'text-anchor': last ? 'end' : 'middle', class: 'tick' }, time));
+      }
+    });
+    $('chart').replaceChildren(root);
+    $('chart-succeeded').textContent = String(succeeded);
+    $('chart-failures').textContent = String(failures);
+  }
+
+  // ---- Job detail -----------------------------------------------------------------------------
+
+  async function openJob(jobId) {
+    state.selectedJobId = jobId;
+    showMessage($('action-message'), '');
+    for (const row of $('jobs-body').children) row.classList.toggle('selected', row.dataset.jobId === jobId);
+    try {
+      await refreshDetail();
+      $('job-detail').scrollIntoView({ block: 'nearest' });
+    } catch (err) {
+      if (!handleAuthError(err)) showMessage($('dashboard-error'), 'Could not load job ' + jobId + ': ' + err.message);
+    }
+  }
+
+  async function refreshDetail() {
+    const jobId = state.selectedJobId;
+    if (!jobId) return;
+    const job = await api('/jobs/' + encodeURIComponent(jobId));
+    if (state.selectedJobId !== jobId) return;
+    renderDetail(job);
+  }
+
+  function renderDetail(job) {
+    $('job-detail').hidden = false;
+    $('job-detail').dataset.jobId = job.jobId;
+    $('detail-job-id').textContent = job.jobId;
+    const status = $('detail-status');
+    status.className = 'badge status-' + job.status;
+    status.textContent = job.status + (job.cancelRequested ? ' · cancel requested' : '');
+
+    const fields = [
+      ['Type', job.type],
+      ['Attempt', job.attempt + ' of ' + job.maxAttempts],
+      ['Priority', String(job.priority)],
+      ['Progress', job.progress + '%'],
+      ['Created by', job.createdBy],
+      ['Created', formatTime(job.createdAt)],
+      ['Next run', formatTime(job.nextRunAt)],
+      ['Completed', formatTime(job.completedAt)],
+      ['Worker', job.workerId || '–'],
+      ['Lease expires', formatTime(job.leaseExpiresAt)],
+      ['Started', formatTime(job.startedAt)],
+      ['Updated', formatTime(job.updatedAt)],
+    ];
+    $('detail-fields').replaceChildren(...fields.map(([name, value]) => el('div', {}, [el('dt', { text: name }), el('dd', { text: value })])));
+
+    const lastError = job.lastError;
+    $('detail-last-error').hidden = !lastError;
+    $('detail-last-error-text').textContent = lastError ? (lastError.code ? '[' + lastError.code + '] ' : '') + lastError.message : '';
+
+    const attempts = job.attempts || [];
+    $('attempts-body').replaceChildren(
+      ...attempts
+        .slice()
+        .reverse()
+        .map((a) =>
+          el('tr', {}, [
+            el('td', { text: String(a.attempt) }),
+            el('td', { text: a.workerId }),
+            el('td', { text: formatTime(a.leasedAt) }),
+            el('td', { text: formatTime(a.finishedAt) }),
+            el('td', {}, [a.outcome ? outcomeBadge(a.outcome) : el('span', { className: 'muted', text: 'running' })]),
+            el('td', { className: 'error-cell', text: a.error ? a.error.message : '' }),
+          ]),
+        ),
+    );
+    $('attempts-table').hidden = attempts.length === 0;
+    $('attempts-empty').hidden = attempts.length > 0;
+    $('detail-payload').textContent = formatJson(job.payload);
+    $('detail-result').textContent = formatJson(job.result);
+
+    $('requeue-button').disabled = !REQUEUEABLE.includes(job.status);
+    $('cancel-button').disabled = !CANCELLABLE.includes(job.status) || job.cancelRequested;
+  }
+
+  async function act(kind) {
+    const jobId = state.selectedJobId;
+    if (!jobId) return;
+    const path = kind === 'requeue' ? '/admin/jobs/' + encodeURIComponent(jobId) + '/requeue' : '/jobs/' + encodeURIComponent(jobId) + '/cancel';
+    $('requeue-button').disabled = true;
+    $('cancel-button').disabled = true;
+    try {
+      const result = await api(path, { method: 'POST' });
+      let message;
+      if (kind === 'requeue') message = 'Requeued: the job is queued again with a fresh attempt budget.';
+      else if (result.status === 'cancelled') message = 'Cancelled.';
+      else message = 'Cancellation requested: the worker stops at its next heartbeat.';
+      showMessage($('action-message'), message);
+    } catch (err) {
+      if (handleAuthError(err)) return;
+      showMessage($('action-message'), 'Could not ' + kind + ' the job: ' + err.message);
+    }
+    await refreshAll();
+  }
+
+  // ---- Wiring ---------------------------------------------------------------------------------
+
+  function onFiltersChanged() {
+    state.status = $('filter-status').value;
+    state.type = $('filter-type').value;
+    state.createdBy = $('filter-created-by').value.trim();
+    state.perPage = Number($('filter-per-page').value);
+    state.page = 1;
+    refreshAll();
+  }
+
+  function init() {
+    $('login-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const token = $('token-input').value.trim().replace(/^Bearer\s+/i, '');
+      if (!token) {
+        showMessage($('login-error'), 'Paste a token first.');
+        return;
+      }
+      signIn(token);
+    });
+    $('logout-button').addEventListener('click', () => signOut(''));
+    $('refresh-button').addEventListener('click', () => refreshAll());
+    for (const id of ['filter-status', 'filter-type', 'filter-per-page']) $(id).addEventListener('change', onFiltersChanged);
+    let typing = null;
+    $('filter-created-by').addEventListener('input', () => {
+      clearTimeout(typing);
+      typing = setTimeout(onFiltersChanged, 300);
+    });
+    $('filters').addEventListener('submit', (event) => {
+      event.preventDefault();
+      onFiltersChanged();
+    });
+    $('page-prev').addEventListener('click', () => {
+      if (state.page > 1) {
+        state.page -= 1;
+        refreshAll();
+      }
+    });
+    $('page-next').addEventListener('click', () => {
+      if (state.page < state.totalPages) {
+        state.page += 1;
+        refreshAll();
+      }
+    });
+    $('requeue-button').addEventListener('click', () => act('requeue'));
+    $('cancel-button').addEventListener('click', () => act('cancel'));
+    $('close-detail').addEventListener('click', () => {
+      state.selectedJobId = null;
+      $('job-detail').hidden = true;
+      for (const row of $('jobs-body').children) row.classList.remove('selected');
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && state.token) refreshAll();
+    });
+
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) {
+      $('token-input').value = '';
+      signIn(saved).then((ok) => {
+        if (!ok) sessionStorage.removeItem(TOKEN_KEY);
+        $('login').hidden = ok;
+      });
+    } else {
+      $('login').hidden = false;
+    }
+  }
+
+  init();
+})();

@@ -1,0 +1,843 @@
+import { z } from 'zod';
+
+import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES } from '../assets/asset';
+import { ROLES } from '../auth/roles';
+import type { ErrorCode } from '../errors';
+import { JOB_STATUSES } from '../jobs/job';
+import type { JobTypeDefinition } from '../jobs/job-type';
+import { JOB_TYPES } from '../jobs/job-types';
+import { escrowInputSchema } from '../payouts/escrow-input';
+import { DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_THROUGHPUT_MINUTES } from './admin-routes';
+
+/**
+ * The OpenAPI 3.1 description of every route the service serves (test/integration/openapi.test.ts
+ * fails when a route and this document disagree). Payload and escrow schemas are generated from the
+ * zod schemas that validate them, so they cannot drift; the rest mirrors the routers and API.md.
+ */
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+/** Every error code, checked against ErrorCode at compile time in both directions. */
+const ERROR_CODES = [
+  'bad_request',
+  'validation_error',
+  'payload_invalid',
+  'unauthenticated',
+  'permission_denied',
+  'access_denied',
+  'not_found',
+  'job_not_found',
+  'job_type_not_found',
+  'asset_not_found',
+  'escrow_not_found',
+  'lease_conflict',
+  'invalid_state',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'unavailable',
+  'internal',
+] as const satisfies readonly ErrorCode[];
+type MissingErrorCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
+const everyErrorCodeDocumented: [MissingErrorCode] extends [never] ? true : MissingErrorCode = true;
+void everyErrorCodeDocumented;
+
+const ref = (name: string): JsonObject => ({ $ref: `#/components/schemas/${name}` });
+const nullable = (schema: JsonObject): JsonObject => ({ oneOf: [schema, { type: 'null' }] });
+const dateTime: JsonObject = { type: 'string', format: 'date-time' };
+const nullableDateTime: JsonObject = { type: ['string', 'null'], format: 'date-time' };
+const jobId: JsonObject = { type: 'string', pattern: '^job_[0-9a-f]{24}$', examples: ['job_65f0c2a1b3d4e5f60718293a'] };
+const assetId: JsonObject = { type: 'string', pattern: '^asset_[0-9a-f]{24}$' };
+const anyValue: JsonObject = { description: 'Any JSON value.' };
+
+function jsonBody(schema: JsonObject, description?: string): JsonObject {
+  return { ...(description ? { description } : {}), content: { 'application/json': { schema } } };
+}
+
+/** Turns a zod schema into a JSON Schema 2020-12 object for components.schemas. */
+function fromZod(schema: z.ZodType): JsonObject {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
+  return rest;
+}
+
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]!.toUpperCase() + part.slice(1))
+    .join('');
+}
+
+// ---- Errors ----------------------------------------------------------------------------------
+
+const ERROR_RESPONSES: Record<string, { status: string; description: string; codes: string[] }> = {
+  BadRequest: { status: '400', description: 'Malformed JSON or an unreadable body.', codes: ['bad_request'] },
+  Unauthenticated: {
+    status: '401',
+    description: 'Missing, malformed, expired or wrongly signed token (including alg "none").',
+    codes: ['unauthenticated'],
+  },
+  PermissionDenied: { status: '403', description: 'Valid token, but its role may not do this.', codes: ['permission_denied'] },
+  PayloadTooLarge: { status: '413', description: 'The body is over the size limit.', codes: ['payload_too_large'] },
+  UnsupportedMediaType: { status: '415', description: 'Not an accepted media type or charset.', codes: ['unsupported_media_type'] },
+  ValidationFailed: {
+    status: '422',
+    description: 'Input validation failed; `details` lists every failing field as `{ field, message }`.',
+    codes: ['validation_error'],
+  },
+  Unavailable: { status: '503', description: 'The database does not answer; retry later.', codes: ['unavailable'] },
+};
+
+function errorResponse(description: string, codes: readonly string[]): JsonObject {
+  return {
+    description: `${description} Error code${codes.length > 1 ? 's' : ''}: ${codes.map((c) => `\`${c}\``).join(', ')}.`,
+    content: {
+      'application/json': {
+        schema: ref('Error'),
+        example: { error: { code: codes[0]!, message: description } },
+      },
+    },
+  };
+}
+
+type ErrorResponseName = keyof typeof ERROR_RESPONSES;
+
+/** Shared error responses by name, plus operation-specific ones as [status, description, codes]. */
+function errors(shared: ErrorResponseName[], specific: [status: number, description: string, codes: string[]][] = []): JsonObject {
+  const out: JsonObject = {};
+  for (const name of shared) out[ERROR_RESPONSES[name]!.status] = { $ref: `#/components/responses/${name}` };
+  for (const [status, description, codes] of specific) out[String(status)] = errorResponse(description, codes);
+  return out;
+}
+
+// Every authenticated route can answer these.
+const AUTHED: ErrorResponseName[] = ['Unauthenticated', 'PermissionDenied', 'Unavailable'];
+
+// ---- Schemas ---------------------------------------------------------------------------------
+
+const statusCounts: JsonObject = {
+  type: 'object',
+  description: 'Jobs per status; every status key is present (0 when none).',
+  properties: Object.fromEntries(JOB_STATUSES.map((s) => [s, { type: 'integer', minimum: 0 }])),
+  required: [...JOB_STATUSES],
+  additionalProperties: false,
+};
+
+function payloadSchemas(types: readonly JobTypeDefinition[]): JsonObject {
+  return Object.fromEntries(
+    types.map((t) => [`${pascal(t.name)}Payload`, { ...fromZod(t.payload), description: `Payload of \`${t.name}\` (unknown fields are rejected).` }]),
+  );
+}
+
+function enqueueRequestSchemas(types: readonly JobTypeDefinition[]): JsonObject {
+  return Object.fromEntries(
+    types.map((t) => [
+      `Enqueue${pascal(t.name)}`,
+      {
+        type: 'object',
+        description: `Enqueue a \`${t.name}\` job. Policy: maxAttempts ${t.policy.maxAttempts}, timeoutSeconds ${t.policy.timeoutSeconds}, concurrencyLimit ${t.policy.concurrencyLimit ?? 'none'}.`,
+        properties: {
+          type: { const: t.name },
+          payload: ref(`${pascal(t.name)}Payload`),
+          priority: { type: 'integer', minimum: 0, maximum: 100, default: 50, description: 'Higher runs first.' },
+          scheduleAt: { ...dateTime, description: 'Delays the first run until then.' },
+          maxAttempts: { type: 'integer', minimum: 1, maximum: 1000, description: `Defaults to the type's policy (${t.policy.maxAttempts}).` },
+          idempotencyKey: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 200,
+            description: 'A second enqueue with the same key and type returns the first job (200) instead of creating another.',
+          },
+        },
+        required: ['type', 'payload'],
+        additionalProperties: false,
+      },
+    ]),
+  );
+}
+
+const schemas: JsonObject = {
+  Error: {
+    type: 'object',
+    properties: {
+      error: {
+        type: 'object',
+        properties: {
+          code: { type: 'string', enum: [...ERROR_CODES] },
+          message: { type: 'string' },
+          details: { description: 'For validation errors: an array of FieldError.' },
+        },
+        required: ['code', 'message'],
+        additionalProperties: false,
+      },
+    },
+    required: ['error'],
+    additionalProperties: false,
+  },
+  FieldError: {
+    type: 'object',
+    properties: { field: { type: 'string', examples: ['query.per_page'] }, message: { type: 'string' } },
+    required: ['field', 'message'],
+  },
+  JobStatus: { type: 'string', enum: [...JOB_STATUSES] },
+  JobError: {
+    type: 'object',
+    properties: { code: { type: 'string' }, message: { type: 'string' } },
+    required: ['message'],
+  },
+  AttemptRecord: {
+    type: 'object',
+    description: 'One lease of the job.',
+    properties: {
+      attempt: { type: 'integer', minimum: 1 },
+      leaseId: { type: 'string' },
+      workerId: { type: 'string' },
+      leasedAt: dateTime,
+      finishedAt: nullableDateTime,
+      outcome: { enum: ['succeeded', 'failed', 'expired', 'cancelled', 'abandoned', null] },
+      error: nullable(ref('JobError')),
+    },
+    required: ['attempt', 'leaseId', 'workerId', 'leasedAt', 'finishedAt', 'outcome', 'error'],
+  },
+  Job: {
+    type: 'object',
+    description: 'A job document. `payload` matches the schema of its type (see the `*Payload` schemas).',
+    properties: {
+      jobId,
+      type: { type: 'string', enum: JOB_TYPES.map((t) => t.name) },
+      status: ref('JobStatus'),
+      priority: { type: 'integer', minimum: 0, maximum: 100 },
+      payload: anyValue,
+      attempt: { type: 'integer', minimum: 0, description: 'Leases since creation (or since the last requeue).' },
+      maxAttempts: { type: 'integer', minimum: 1 },
+      nextRunAt: dateTime,
+      leaseId: { type: ['string', 'null'] },
+      leaseExpiresAt: nullableDateTime,
+      workerId: { type: ['string', 'null'] },
+      progress: { type: 'number', minimum: 0, maximum: 100 },
+      result: anyValue,
+      lastError: nullable(ref('JobError')),
+      attempts: { type: 'array', items: ref('AttemptRecord'), description: 'History, one entry per lease (the last 100).' },
+      cancelRequested: { type: 'boolean' },
+      idempotencyKey: { type: ['string', 'null'] },
+      createdBy: { type: 'string', description: 'The `sub` of the token that enqueued it.' },
+      createdAt: dateTime,
+      updatedAt: dateTime,
+      startedAt: nullableDateTime,
+      completedAt: nullableDateTime,
+    },
+    required: [
+      'jobId',
+      'type',
+      'status',
+      'priority',
+      'payload',
+      'attempt',
+      'maxAttempts',
+      'nextRunAt',
+      'leaseExpiresAt',
+      'workerId',
+      'progress',
+      'result',
+      'lastError',
+      'attempts',
+      'createdBy',
+      'createdAt',
+      'updatedAt',
+      'startedAt',
+      'completedAt',
+    ],
+  },
+  ...payloadSchemas(JOB_TYPES),
+  ...enqueueRequestSchemas(JOB_TYPES),
+  EnqueueRequest: {
+    oneOf: JOB_TYPES.map((t) => ref(`Enqueue${pascal(t.name)}`)),
+    discriminator: {
+      propertyName: 'type',
+      mapping: Object.fromEntries(JOB_TYPES.map((t) => [t.name, `#/components/schemas/Enqueue${pascal(t.name)}`])),
+    },
+  },
+  EnqueueResponse: {
+    type: 'object',
+    properties: { jobId, status: ref('JobStatus'), type: { type: 'string' }, nextRunAt: dateTime, attempt: { type: 'integer', minimum: 0 } },
+    required: ['jobId', 'status', 'type', 'nextRunAt', 'attempt'],
+  },
+  LeasedJob: {
+    type: 'object',
+    properties: {
+      jobId,
+      type: { type: 'string' },
+      payload: anyValue,
+      attempt: { type: 'integer', minimum: 1 },
+      leaseId: { type: 'string' },
+      leaseExpiresAt: dateTime,
+    },
+    required: ['jobId', 'type', 'payload', 'attempt', 'leaseId', 'leaseExpiresAt'],
+  },
+  LeaseResponse: {
+    type: 'object',
+    properties: { leasedAt: dateTime, jobs: { type: 'array', items: ref('LeasedJob') } },
+    required: ['leasedAt', 'jobs'],
+  },
+  HeartbeatRequest: {
+    type: 'object',
+    properties: { leaseId: { type: 'string', minLength: 1, maxLength: 128 }, progress: { type: 'number', minimum: 0, maximum: 100 } },
+    additionalProperties: false,
+  },
+  HeartbeatResponse: {
+    type: 'object',
+    properties: { jobId, leaseExpiresAt: dateTime, cancelRequested: { type: 'boolean' } },
+    required: ['jobId', 'leaseExpiresAt', 'cancelRequested'],
+  },
+  SucceedRequest: {
+    type: 'object',
+    properties: {
+      leaseId: { type: 'string', minLength: 1, maxLength: 128 },
+      result: anyValue,
+      durationMs: { type: 'number', minimum: 0, maximum: 604_800_000, description: 'Handler run time, for job_run_duration_seconds.' },
+    },
+    additionalProperties: false,
+  },
+  FailRequest: {
+    type: 'object',
+    properties: {
+      leaseId: { type: 'string', minLength: 1, maxLength: 128 },
+      durationMs: { type: 'number', minimum: 0, maximum: 604_800_000 },
+      error: {
+        type: 'object',
+        properties: {
+          message: { type: 'string', minLength: 1, maxLength: 10_000 },
+          code: { type: 'string', minLength: 1, maxLength: 200 },
+          retryable: { type: 'boolean', description: '`false`: the job ends `failed` whatever attempts remain.' },
+        },
+        required: ['message'],
+        additionalProperties: false,
+      },
+    },
+    required: ['error'],
+    additionalProperties: false,
+  },
+  FailResponse: {
+    type: 'object',
+    properties: { jobId, status: ref('JobStatus'), attempt: { type: 'integer' }, nextRunAt: dateTime },
+    required: ['jobId', 'status', 'attempt', 'nextRunAt'],
+  },
+  JobStatusResponse: {
+    type: 'object',
+    properties: { jobId, status: ref('JobStatus') },
+    required: ['jobId', 'status'],
+  },
+  PageMeta: {
+    type: 'object',
+    properties: {
+      page: { type: 'integer', minimum: 1 },
+      per_page: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE },
+      total: { type: 'integer', minimum: 0, description: 'Jobs matching the filters, over all pages.' },
+      total_pages: { type: 'integer', minimum: 0, description: 'ceil(total / per_page); 0 when nothing matches.' },
+    },
+    required: ['page', 'per_page', 'total', 'total_pages'],
+    additionalProperties: false,
+  },
+  QueuePage: {
+    type: 'object',
+    properties: { meta: ref('PageMeta'), data: { type: 'array', items: ref('Job') } },
+    required: ['meta', 'data'],
+    additionalProperties: false,
+  },
+  StatusCounts: statusCounts,
+  QueueStats: {
+    type: 'object',
+    properties: {
+      totalJobs: { type: 'integer', minimum: 0 },
+      statusCounts: ref('StatusCounts'),
+      oldestQueuedJobAgeMs: {
+        type: ['integer', 'null'],
+        minimum: 0,
+        description: 'now − createdAt of the earliest-created job in status `queued` (scheduled and backing-off jobs included); null when no job is queued.',
+      },
+      byType: {
+        type: 'object',
+        description: 'Every registered type (and any other type present in the collection), each with every status key.',
+        additionalProperties: ref('StatusCounts'),
+      },
+      oldestQueuedJobAgeMsByType: {
+        type: 'object',
+        description: 'oldestQueuedJobAgeMs per type (null when none of the type is queued).',
+        additionalProperties: { type: ['integer', 'null'], minimum: 0 },
+      },
+      generatedAt: { ...dateTime, description: 'The clock reading the ages are computed against.' },
+    },
+    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'generatedAt'],
+    additionalProperties: false,
+  },
+  Throughput: {
+    type: 'object',
+    properties: {
+      from: { ...dateTime, description: 'Start of the first bucket (inclusive).' },
+      to: { ...dateTime, description: 'End of the last bucket (exclusive).' },
+      bucketSeconds: { type: 'integer', const: 60 },
+      buckets: {
+        type: 'array',
+        description: 'One per UTC minute, oldest first; the last is the current, partial minute.',
+        items: {
+          type: 'object',
+          properties: {
+            start: dateTime,
+            succeeded: { type: 'integer', minimum: 0, description: 'Jobs whose completedAt falls in the minute and that succeeded.' },
+            failed: { type: 'integer', minimum: 0, description: 'Jobs that ended `failed` in the minute.' },
+            dlq: { type: 'integer', minimum: 0, description: 'Jobs dead-lettered in the minute.' },
+          },
+          required: ['start', 'succeeded', 'failed', 'dlq'],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ['from', 'to', 'bucketSeconds', 'buckets'],
+    additionalProperties: false,
+  },
+  RequeueResponse: {
+    type: 'object',
+    properties: { jobId, status: { const: 'queued' } },
+    required: ['jobId', 'status'],
+  },
+  Principal: {
+    type: 'object',
+    properties: { sub: { type: 'string' }, role: { type: 'string', enum: [...ROLES] } },
+    required: ['sub', 'role'],
+    additionalProperties: false,
+  },
+  UploadReceipt: {
+    type: 'object',
+    properties: {
+      assetId,
+      versionNumber: { type: 'integer', minimum: 1 },
+      contentType: { type: 'string', enum: [...IMAGE_CONTENT_TYPES] },
+      size: { type: 'integer', minimum: 1 },
+    },
+    required: ['assetId', 'versionNumber', 'contentType', 'size'],
+  },
+  Asset: {
+    type: 'object',
+    properties: {
+      assetId,
+      filename: { type: ['string', 'null'] },
+      contentType: { type: 'string', enum: [...IMAGE_CONTENT_TYPES] },
+      size: { type: 'integer', minimum: 1 },
+      versionNumber: { type: 'integer', minimum: 1 },
+      processed: { type: 'boolean', description: 'Thumbnails exist for the current version; a new version resets it.' },
+      thumbnailAssetIds: { type: 'array', items: assetId },
+      derivedFrom: nullable({
+        type: 'object',
+        properties: { assetId, versionNumber: { type: 'integer', minimum: 1 }, width: { type: 'integer', minimum: 1 } },
+        required: ['assetId', 'versionNumber', 'width'],
+      }),
+      versions: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            versionNumber: { type: 'integer', minimum: 1 },
+            contentType: { type: 'string', enum: [...IMAGE_CONTENT_TYPES] },
+            size: { type: 'integer', minimum: 1 },
+            createdAt: dateTime,
+          },
+          required: ['versionNumber', 'contentType', 'size', 'createdAt'],
+        },
+      },
+      createdBy: { type: 'string' },
+      createdAt: dateTime,
+      updatedAt: dateTime,
+    },
+    required: ['assetId', 'contentType', 'size', 'versionNumber', 'processed', 'thumbnailAssetIds', 'derivedFrom', 'versions', 'createdBy', 'createdAt', 'updatedAt'],
+  },
+  EscrowInput: { ...fromZod(escrowInputSchema), description: 'A new escrow; `escrowId` is generated (escrow_ + hex) when omitted.' },
+  Escrow: {
+    type: 'object',
+    properties: {
+      escrowId: { type: 'string' },
+      batchId: { type: 'string' },
+      amount: { type: 'integer', minimum: 1, description: 'Minor units (cents).' },
+      currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+      payee: { type: 'string' },
+      status: { type: 'string', enum: ['held', 'paid'] },
+      transferId: { type: ['string', 'null'], description: 'Set exactly when paid.' },
+      paidAt: nullableDateTime,
+      createdBy: { type: 'string' },
+      createdAt: dateTime,
+      updatedAt: dateTime,
+    },
+    required: ['escrowId', 'batchId', 'amount', 'currency', 'payee', 'status', 'transferId', 'paidAt', 'createdBy', 'createdAt', 'updatedAt'],
+  },
+  Health: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] },
+  Ready: { type: 'object', properties: { status: { const: 'ready' } }, required: ['status'] },
+};
+
+// ---- Paths -----------------------------------------------------------------------------------
+
+const jobIdParam: JsonObject = { $ref: '#/components/parameters/JobId' };
+const workerIdParam: JsonObject = { $ref: '#/components/parameters/WorkerId' };
+const assetIdParam: JsonObject = { name: 'assetId', in: 'path', required: true, schema: assetId };
+const noAuth: Json[] = [];
+
+const queryParam = (param: { name: string; schema: JsonObject; description: string }): JsonObject => ({ in: 'query', required: false, ...param });
+
+const leaseConflict: [number, string, string[]] = [409, 'The caller does not hold the current lease of this job.', ['lease_conflict']];
+const jobNotFound: [number, string, string[]] = [404, 'No job with this id.', ['job_not_found']];
+
+function workerReport(params: { operationId: string; summary: string; description: string; request: string; response: string }): JsonObject {
+  const { operationId, summary, description, request, response } = params;
+  return {
+    post: {
+      tags: ['worker'],
+      operationId,
+      summary,
+      description,
+      parameters: [jobIdParam, workerIdParam],
+      requestBody: { required: request === 'FailRequest', ...jsonBody(ref(request)) },
+      responses: {
+        '200': jsonBody(ref(response), 'The report was accepted.'),
+        ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [jobNotFound, leaseConflict]),
+      },
+    },
+  };
+}
+
+const imageBody: JsonObject = {
+  required: true,
+  description: `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes) with their Content-Type.`,
+  content: Object.fromEntries(IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
+};
+
+const paths: JsonObject = {
+  '/healthz': {
+    get: {
+      tags: ['health'],
+      operationId: 'healthz',
+      summary: 'Liveness: 200 while the process is up',
+      security: noAuth,
+      responses: { '200': jsonBody(ref('Health'), 'The process is up.') },
+    },
+  },
+  '/readyz': {
+    get: {
+      tags: ['health'],
+      operationId: 'readyz',
+      summary: 'Readiness: 200 only while MongoDB answers',
+      security: noAuth,
+      responses: { '200': jsonBody(ref('Ready'), 'The database answers.'), ...errors(['Unavailable']) },
+    },
+  },
+  '/metrics': {
+    get: {
+      tags: ['operations'],
+      operationId: 'metrics',
+      summary: 'Prometheus metrics',
+      description:
+        'Prometheus text exposition format. Counters `jobs_enqueued_total`, `jobs_leased_total`, `jobs_succeeded_total`, `jobs_failed_total` (failed attempts), `jobs_dead_lettered_total`, `jobs_retries_scheduled_total`, `jobs_reclaimed_total`, `jobs_cancelled_total`, `jobs_requeued_total` by `type`; gauges `jobs_queue_depth`, `jobs_oldest_queued_age_seconds` by `type` and `jobs_status_count` by `type` and `status` (refreshed every few seconds by one aggregation, not per scrape); histograms `http_request_duration_seconds` by `method`, `route`, `status` and `job_run_duration_seconds` by `type`, `outcome`.',
+      security: noAuth,
+      responses: {
+        '200': {
+          description: 'The metrics.',
+          content: { 'text/plain': { schema: { type: 'string' }, example: '# HELP jobs_queue_depth Jobs in status queued\n# TYPE jobs_queue_depth gauge\njobs_queue_depth{type="thumbnail.create"} 3\n' } },
+        },
+      },
+    },
+  },
+  '/openapi.json': {
+    get: {
+      tags: ['operations'],
+      operationId: 'openapi',
+      summary: 'This document',
+      security: noAuth,
+      responses: { '200': jsonBody({ type: 'object' }, 'The OpenAPI 3.1 document.') },
+    },
+  },
+  '/docs': {
+    get: {
+      tags: ['operations'],
+      operationId: 'docs',
+      summary: 'Interactive API documentation (Swagger UI, served locally)',
+      security: noAuth,
+      responses: { '200': { description: 'An HTML page.', content: { 'text/html': { schema: { type: 'string' } } } } },
+    },
+  },
+  '/dashboard': {
+    get: {
+      tags: ['operations'],
+      operationId: 'dashboard',
+      summary: 'The operator dashboard (static page; its data calls carry the admin token entered on it)',
+      security: noAuth,
+      responses: { '200': { description: 'An HTML page.', content: { 'text/html': { schema: { type: 'string' } } } } },
+    },
+  },
+  '/auth/whoami': {
+    get: {
+      tags: ['auth'],
+      operationId: 'whoami',
+      summary: 'Who the token names',
+      responses: { '200': jsonBody(ref('Principal'), 'The verified claims.'), ...errors(['Unauthenticated']) },
+    },
+  },
+  '/jobs': {
+    post: {
+      tags: ['jobs'],
+      operationId: 'enqueueJob',
+      summary: 'Enqueue a job (service, admin)',
+      requestBody: { required: true, ...jsonBody(ref('EnqueueRequest')) },
+      responses: {
+        '201': jsonBody(ref('EnqueueResponse'), 'Created; status `queued`, attempt 0.'),
+        '200': jsonBody(ref('EnqueueResponse'), 'The idempotency key was used before for this type: the first job.'),
+        ...errors(
+          ['BadRequest', ...AUTHED],
+          [
+            [404, 'The type is not registered.', ['job_type_not_found']],
+            [422, 'A field is invalid, or the payload does not match its type\'s schema (`details` lists the failing fields).', ['validation_error', 'payload_invalid']],
+          ],
+        ),
+      },
+    },
+  },
+  '/jobs/lease': {
+    get: {
+      tags: ['worker'],
+      operationId: 'leaseJobs',
+      summary: 'Lease available jobs (worker, admin)',
+      description:
+        'Atomically claims up to `limit` jobs that are queued and due (or leased with an expired lease), priority desc then nextRunAt asc. Each becomes `leased` for the policy timeout with `attempt + 1`. Unknown query parameters are ignored.',
+      parameters: [
+        workerIdParam,
+        queryParam({ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 100, default: 1 }, description: 'How many jobs at most.' }),
+        queryParam({ name: 'type', schema: { type: 'string' }, description: 'Only these types (comma-separated).' }),
+      ],
+      responses: { '200': jsonBody(ref('LeaseResponse'), 'The leased jobs (possibly none).'), ...errors([...AUTHED, 'ValidationFailed']) },
+    },
+  },
+  '/jobs/{jobId}': {
+    get: {
+      tags: ['jobs'],
+      operationId: 'getJob',
+      summary: 'Job detail (owner, admin)',
+      parameters: [jobIdParam],
+      responses: {
+        '200': jsonBody(ref('Job'), 'The job document.'),
+        ...errors(AUTHED, [
+          [403, 'Not the creator of the job, or no such job (a non-admin learns nothing about existence); or the role may not read jobs.', ['access_denied', 'permission_denied']],
+          [404, 'Admin only: no job with this id.', ['job_not_found']],
+        ]),
+      },
+    },
+  },
+  '/jobs/{jobId}/heartbeat': workerReport({
+    operationId: 'heartbeatJob',
+    summary: 'Extend the lease (worker, admin)',
+    description: 'Extends leaseExpiresAt by the policy timeout and records progress; `cancelRequested` tells the worker to stop.',
+    request: 'HeartbeatRequest',
+    response: 'HeartbeatResponse',
+  }),
+  '/jobs/{jobId}/succeed': workerReport({
+    operationId: 'succeedJob',
+    summary: 'Report success (worker, admin)',
+    description: '`completedAt` is set. 409 when the job is not leased, is leased to another worker, or `leaseId` is not the current lease.',
+    request: 'SucceedRequest',
+    response: 'JobStatusResponse',
+  }),
+  '/jobs/{jobId}/fail': workerReport({
+    operationId: 'failJob',
+    summary: 'Report a failure (worker, admin)',
+    description: '`retryable: false` → `failed`; attempts used up → `dlq`; otherwise `queued` again after min(cap, base·2^(attempt−1))·[0.5, 1].',
+    request: 'FailRequest',
+    response: 'FailResponse',
+  }),
+  '/jobs/{jobId}/cancel': {
+    post: {
+      tags: ['jobs'],
+      operationId: 'cancelJob',
+      summary: 'Cancel a job (owner, admin)',
+      description: 'Queued: `cancelled` at once. Leased: `cancelRequested` is set (status stays `leased`) and the worker sees it on its next heartbeat.',
+      parameters: [jobIdParam],
+      responses: {
+        '200': jsonBody(ref('JobStatusResponse'), 'Cancelled, or cancellation requested.'),
+        ...errors([...AUTHED, 'ValidationFailed'], [
+          [403, 'Not the creator of the job (or no such job).', ['access_denied', 'permission_denied']],
+          [404, 'Admin only: no job with this id.', ['job_not_found']],
+          [409, 'The job has finished.', ['invalid_state']],
+        ]),
+      },
+    },
+  },
+  '/admin/jobs/queue': {
+    get: {
+      tags: ['admin'],
+      operationId: 'listQueue',
+      summary: 'List jobs, newest first (admin)',
+      description: 'Filters combine with AND. Pages beyond the last answer 200 with an empty `data`.',
+      parameters: [
+        queryParam({ name: 'status', schema: { type: 'string', examples: ['dlq', 'failed,dlq'] }, description: `Only these statuses (comma-separated): ${JOB_STATUSES.join(', ')}.` }),
+        queryParam({ name: 'type', schema: { type: 'string' }, description: 'Only these types (comma-separated).' }),
+        queryParam({ name: 'createdBy', schema: { type: 'string', minLength: 1, maxLength: 256 }, description: 'Only jobs enqueued by this token `sub`.' }),
+        queryParam({ name: 'createdFrom', schema: dateTime, description: 'Only jobs created at or after this instant (inclusive).' }),
+        queryParam({ name: 'createdTo', schema: dateTime, description: 'Only jobs created before this instant (exclusive).' }),
+        queryParam({ name: 'page', schema: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 }, description: '1-based page number.' }),
+        queryParam({ name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE, default: DEFAULT_PER_PAGE }, description: 'Page size.' }),
+      ],
+      responses: { '200': jsonBody(ref('QueuePage'), 'One page of jobs.'), ...errors([...AUTHED, 'ValidationFailed']) },
+    },
+  },
+  '/admin/jobs/stats': {
+    get: {
+      tags: ['admin'],
+      operationId: 'queueStats',
+      summary: 'Counts by status and type, oldest queued job age (admin)',
+      description: 'Computed with one aggregation over the jobs.',
+      responses: { '200': jsonBody(ref('QueueStats'), 'The stats.'), ...errors(AUTHED) },
+    },
+  },
+  '/admin/jobs/throughput': {
+    get: {
+      tags: ['admin'],
+      operationId: 'throughput',
+      summary: 'Jobs finished per minute, by outcome (admin)',
+      description: 'Counts jobs by the minute of their `completedAt`: succeeded (throughput) and failed / dlq (failures). A requeued job leaves the chart until it finishes again.',
+      parameters: [queryParam({ name: 'minutes', schema: { type: 'integer', minimum: 1, maximum: MAX_THROUGHPUT_MINUTES, default: 60 }, description: 'How many minutes back, the current one included.' })],
+      responses: { '200': jsonBody(ref('Throughput'), 'One bucket per minute.'), ...errors([...AUTHED, 'ValidationFailed']) },
+    },
+  },
+  '/admin/jobs/{jobId}/requeue': {
+    post: {
+      tags: ['admin'],
+      operationId: 'requeueJob',
+      summary: 'Put a failed, dead-lettered or cancelled job back in the queue (admin)',
+      description: '`attempt` resets to 0 (a fresh attempt budget), `nextRunAt` is now, the attempt history is kept.',
+      parameters: [jobIdParam],
+      responses: {
+        '200': jsonBody(ref('RequeueResponse'), 'Queued again.'),
+        ...errors([...AUTHED, 'ValidationFailed'], [jobNotFound, [409, 'The job is not failed, dlq or cancelled.', ['invalid_state']]]),
+      },
+    },
+  },
+  '/assets': {
+    post: {
+      tags: ['assets'],
+      operationId: 'createAsset',
+      summary: 'Upload an image as a new asset (service, admin)',
+      parameters: [queryParam({ name: 'filename', schema: { type: 'string' }, description: 'Original file name (optional).' })],
+      requestBody: imageBody,
+      responses: {
+        '201': jsonBody(ref('UploadReceipt'), 'Stored as version 1.'),
+        ...errors([...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed']),
+      },
+    },
+  },
+  '/assets/{assetId}': {
+    post: {
+      tags: ['assets'],
+      operationId: 'addAssetVersion',
+      summary: 'Upload a new version of an asset (service, admin)',
+      parameters: [assetIdParam, queryParam({ name: 'filename', schema: { type: 'string' }, description: 'Original file name (optional).' })],
+      requestBody: imageBody,
+      responses: {
+        '201': jsonBody(ref('UploadReceipt'), 'Stored as versionNumber + 1.'),
+        ...errors(
+          [...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed'],
+          [
+            [404, 'No asset with this id.', ['asset_not_found']],
+            [409, 'A thumbnail takes no new versions, or too many concurrent uploads to this asset.', ['invalid_state', 'conflict']],
+          ],
+        ),
+      },
+    },
+    get: {
+      tags: ['assets'],
+      operationId: 'getAsset',
+      summary: 'Asset metadata (service, worker, admin)',
+      parameters: [assetIdParam],
+      responses: {
+        '200': jsonBody(ref('Asset'), 'The asset, including `processed` and `thumbnailAssetIds`.'),
+        ...errors([...AUTHED, 'ValidationFailed'], [[404, 'No asset with this id.', ['asset_not_found']]]),
+      },
+    },
+  },
+  '/assets/{assetId}/content': {
+    get: {
+      tags: ['assets'],
+      operationId: 'getAssetContent',
+      summary: 'The bytes of the current version (service, worker, admin)',
+      parameters: [assetIdParam],
+      responses: {
+        '200': {
+          description: 'The image bytes.',
+          headers: { 'X-Asset-Version': { description: 'The version served.', schema: { type: 'integer', minimum: 1 } } },
+          content: Object.fromEntries(IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
+        },
+        ...errors([...AUTHED, 'ValidationFailed'], [[404, 'No asset with this id.', ['asset_not_found']]]),
+      },
+    },
+  },
+  '/escrows': {
+    post: {
+      tags: ['escrows'],
+      operationId: 'createEscrow',
+      summary: 'Hold money for a payee until its payout batch runs (admin)',
+      requestBody: { required: true, ...jsonBody(ref('EscrowInput')) },
+      responses: {
+        '201': jsonBody(ref('Escrow'), 'Created, status `held`.'),
+        ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [[409, 'The escrow id is in use.', ['conflict']]]),
+      },
+    },
+  },
+  '/escrows/{escrowId}': {
+    get: {
+      tags: ['escrows'],
+      operationId: 'getEscrow',
+      summary: 'An escrow (admin)',
+      parameters: [{ name: 'escrowId', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id.', ['escrow_not_found']]]) },
+    },
+  },
+};
+
+/** Builds the document (a fresh object each call, so callers may not mutate a shared one). */
+export function buildOpenApiDocument(): JsonObject {
+  return structuredClone({
+    openapi: '3.1.0',
+    info: {
+      title: 'jobs',
+      version: '0.1.0',
+      summary: 'A background-jobs service on MongoDB: enqueue over HTTP, lease atomically, retry with backoff, dead-letter.',
+      description:
+        'Every endpoint but health, metrics, this document, /docs and the dashboard page needs `Authorization: Bearer <JWT>` (HS256 with JWT_SECRET; claims `sub`, `role` = admin | service | worker | user, optional `exp`). Every error body is `{ "error": { "code", "message", "details"? } }`; no 5xx for any input a client can send.',
+    },
+    jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
+    tags: [
+      { name: 'jobs', description: 'Enqueue, read and cancel jobs.' },
+      { name: 'worker', description: 'Lease jobs and report on them; every call carries X-Worker-Id.' },
+      { name: 'admin', description: 'Operate the queue (admin role only).' },
+      { name: 'assets', description: 'Images the thumbnail.create job works on (GridFS).' },
+      { name: 'escrows', description: 'Money held for payees; paid by payout.execute jobs.' },
+      { name: 'auth', description: 'Tokens.' },
+      { name: 'health', description: 'Liveness and readiness probes.' },
+      { name: 'operations', description: 'Metrics, documentation and the dashboard.' },
+    ],
+    security: [{ bearerAuth: [] }],
+    paths,
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Mint one locally with `npm run token -- --role admin --sub alice`.' },
+      },
+      parameters: {
+        JobId: { name: 'jobId', in: 'path', required: true, schema: jobId },
+        WorkerId: {
+          name: 'X-Worker-Id',
+          in: 'header',
+          required: true,
+          description: 'Names the worker process (the token names the credential); a lease belongs to the worker id it was granted to.',
+          schema: { type: 'string', pattern: '^[\\x21-\\x7e]{5,128}$' },
+        },
+      },
+      responses: Object.fromEntries(Object.entries(ERROR_RESPONSES).map(([name, r]) => [name, errorResponse(r.description, r.codes)])),
+      schemas,
+    },
+  });
+}

@@ -1,0 +1,131 @@
+import { FINISHED_STATUSES, type JobListFilter, type JobQueries } from '../storage/job-queries';
+import { JOB_STATUSES, type Clock, type Job, type JobStatus } from './job';
+import type { JobService } from './job-service';
+import type { JobRegistry } from './registry';
+
+export type { JobListFilter } from '../storage/job-queries';
+
+export type StatusCounts = Record<JobStatus, number>;
+
+export interface QueueStats {
+  totalJobs: number;
+  statusCounts: StatusCounts;
+  /** now − createdAt of the earliest-created job whose status is `queued`; null when none is queued. */
+  oldestQueuedJobAgeMs: number | null;
+  /** Every registered type (and any other type found in the collection), each with every status key. */
+  byType: Record<string, StatusCounts>;
+  oldestQueuedJobAgeMsByType: Record<string, number | null>;
+  /** The clock reading the ages were computed against. */
+  generatedAt: Date;
+}
+
+export interface QueuePage {
+  page: number;
+  perPage: number;
+  total: number;
+  /** ceil(total / perPage): 0 when nothing matches. */
+  totalPages: number;
+  jobs: Job[];
+}
+
+export interface ThroughputBucket {
+  /** Start of the UTC minute. */
+  start: Date;
+  succeeded: number;
+  failed: number;
+  dlq: number;
+}
+
+export interface Throughput {
+  from: Date;
+  to: Date;
+  bucketSeconds: number;
+  /** Oldest first; the last bucket is the current, partial minute. */
+  buckets: ThroughputBucket[];
+}
+
+export interface AdminServiceDeps {
+  queries: JobQueries;
+  jobs: Pick<JobService, 'requeue'>;
+  registry: Pick<JobRegistry, 'typeNames'>;
+  clock: Clock;
+}
+
+const MINUTE_MS = 60_000;
+
+function zeroCounts(): StatusCounts {
+  return Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as StatusCounts;
+}
+
+function isJobStatus(value: string): value is JobStatus {
+  return (JOB_STATUSES as readonly string[]).includes(value);
+}
+
+/** The operator's use cases: list, count and chart the queue, and put a finished job back. Knows nothing of HTTP. */
+export class AdminService {
+  constructor(private readonly deps: AdminServiceDeps) {}
+
+  async listQueue(params: { filter: JobListFilter; page: number; perPage: number }): Promise<QueuePage> {
+    const { page, perPage } = params;
+    const { total, jobs } = await this.deps.queries.listJobs({ filter: params.filter, skip: (page - 1) * perPage, limit: perPage });
+    return { page, perPage, total, totalPages: Math.ceil(total / perPage), jobs };
+  }
+
+  async stats(): Promise<QueueStats> {
+    const rows = await this.deps.queries.countByTypeAndStatus();
+    const now = this.deps.clock.now();
+    const statusCounts = zeroCounts();
+    const byType = new Map<string, StatusCounts>(this.deps.registry.typeNames().map((t) => [t, zeroCounts()]));
+    const oldestByType = new Map<string, number | null>(this.deps.registry.typeNames().map((t) => [t, null]));
+    let totalJobs = 0;
+    for (const row of rows) {
+      // A status outside the enum cannot be written through the model; skip rather than invent a key.
+      if (!isJobStatus(row.status)) continue;
+      totalJobs += row.count;
+      statusCounts[row.status] += row.count;
+      const counts = byType.get(row.type) ?? zeroCounts();
+      counts[row.status] += row.count;
+      byType.set(row.type, counts);
+      if (!oldestByType.has(row.type)) oldestByType.set(row.type, null);
+      if (row.status === 'queued' && row.oldestCreatedAt) {
+        // Clamped at 0: a document written by a clock ahead of ours is not "negative minutes old".
+        const age = Math.max(0, now.getTime() - row.oldestCreatedAt.getTime());
+        oldestByType.set(row.type, Math.max(age, oldestByType.get(row.type) ?? 0));
+      }
+    }
+    const ages = [...oldestByType.values()].filter((a): a is number => a !== null);
+    return {
+      totalJobs,
+      statusCounts,
+      oldestQueuedJobAgeMs: ages.length > 0 ? Math.max(...ages) : null,
+      byType: Object.fromEntries([...byType].sort(([a], [b]) => a.localeCompare(b))),
+      oldestQueuedJobAgeMsByType: Object.fromEntries([...oldestByType].sort(([a], [b]) => a.localeCompare(b))),
+      generatedAt: now,
+    };
+  }
+
+  /** Jobs finished per minute over the last `minutes` minutes (the current minute included). */
+  async throughput(minutes: number): Promise<Throughput> {
+    const now = this.deps.clock.now();
+    const currentMinute = Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS;
+    const from = new Date(currentMinute - (minutes - 1) * MINUTE_MS);
+    const to = new Date(currentMinute + MINUTE_MS);
+    const rows = await this.deps.queries.countCompletionsPerMinute({ from, to });
+    const buckets: ThroughputBucket[] = Array.from({ length: minutes }, (_, i) => ({
+      start: new Date(from.getTime() + i * MINUTE_MS),
+      succeeded: 0,
+      failed: 0,
+      dlq: 0,
+    }));
+    for (const row of rows) {
+      const bucket = buckets[Math.round((row.minute.getTime() - from.getTime()) / MINUTE_MS)];
+      if (bucket && FINISHED_STATUSES.includes(row.status)) bucket[row.status] += row.count;
+    }
+    return { from, to, bucketSeconds: MINUTE_MS / 1000, buckets };
+  }
+
+  /** failed/dlq/cancelled → queued (404 job_not_found, 409 invalid_state otherwise). */
+  requeue(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    return this.deps.jobs.requeue(jobId);
+  }
+}

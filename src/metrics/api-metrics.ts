@@ -1,0 +1,40 @@
+import { collectDefaultMetrics, Registry, type Histogram } from 'prom-client';
+
+import type { QueueStats } from '../jobs/admin-service';
+import type { JobEvents } from '../jobs/job-events';
+import type { Logger } from '../logger';
+import { createHttpRequestDuration, type HttpLabel } from './http-metrics';
+import { createJobMetrics, initJobMetrics, recordJobEvents, type JobMetrics } from './job-metrics';
+import { QueueGauges } from './queue-gauges';
+
+export interface ApiMetricsParams {
+  events: JobEvents;
+  /** Registered job types: their series exist (at 0) from the first scrape. */
+  types: readonly string[];
+  readStats: () => Promise<QueueStats>;
+  logger: Logger;
+  /** Queue gauges refresh interval once started (default 5 s). */
+  gaugeIntervalMs?: number;
+  /** Process metrics (CPU, memory, event loop); off by default so tests build apps cheaply. */
+  collectDefaultMetrics?: boolean;
+}
+
+/** The API process's metrics: one Registry per app (never prom-client's global one). */
+export interface ApiMetrics {
+  registry: Registry;
+  http: Histogram<HttpLabel>;
+  jobs: JobMetrics;
+  queueGauges: QueueGauges;
+  /** Unsubscribes from the job events. */
+  detach(): void;
+}
+
+export function createApiMetrics(params: ApiMetricsParams): ApiMetrics {
+  const registry = new Registry();
+  if (params.collectDefaultMetrics) collectDefaultMetrics({ register: registry });
+  const jobs = createJobMetrics(registry);
+  initJobMetrics(jobs, params.types);
+  const detach = recordJobEvents(params.events, jobs);
+  const queueGauges = new QueueGauges({ registry, readStats: params.readStats, logger: params.logger, intervalMs: params.gaugeIntervalMs ?? 5_000 });
+  return { registry, http: createHttpRequestDuration(registry), jobs, queueGauges, detach };
+}

@@ -1,0 +1,86 @@
+import { Gauge, type Registry } from 'prom-client';
+
+import { coerceError } from '../errors';
+import type { QueueStats } from '../jobs/admin-service';
+import type { Logger } from '../logger';
+
+export interface QueueGaugesParams {
+  registry: Registry;
+  /** One aggregation over the jobs (AdminService.stats). */
+  readStats: () => Promise<QueueStats>;
+  logger: Logger;
+  /** How often start() refreshes the gauges. */
+  intervalMs: number;
+}
+
+/**
+ * Queue depth and oldest-job age by type. A scrape reads the last values; they are refreshed by one
+ * aggregation every `intervalMs` (start/stop), never per scrape, so many scrapers cost nothing more.
+ */
+export class QueueGauges {
+  readonly depth: Gauge<'type'>;
+  readonly oldestAge: Gauge<'type'>;
+  readonly jobsByStatus: Gauge<'type' | 'status'>;
+  readonly lastRefresh: Gauge;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly params: QueueGaugesParams) {
+    const registers = [params.registry];
+    this.depth = new Gauge({ name: 'jobs_queue_depth', help: 'Jobs in status queued (due or scheduled), by type.', labelNames: ['type'], registers });
+    this.oldestAge = new Gauge({
+      name: 'jobs_oldest_queued_age_seconds',
+      help: 'Age (now - createdAt) of the oldest queued job of the type; 0 when none is queued.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.jobsByStatus = new Gauge({ name: 'jobs_status_count', help: 'Jobs in the collection by type and status.', labelNames: ['type', 'status'], registers });
+    this.lastRefresh = new Gauge({
+      name: 'jobs_queue_gauges_refreshed_timestamp_seconds',
+      help: 'When the queue gauges were last refreshed (Unix time); stale when refreshing fails.',
+      registers,
+    });
+  }
+
+  /** Reads the stats once and replaces every gauge value. Concurrent calls share one read. */
+  refresh(): Promise<void> {
+    this.inFlight ??= this.readAndSet().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  /** Refreshes now and then every intervalMs; failures are logged, and the next tick tries again. */
+  start(): void {
+    if (this.timer) return;
+    const tick = (): void => {
+      this.refresh().catch((rawErr: unknown) => this.params.logger.warn({ err: coerceError(rawErr) }, 'queue gauges refresh failed'));
+    };
+    tick();
+    this.timer = setInterval(tick, this.params.intervalMs);
+    // The refresher never keeps a process alive on its own.
+    this.timer.unref();
+  }
+
+  /** Stops the interval and waits for a refresh in flight, so the database can be closed after it. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.inFlight?.catch(() => undefined);
+  }
+
+  private async readAndSet(): Promise<void> {
+    const stats = await this.params.readStats();
+    // Reset and set in one synchronous step: a scrape never sees a half-updated set, and types that
+    // vanished from the collection stop being reported.
+    this.depth.reset();
+    this.oldestAge.reset();
+    this.jobsByStatus.reset();
+    for (const [type, counts] of Object.entries(stats.byType)) {
+      this.depth.labels(type).set(counts.queued);
+      for (const [status, count] of Object.entries(counts)) this.jobsByStatus.labels(type, status).set(count);
+      this.oldestAge.labels(type).set((stats.oldestQueuedJobAgeMsByType[type] ?? 0) / 1000);
+    }
+    this.lastRefresh.set(stats.generatedAt.getTime() / 1000);
+  }
+}

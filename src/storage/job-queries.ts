@@ -1,0 +1,125 @@
+import type { Connection } from 'mongoose';
+
+import type { Job, JobStatus } from '../jobs/job';
+import { jobModel, type JobDocument } from './job-model';
+import { toJob } from './job-repository';
+
+/**
+ * Read-only queries for operators (admin listing, stats, throughput). They never change a job:
+ * every state change stays in job-repository.ts.
+ */
+
+/** Every field is optional; the given ones are ANDed. `createdFrom` is inclusive, `createdTo` exclusive. */
+export interface JobListFilter {
+  statuses?: readonly JobStatus[];
+  types?: readonly string[];
+  createdBy?: string;
+  createdFrom?: Date;
+  createdTo?: Date;
+}
+
+export interface JobListPage {
+  /** Jobs matching the filter, over all pages. */
+  total: number;
+  jobs: Job[];
+}
+
+/** How many jobs of one type are in one status, and when the earliest of them was created. */
+export interface TypeStatusCount {
+  type: string;
+  status: JobStatus;
+  count: number;
+  oldestCreatedAt: Date | null;
+}
+
+export type FinishedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'dlq'>;
+export const FINISHED_STATUSES: readonly FinishedStatus[] = ['succeeded', 'failed', 'dlq'];
+
+/** Jobs that ended in `status` during the UTC minute starting at `minute`. */
+export interface CompletionCount {
+  minute: Date;
+  status: FinishedStatus;
+  count: number;
+}
+
+export interface JobQueries {
+  /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
+  listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
+  /** Counts per (type, status) in one aggregation: one pass over the collection, whatever the number of statuses. */
+  countByTypeAndStatus(): Promise<TypeStatusCount[]>;
+  /** Jobs that reached succeeded/failed/dlq in [from, to), per UTC minute of `completedAt`. */
+  countCompletionsPerMinute(params: { from: Date; to: Date }): Promise<CompletionCount[]>;
+}
+
+function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
+  const query: Record<string, unknown> = {};
+  if (filter.statuses && filter.statuses.length > 0) {
+    query.status = filter.statuses.length === 1 ? filter.statuses[0] : { $in: [...filter.statuses] };
+  }
+  if (filter.types && filter.types.length > 0) {
+    query.type = filter.types.length === 1 ? filter.types[0] : { $in: [...filter.types] };
+  }
+  if (filter.createdBy !== undefined) query.createdBy = filter.createdBy;
+  if (filter.createdFrom !== undefined || filter.createdTo !== undefined) {
+    const range: Record<string, Date> = {};
+    if (filter.createdFrom !== undefined) range.$gte = filter.createdFrom;
+    if (filter.createdTo !== undefined) range.$lt = filter.createdTo;
+    query.createdAt = range;
+  }
+  return query;
+}
+
+interface TypeStatusGroup {
+  _id: { type: string; status: JobStatus };
+  count: number;
+  oldestCreatedAt: Date | null;
+}
+
+interface CompletionGroup {
+  _id: { minute: string; status: FinishedStatus };
+  count: number;
+}
+
+export function createJobQueries(connection: Connection): JobQueries {
+  const jobs = jobModel(connection);
+  return {
+    async listJobs({ filter, skip, limit }) {
+      const query = toMongoFilter(filter);
+      // The (status|createdBy, createdAt) indexes serve both: the page is a bounded index walk.
+      const [total, docs] = await Promise.all([
+        jobs.countDocuments(query),
+        jobs.find(query).sort({ createdAt: -1, _id: -1 }).skip(skip).limit(limit).lean<JobDocument[]>(),
+      ]);
+      return { total, jobs: docs.map(toJob) };
+    },
+
+    async countByTypeAndStatus() {
+      // One $group over (type, status). $min of createdAt per group gives the oldest queued job of
+      // each type in the same pass, so stats never cost one query per status or per type. The key is
+      // a document: the test server takes an array key (['$type', '$status']) literally.
+      const groups = await jobs.aggregate<TypeStatusGroup>([
+        { $group: { _id: { type: '$type', status: '$status' }, count: { $sum: 1 }, oldestCreatedAt: { $min: '$createdAt' } } },
+      ]);
+      return groups.map((g) => ({
+        type: g._id.type,
+        status: g._id.status,
+        count: g.count,
+        oldestCreatedAt: g.oldestCreatedAt instanceof Date ? g.oldestCreatedAt : null,
+      }));
+    },
+
+    async countCompletionsPerMinute({ from, to }) {
+      const groups = await jobs.aggregate<CompletionGroup>([
+        { $match: { completedAt: { $gte: from, $lt: to }, status: { $in: [...FINISHED_STATUSES] } } },
+        {
+          $group: {
+            // $dateToString formats in UTC; the string is the bucket key (portable to the test server).
+            _id: { minute: { $dateToString: { format: '%Y-%m-%dT%H:%M', date: '$completedAt' } }, status: '$status' },
+            count: { $sum: 1 },
+          },
+        },
+      ]);
+      return groups.map((g) => ({ minute: new Date(`${g._id.minute}:00.000Z`), status: g._id.status, count: g.count }));
+    },
+  };
+}

@@ -1,0 +1,189 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import request from 'supertest';
+
+import { buildTestApp } from '../helpers/app';
+import { useTestDatabase } from '../helpers/database';
+import { jobDocument } from '../helpers/job-documents';
+import { enqueueJob, leaseJobs, payoutPayload, report, thumbnailPayload } from '../helpers/jobs';
+import { waitFor } from '../helpers/poll';
+import { listen } from '../helpers/server';
+import { bearer, tokenFor } from '../helpers/tokens';
+
+// Debian's chromium, never a downloaded browser (CI installs it when missing).
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ARTIFACTS = path.resolve(__dirname, '../../test-artifacts');
+
+const db = useTestDatabase();
+let app: ReturnType<typeof buildTestApp>;
+let server: Awaited<ReturnType<typeof listen>>;
+let context: BrowserContext;
+let userDataDir: string;
+const requestedUrls: string[] = [];
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`Debian's chromium is missing at ${CHROMIUM}: apt-get install -y chromium (.ci/run does this)`);
+  app = buildTestApp(db);
+  server = await listen(app);
+  userDataDir = mkdtempSync(path.join(os.tmpdir(), 'jobs-dashboard-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1440, height: 1000 },
+  });
+  context.on('request', (req) => requestedUrls.push(req.url()));
+  context.on('weberror', (err) => pageErrors.push(err.error().message));
+}, 60_000);
+
+afterAll(async () => {
+  await context?.close();
+  await server?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+/** A realistic mix: jobs driven through the API (one dead, one failed, some done), plus an hour of history. */
+async function seedJobs(): Promise<{ deadJobId: string }> {
+  const now = Date.now();
+  const history = Array.from({ length: 40 }, (_, i) =>
+    jobDocument({
+      status: i % 9 === 4 ? 'failed' : 'succeeded',
+      type: i % 3 === 0 ? 'payout.execute' : 'thumbnail.create',
+      createdAt: new Date(now - (i + 1) * 90_000 - 5_000),
+      completedAt: new Date(now - (i + 1) * 90_000),
+      createdBy: i % 2 === 0 ? 'media' : 'billing',
+    }),
+  );
+  await db.connection.collection('jobs').insertMany(history as unknown as Record<string, unknown>[]);
+
+  const deadJobId = await enqueueJob(app, { type: 'payout.execute', payload: payoutPayload(), maxAttempts: 1 }, 'billing');
+  const [dead] = await leaseJobs(app, { type: 'payout.execute' });
+  await report(app, deadJobId, 'fail', { leaseId: dead!.leaseId, error: { code: 'provider_down', message: 'payment provider answered 503 three times' } });
+  for (let i = 0; i < 3; i += 1) await enqueueJob(app, { type: 'thumbnail.create', payload: thumbnailPayload({ versionNumber: i + 1 }) }, 'media');
+  const [running] = await leaseJobs(app, { type: 'thumbnail.create' });
+  expect(running).toBeDefined();
+  return { deadJobId };
+}
+
+async function apiStats(): Promise<{ totalJobs: number; statusCounts: Record<string, number>; byType: Record<string, Record<string, number>> }> {
+  return (await request(app).get('/admin/jobs/stats').set(bearer('admin'))).body;
+}
+
+async function text(page: Page, selector: string): Promise<string> {
+  return ((await page.textContent(selector)) ?? '').trim();
+}
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.fill('#token-input', token);
+  await page.click('#login-button');
+}
+
+it('lets an admin sign in, see the queue, filter it, and requeue a dead job', async () => {
+  const { deadJobId } = await seedJobs();
+  const page = await context.newPage();
+  await page.goto(`${server.baseUrl}/dashboard`);
+  await page.locator('#login').waitFor({ state: 'visible' });
+
+  // A refused token and a non-admin token each get a clear message.
+  await signIn(page, tokenFor('admin', 'old', { exp: Math.floor(Date.now() / 1000) - 60 }));
+  await waitFor(async () => ((await text(page, '#login-error')).includes('not valid or has expired') ? true : undefined), { what: 'the expired-token message' });
+  await signIn(page, tokenFor('user', 'someone'));
+  await waitFor(async () => ((await text(page, '#login-error')).includes('needs an admin token') ? true : undefined), { what: 'the non-admin message' });
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+  await signIn(page, tokenFor('admin', 'alice'));
+  await page.locator('#dashboard').waitFor({ state: 'visible' });
+  expect(await text(page, '#whoami')).toBe('alice (admin)');
+
+  // Counts match the API (once the first refresh has drawn everything).
+  const stats = await apiStats();
+  await waitFor(async () => ((await text(page, '#updated-at')).startsWith('Updated') ? true : undefined), { what: 'the first refresh' });
+  await waitFor(async () => ((await text(page, '#count-total')) === String(stats.totalJobs) ? true : undefined), { what: 'the total count' });
+  for (const [status, count] of Object.entries(stats.statusCounts)) expect({ status, shown: await text(page, `#count-${status}`) }).toEqual({ status, shown: String(count) });
+  for (const [type, counts] of Object.entries(stats.byType)) {
+    for (const [status, count] of Object.entries(counts)) {
+      expect({ type, status, shown: await text(page, `#by-type-body tr[data-type="${type}"] td[data-status="${status}"]`) }).toEqual({ type, status, shown: String(count) });
+    }
+  }
+  expect(stats.statusCounts.dlq).toBe(1);
+  expect(await page.locator('#throughput-chart rect.bar-succeeded').count()).toBeGreaterThan(10);
+  expect(await page.locator('#throughput-chart rect.bar-failed').count()).toBeGreaterThan(0);
+
+  // The table pages 20 at a time, newest first.
+  const pageInfo = `Page 1 of ${Math.ceil(stats.totalJobs / 20)} · ${stats.totalJobs} jobs`;
+  await waitFor(async () => ((await text(page, '#page-info')) === pageInfo ? true : undefined), { what: 'the first page of jobs' });
+  expect(await page.locator('#jobs-body tr').count()).toBe(20);
+
+  // Filter to dead jobs: only the dead one is left.
+  await page.selectOption('#filter-status', 'dlq');
+  await waitFor(async () => ((await page.locator('#jobs-body tr').count()) === 1 ? true : undefined), { what: 'the dlq filter' });
+  expect(await page.getAttribute('#jobs-body tr', 'data-job-id')).toBe(deadJobId);
+  await page.selectOption('#filter-type', 'thumbnail.create');
+  await waitFor(async () => ((await text(page, '#page-info')) === 'No jobs' ? true : undefined), { what: 'the type filter' });
+  await page.selectOption('#filter-type', '');
+  await page.locator(`#jobs-body tr[data-job-id="${deadJobId}"]`).waitFor();
+
+  // Open it: status, last error and attempt history.
+  await page.click(`#jobs-body tr[data-job-id="${deadJobId}"]`);
+  await page.locator('#job-detail').waitFor({ state: 'visible' });
+  expect(await text(page, '#detail-job-id')).toBe(deadJobId);
+  expect(await text(page, '#detail-status')).toBe('dlq');
+  expect(await text(page, '#detail-last-error-text')).toBe('[provider_down] payment provider answered 503 three times');
+  expect(await page.locator('#attempts-body tr').count()).toBe(1);
+  expect(await page.isEnabled('#requeue-button')).toBe(true);
+  expect(await page.isEnabled('#cancel-button')).toBe(false);
+
+  // Requeue: the page and the API agree it is queued again, with its history kept.
+  await page.click('#requeue-button');
+  await waitFor(async () => ((await text(page, '#detail-status')) === 'queued' ? true : undefined), { what: 'the requeued status' });
+  expect(await text(page, '#action-message')).toContain('Requeued');
+  expect(await page.locator('#attempts-body tr').count()).toBe(1);
+  const job = (await request(app).get(`/jobs/${deadJobId}`).set(bearer('admin'))).body;
+  expect(job).toMatchObject({ status: 'queued', attempt: 0 });
+  await waitFor(async () => ((await text(page, '#count-dlq')) === '0' ? true : undefined), { what: 'the dlq count to drop' });
+  expect(await page.isEnabled('#cancel-button')).toBe(true);
+
+  await page.selectOption('#filter-status', '');
+  await waitFor(async () => ((await page.locator('#jobs-body tr').count()) === 20 ? true : undefined), { what: 'the unfiltered table' });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+  // The token lives in this tab's sessionStorage only; nothing was fetched from another origin.
+  expect(await page.evaluate(() => ({ session: sessionStorage.getItem('jobs.dashboard.token') !== null, local: localStorage.length }))).toEqual({ session: true, local: 0 });
+  expect(requestedUrls.filter((url) => !url.startsWith(server.baseUrl) && !url.startsWith('data:'))).toEqual([]);
+  expect(pageErrors).toEqual([]);
+
+  // Signing out forgets the token.
+  await page.click('#logout-button');
+  await page.locator('#login').waitFor({ state: 'visible' });
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  await page.close();
+}, 60_000);
+
+it('serves interactive API docs that render from local assets', async () => {
+  const page = await context.newPage();
+  const consoleErrors: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+  await page.goto(`${server.baseUrl}/docs`);
+  await waitFor(async () => ((await page.locator('.opblock').count()) >= 20 ? true : undefined), { what: 'Swagger UI to render the operations' });
+  expect(await page.locator('.opblock-summary-path', { hasText: '/admin/jobs/stats' }).count()).toBe(1);
+  expect(consoleErrors).toEqual([]);
+  expect(requestedUrls.filter((url) => !url.startsWith(server.baseUrl) && !url.startsWith('data:'))).toEqual([]);
+  await page.close();
+}, 60_000);
