@@ -26,7 +26,21 @@ export const payoutExecute = defineJobType({
   policy: { maxAttempts: 10, timeoutSeconds: 60, concurrencyLimit: 5, backoffBaseSeconds: 2, backoffCapSeconds: 300 },
 });
 
-export const JOB_TYPES = [thumbnailCreate, payoutExecute] as const;
+/**
+ * Does nothing (optionally waits): for benchmarks, fault drills and checking a deployment end to end
+ * without touching assets or money.
+ */
+export const noop = defineJobType({
+  name: 'noop',
+  payload: z.strictObject({
+    /** How long the handler waits before succeeding, honouring its abort signal. */
+    sleepMs: z.number().int().min(0).max(60_000).optional(),
+  }),
+  policy: { maxAttempts: 3, timeoutSeconds: 30, concurrencyLimit: null, backoffBaseSeconds: 1, backoffCapSeconds: 30 },
+});
+
+export const JOB_TYPES = [thumbnailCreate, payoutExecute, noop] as const;
 
 export type ThumbnailPayload = z.infer<typeof thumbnailCreate.payload>;
 export type PayoutPayload = z.infer<typeof payoutExecute.payload>;
+export type NoopPayload = z.infer<typeof noop.payload>;

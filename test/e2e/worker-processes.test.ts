@@ -10,6 +10,8 @@ import { startApiProcess, startWorkerProcess, type ServiceProcess } from '../hel
 import { TEST_JWT_SECRET, tokenFor } from '../helpers/tokens';
 
 // Real processes: `npm run api` and `npm run worker` entry points on the suite's database server.
+// Process start-up and a busy machine (the whole suite runs in parallel) need more than the default.
+jest.setTimeout(120_000);
 const db = useTestDatabase();
 const processes: ServiceProcess[] = [];
 let baseUrl = '';
@@ -148,13 +150,14 @@ describe('API and worker processes', () => {
         doomed.signal('SIGCONT');
         return undefined;
       },
-      { timeoutMs: 20_000, intervalMs: 5 },
+      // Between tries it runs freely for a while, so it can lease again.
+      { timeoutMs: 60_000, intervalMs: 200 },
     );
     doomed.signal('SIGKILL');
     expect((await doomed.exited).signal).toBe('SIGKILL');
     worker('payout-worker-late', failing);
 
-    const jobs = await waitForJobs(jobIds, (j) => j.status === 'succeeded', 60_000);
+    const jobs = await waitForJobs(jobIds, (j) => j.status === 'succeeded', 90_000);
     expect(jobs.every((j) => j.status === 'succeeded')).toBe(true);
     // The killed worker's leases expired and were reclaimed; its late reports never came.
     const expired = jobs.flatMap((j) => j.attempts).filter((a) => a.workerId === 'payout-worker-doomed' && a.outcome === 'expired');

@@ -61,6 +61,8 @@ export class ServiceProcess {
   }
 
   async stop(): Promise<void> {
+    // A frozen (SIGSTOP) process would not handle SIGTERM until woken.
+    this.signal('SIGCONT');
     this.signal('SIGTERM');
     const timer = setTimeout(() => this.signal('SIGKILL'), 15_000);
     await this.exited;

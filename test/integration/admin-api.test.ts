@@ -154,8 +154,8 @@ describe('GET /admin/jobs/stats', () => {
       totalJobs: 0,
       statusCounts: zeros,
       oldestQueuedJobAgeMs: null,
-      byType: { 'payout.execute': zeros, 'thumbnail.create': zeros },
-      oldestQueuedJobAgeMsByType: { 'payout.execute': null, 'thumbnail.create': null },
+      byType: { noop: zeros, 'payout.execute': zeros, 'thumbnail.create': zeros },
+      oldestQueuedJobAgeMsByType: { noop: null, 'payout.execute': null, 'thumbnail.create': null },
       generatedAt: clock.now().toISOString(),
     });
   });
@@ -185,10 +185,11 @@ describe('GET /admin/jobs/stats', () => {
       oldestQueuedJobAgeMs: 15 * MINUTE,
       byType: {
         'legacy.type': { queued: 0, leased: 0, succeeded: 0, failed: 2, cancelled: 0, dlq: 0 },
+        noop: { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, dlq: 0 },
         'payout.execute': { queued: 1, leased: 0, succeeded: 4, failed: 0, cancelled: 0, dlq: 1 },
         'thumbnail.create': { queued: 3, leased: 2, succeeded: 5, failed: 1, cancelled: 1, dlq: 2 },
       },
-      oldestQueuedJobAgeMsByType: { 'legacy.type': null, 'payout.execute': 15 * MINUTE, 'thumbnail.create': 3 * MINUTE },
+      oldestQueuedJobAgeMsByType: { 'legacy.type': null, noop: null, 'payout.execute': 15 * MINUTE, 'thumbnail.create': 3 * MINUTE },
       generatedAt: clock.now().toISOString(),
     });
   });

@@ -1,8 +1,9 @@
 import type { AssetService } from '../../assets/asset-service';
-import { payoutExecute, thumbnailCreate } from '../../jobs/job-types';
+import { noop, payoutExecute, thumbnailCreate } from '../../jobs/job-types';
 import type { JobRegistry } from '../../jobs/registry';
 import type { PayoutService } from '../../payouts/payout-service';
 import type { JobHandler } from '../handler';
+import { createNoopHandler } from './noop';
 import { createPayoutHandler } from './payout-execute';
 import { createThumbnailHandler } from './thumbnail-create';
 
@@ -16,6 +17,7 @@ export function createHandlers(deps: HandlerDeps): Map<string, JobHandler> {
   return new Map<string, JobHandler>([
     [thumbnailCreate.name, createThumbnailHandler({ assets: deps.assets }) as JobHandler],
     [payoutExecute.name, createPayoutHandler({ payouts: deps.payouts }) as JobHandler],
+    [noop.name, createNoopHandler() as JobHandler],
   ]);
 }
 
