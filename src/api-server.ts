@@ -39,6 +39,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     readyTimeoutMs: Math.min(config.DB_TIMEOUT_MS, 2_000),
     registry,
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
+    leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
     collectDefaultMetrics: true,
   };
   const services = wireServices(wiring);
@@ -56,6 +57,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      // Waiting long-polls answer (empty) at once, so in-flight requests can finish.
+      services.jobs.close();
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
       await services.metrics?.queueGauges.stop();
       await connection.close();

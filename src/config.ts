@@ -46,6 +46,7 @@ const apiSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
   JOB_POLICY_OVERRIDES: z.string().optional(),
   RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
+  LEASE_POLL_INTERVAL_MS: integer(50, 60_000).default(1_000),
 });
 
 const workerSchema = z.object({
@@ -61,7 +62,7 @@ const workerSchema = z.object({
   WORKER_SHUTDOWN_GRACE_MS: integer(0, 600_000).default(30_000),
   WORKER_METRICS_PORT: integer(0, 65_535).optional(),
   /** Long-poll: how long the API may hold an empty lease call (0: plain polling with backoff). */
-  WORKER_LEASE_WAIT_SECONDS: integer(0, 30).default(0),
+  WORKER_LEASE_WAIT_SECONDS: integer(0, 30).default(20),
   /** Sandbox payment provider: share of transfers that fail transiently (for trying out retries). */
   SANDBOX_FAILURE_RATE: z
     .string()

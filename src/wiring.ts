@@ -36,6 +36,7 @@ export interface ApiWiringParams {
   clock?: Clock;
   random?: RandomSource;
   reclaimIntervalMs?: number;
+  leasePollIntervalMs?: number;
   /** How often the queue gauges are refreshed once started (default 5 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
@@ -66,6 +67,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     clock,
     random: params.random ?? Math.random,
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
+    ...(params.leasePollIntervalMs === undefined ? {} : { leasePollIntervalMs: params.leasePollIntervalMs }),
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);

@@ -40,6 +40,7 @@ interface RequestSpec {
   /** Whether repeating the request is safe (reads, reports on a lease, keyed enqueues). */
   retryable: boolean;
   timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 /**
@@ -72,7 +73,8 @@ export class JobsClient {
     return { ...body, created: status === 201 };
   }
 
-  async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number } = {}): Promise<LeaseResponse> {
+  /** `waitSeconds`: long-poll (the API holds the call until work arrives); `signal` ends it early. */
+  async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<LeaseResponse> {
     const query = new URLSearchParams();
     query.set('limit', String(params.limit ?? 1));
     if (params.types && params.types.length > 0) query.set('type', params.types.join(','));
@@ -84,6 +86,7 @@ export class JobsClient {
         path: `/jobs/lease?${query.toString()}`,
         retryable: false,
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(params.signal ? { signal: params.signal } : {}),
       })
     ).body;
   }
@@ -133,7 +136,9 @@ export class JobsClient {
         method: spec.method,
         headers,
         ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
-        signal: AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000),
+        signal: spec.signal
+          ? AbortSignal.any([spec.signal, AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000)])
+          : AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000),
       });
     } catch (err) {
       throw new NetworkError(`${spec.method} ${spec.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

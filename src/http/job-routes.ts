@@ -30,6 +30,12 @@ const leaseQuery = z.object({
     .transform(Number)
     .pipe(z.number().int().min(1, 'limit must be from 1 to 100').max(100, 'limit must be from 1 to 100'))
     .optional(),
+  wait: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'wait must be a number of seconds from 0 to 30')
+    .transform(Number)
+    .pipe(z.number().min(0).max(30, 'wait must be at most 30 seconds'))
+    .optional(),
   type: z
     .string()
     .max(2_000)
@@ -82,10 +88,15 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
   router.get('/jobs/lease', requirePermission('jobs:work'), async (req, res) => {
     const { 'x-worker-id': workerId } = parseRequest(workerIdHeader, req.headers, 'headers');
     const query = parseRequest(leaseQuery, req.query, 'query');
+    // A long-poll ends early when the worker hangs up.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
     const result = await jobs.lease({
       workerId,
       types: query.type && query.type.length > 0 ? query.type : null,
       limit: query.limit ?? 1,
+      waitMs: (query.wait ?? 0) * 1000,
+      signal: gone.signal,
     });
     res.json(result);
   });

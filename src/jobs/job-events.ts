@@ -17,6 +17,8 @@ export interface JobEventMap {
   cancelled: { jobId: string; type: string; from: JobStatus };
   cancel_requested: { jobId: string; type: string };
   requeued: { jobId: string; type: string; from: JobStatus };
+  /** A waiting job whose parents all succeeded became queued. */
+  released: { jobId: string; type: string };
 }
 
 export type JobEventName = keyof JobEventMap;

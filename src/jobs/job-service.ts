@@ -9,6 +9,7 @@ import type { JobDocument } from '../storage/job-model';
 import type { HeldSlot, SlotRepository } from '../storage/slot-repository';
 import type { Clock, Job, JobError, JobStatus, LeasedJob, RandomSource } from './job';
 import type { JobEvents } from './job-events';
+import { LeaseWaiters } from './lease-waiters';
 import type { JobRegistry } from './registry';
 import { retryDelayMs } from './retry-policy';
 
@@ -21,6 +22,8 @@ export interface JobServiceDeps {
   random: RandomSource;
   /** Minimum time between two reclaim steps of this process (0: before every lease). */
   reclaimIntervalMs: number;
+  /** Long-poll: how often one shared query looks for work while lease calls wait. */
+  leasePollIntervalMs?: number;
 }
 
 export interface EnqueueInput {
@@ -37,6 +40,10 @@ export interface LeaseInput {
   /** null: every registered type. */
   types: readonly string[] | null;
   limit: number;
+  /** Long-poll: when nothing is available, wait up to this long for work (0: answer at once). */
+  waitMs?: number;
+  /** Aborted when the caller goes away; the wait ends early. */
+  signal?: AbortSignal;
 }
 
 export interface ReportTarget {
@@ -64,8 +71,29 @@ function newLeaseId(): string {
  */
 export class JobService {
   private lastReclaimAt = Number.NEGATIVE_INFINITY;
+  private readonly waiters: LeaseWaiters;
 
-  constructor(private readonly deps: JobServiceDeps) {}
+  constructor(private readonly deps: JobServiceDeps) {
+    this.waiters = new LeaseWaiters({
+      events: deps.events,
+      pollIntervalMs: deps.leasePollIntervalMs ?? 1_000,
+      probe: async (types) => {
+        const now = deps.clock.now();
+        await this.reclaimIfDue(now, false);
+        return (await deps.jobs.findAvailable({ types, now, limit: 1 })).length > 0;
+      },
+    });
+  }
+
+  /** Lease calls now waiting for work (long-poll). */
+  get waitingLeaseCalls(): number {
+    return this.waiters.size;
+  }
+
+  /** Ends every long-poll wait (shutdown). */
+  close(): void {
+    this.waiters.close();
+  }
 
   async enqueue(principal: Principal, input: EnqueueInput): Promise<{ job: Job; created: boolean }> {
     const { registry, clock } = this.deps;
@@ -94,6 +122,17 @@ export class JobService {
    * number of times.
    */
   async lease(input: LeaseInput): Promise<{ leasedAt: Date; jobs: LeasedJob[] }> {
+    // The wait is real time (a request's duration), not the injected clock.
+    const deadline = Date.now() + (input.waitMs ?? 0);
+    for (;;) {
+      const result = await this.leaseOnce(input);
+      if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
+      await this.waiters.wait({ types: input.types, deadline, ...(input.signal ? { signal: input.signal } : {}) });
+      if (input.signal?.aborted) return result;
+    }
+  }
+
+  private async leaseOnce(input: LeaseInput): Promise<{ leasedAt: Date; jobs: LeasedJob[] }> {
     const { registry, clock } = this.deps;
     if (input.types) {
       const unknown = input.types.filter((t) => !registry.has(t));

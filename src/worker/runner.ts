@@ -6,7 +6,7 @@ import { PollBackoff } from './poll-backoff';
 
 /** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
 export interface WorkerApi {
-  lease(params: { limit: number; types?: readonly string[]; waitSeconds?: number }): Promise<LeaseResponse>;
+  lease(params: { limit: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal }): Promise<LeaseResponse>;
   heartbeat(jobId: string, body: { leaseId: string; progress?: number }): Promise<HeartbeatResponse>;
   succeed(jobId: string, body: { leaseId: string; result?: unknown; durationMs?: number }): Promise<unknown>;
   fail(jobId: string, body: { leaseId: string; error: { message: string; code?: string; retryable?: boolean }; durationMs?: number }): Promise<unknown>;
@@ -142,20 +142,27 @@ export class WorkerRunner {
         continue;
       }
       let leased: LeaseResponse;
+      const waitSeconds = this.options.leaseWaitSeconds ?? 0;
+      const askedAt = this.now();
       try {
         leased = await this.options.api.lease({
           limit: Math.min(free, 100),
           types: this.types(),
-          ...(this.options.leaseWaitSeconds ? { waitSeconds: this.options.leaseWaitSeconds } : {}),
+          ...(waitSeconds > 0 ? { waitSeconds } : {}),
+          signal: stopSignal,
         });
       } catch (err) {
+        if (stopSignal.aborted) break;
         const wait = this.backoff.next();
         this.options.logger.warn({ err, retryInMs: wait }, 'lease failed; backing off');
         await this.sleep(wait, stopSignal);
         continue;
       }
       if (leased.jobs.length === 0) {
-        await this.sleep(this.backoff.next(), stopSignal);
+        // A long-poll that came back empty already waited on the server; poll again at once. An
+        // empty answer that came back early (an API without long-poll) gets the backoff instead.
+        const waitedOnServer = waitSeconds > 0 && this.now() - askedAt >= (waitSeconds * 1000) / 2;
+        if (!waitedOnServer) await this.sleep(this.backoff.next(), stopSignal);
         continue;
       }
       this.backoff.reset();
