@@ -32,4 +32,6 @@ export function roleHasPermission(role: Role, permission: Permission): boolean {
 export interface Principal {
   sub: string;
   role: Role;
+  /** Present when the token carries a `tenant` claim: the caller then sees only that tenant's jobs. */
+  tenant?: string;
 }

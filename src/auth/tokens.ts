@@ -6,6 +6,7 @@ import { isRole, type Principal, type Role } from './roles';
 // The algorithm is pinned: tokens signed any other way (alg "none", RS256 with the secret as a
 // public key) fail verification.
 const ALGORITHM = 'HS256';
+const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
 export function verifyToken(token: string, secret: string): Principal {
   let claims: unknown;
@@ -16,12 +17,14 @@ export function verifyToken(token: string, secret: string): Principal {
     throw new UnauthenticatedError(reason);
   }
   if (typeof claims !== 'object' || claims === null) throw new UnauthenticatedError('token claims are not an object');
-  const { sub, role } = claims as Record<string, unknown>;
+  const { sub, role, tenant } = claims as Record<string, unknown>;
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {
     throw new UnauthenticatedError('token has no valid sub claim');
   }
   if (!isRole(role)) throw new UnauthenticatedError('token has no valid role claim');
-  return { sub, role };
+  if (tenant === undefined) return { sub, role };
+  if (typeof tenant !== 'string' || !TENANT.test(tenant)) throw new UnauthenticatedError('token has an invalid tenant claim');
+  return { sub, role, tenant };
 }
 
 export interface MintTokenParams {

@@ -1,10 +1,17 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 
 import type { AdminService, JobListFilter } from '../jobs/admin-service';
 import { JOB_STATUSES } from '../jobs/job';
 import { requirePermission } from './auth';
+import { principalOf } from './request-context';
 import { parseRequest } from './validation';
+
+/** A tenant token's listings and counts cover only its tenant. */
+function tenantOf(req: Request): { tenant?: string } {
+  const { tenant } = principalOf(req);
+  return tenant === undefined ? {} : { tenant };
+}
 
 const wholeNumber = (field: string, min: number, max: number) =>
   z
@@ -61,6 +68,7 @@ export function adminRoutes(deps: { admin: AdminService }): Router {
       ...(query.createdBy === undefined ? {} : { createdBy: query.createdBy }),
       ...(query.createdFrom === undefined ? {} : { createdFrom: query.createdFrom }),
       ...(query.createdTo === undefined ? {} : { createdTo: query.createdTo }),
+      ...tenantOf(req),
     };
     const page = await admin.listQueue({ filter, page: query.page, perPage: query.per_page });
     res.json({
@@ -69,18 +77,18 @@ export function adminRoutes(deps: { admin: AdminService }): Router {
     });
   });
 
-  router.get('/admin/jobs/stats', async (_req, res) => {
-    res.json(await admin.stats());
+  router.get('/admin/jobs/stats', async (req, res) => {
+    res.json(await admin.stats(principalOf(req).tenant));
   });
 
   router.get('/admin/jobs/throughput', async (req, res) => {
     const query = parseRequest(throughputQuery, req.query, 'query');
-    res.json(await admin.throughput(query.minutes));
+    res.json(await admin.throughput(query.minutes, principalOf(req).tenant));
   });
 
   router.post('/admin/jobs/:jobId/requeue', async (req, res) => {
     const { jobId } = parseRequest(jobIdParams, req.params, 'params');
-    res.json(await admin.requeue(jobId));
+    res.json(await admin.requeue(jobId, principalOf(req).tenant));
   });
 
   return router;

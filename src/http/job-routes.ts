@@ -1,18 +1,26 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 
-import type { JobService, ReportTarget } from '../jobs/job-service';
+import { AppError, ValidationError, type FieldError } from '../errors';
+import type { Job } from '../jobs/job';
+import { MAX_BATCH, type EnqueueInput, type JobService, type ReportTarget } from '../jobs/job-service';
 import { requirePermission } from './auth';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
 
 const jobIdParams = z.object({ jobId: z.string().regex(/^job_[0-9a-f]{24}$/, 'must be a job id (job_ + 24 hex digits)') });
+
+function errorItem(err: AppError): Record<string, unknown> {
+  return { error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) } };
+}
 const workerIdHeader = z.object({
   'x-worker-id': z
     .string({ error: 'X-Worker-Id header is required' })
     .regex(/^[\x21-\x7e]{5,128}$/, 'X-Worker-Id must be 5-128 printable characters'),
 });
 const leaseId = z.string().min(1).max(128).optional();
+
+const jobId = z.string().regex(/^job_[0-9a-f]{24}$/, 'must be a job id (job_ + 24 hex digits)');
 
 const enqueueBody = z.strictObject({
   type: z.string({ error: 'type must be a string' }).min(1).max(128),
@@ -21,7 +29,30 @@ const enqueueBody = z.strictObject({
   scheduleAt: z.iso.datetime({ offset: true, error: 'scheduleAt must be an ISO-8601 date-time' }).optional(),
   maxAttempts: z.number().int().min(1).max(1_000).optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
+  dependsOn: z.array(jobId).min(1).max(100).optional(),
 });
+type EnqueueBody = z.infer<typeof enqueueBody>;
+
+const batchBody = z.strictObject({
+  // Items are checked one by one below, so one bad item does not refuse the others.
+  jobs: z.array(z.unknown()).min(1).max(MAX_BATCH, `at most ${MAX_BATCH} jobs per batch`),
+});
+
+function toEnqueueInput(body: EnqueueBody): EnqueueInput {
+  return {
+    type: body.type,
+    payload: body.payload,
+    ...(body.priority === undefined ? {} : { priority: body.priority }),
+    ...(body.scheduleAt === undefined ? {} : { scheduleAt: new Date(body.scheduleAt) }),
+    ...(body.maxAttempts === undefined ? {} : { maxAttempts: body.maxAttempts }),
+    ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+    ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
+  };
+}
+
+function enqueueAnswer(job: Job): Record<string, unknown> {
+  return { jobId: job.jobId, status: job.status, type: job.type, nextRunAt: job.nextRunAt, attempt: job.attempt };
+}
 
 const leaseQuery = z.object({
   limit: z
@@ -74,15 +105,37 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
 
   router.post('/jobs', requirePermission('jobs:enqueue'), async (req, res) => {
     const body = parseRequest(enqueueBody, req.body, 'body');
-    const { job, created } = await jobs.enqueue(principalOf(req), {
-      type: body.type,
-      payload: body.payload,
-      ...(body.priority === undefined ? {} : { priority: body.priority }),
-      ...(body.scheduleAt === undefined ? {} : { scheduleAt: new Date(body.scheduleAt) }),
-      ...(body.maxAttempts === undefined ? {} : { maxAttempts: body.maxAttempts }),
-      ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
+    const { job, created } = await jobs.enqueue(principalOf(req), toEnqueueInput(body));
+    res.status(created ? 201 : 200).json(enqueueAnswer(job));
+  });
+
+  // Up to 1,000 jobs, each validated on its own; 200 with one result per job, in request order.
+  router.post('/jobs/batch', requirePermission('jobs:enqueue'), async (req, res) => {
+    const { jobs: items } = parseRequest(batchBody, req.body, 'body');
+    const inputs: (EnqueueInput | AppError)[] = items.map((item, index) => {
+      try {
+        return toEnqueueInput(parseRequest(enqueueBody, item, 'body'));
+      } catch (err) {
+        if (err instanceof ValidationError) {
+          const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.jobs.${index}`) }));
+          return new ValidationError(err.message, details);
+        }
+        throw err;
+      }
     });
-    res.status(created ? 201 : 200).json({ jobId: job.jobId, status: job.status, type: job.type, nextRunAt: job.nextRunAt, attempt: job.attempt });
+    const valid = inputs.flatMap((input, index) => (input instanceof AppError ? [] : [{ input, index }]));
+    const outcomes = await jobs.enqueueBatch(principalOf(req), valid.map((v) => v.input));
+    const results: Record<string, unknown>[] = inputs.map((input) => (input instanceof AppError ? errorItem(input) : {}));
+    for (const [i, outcome] of outcomes.entries()) {
+      results[valid[i]!.index] = 'error' in outcome ? errorItem(outcome.error) : { ...enqueueAnswer(outcome.job), created: outcome.created };
+    }
+    const count = (test: (r: Record<string, unknown>) => boolean) => results.filter(test).length;
+    res.json({
+      created: count((r) => r.created === true),
+      existing: count((r) => r.created === false),
+      rejected: count((r) => r.error !== undefined),
+      results,
+    });
   });
 
   router.get('/jobs/lease', requirePermission('jobs:work'), async (req, res) => {
@@ -97,6 +150,7 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
       limit: query.limit ?? 1,
       waitMs: (query.wait ?? 0) * 1000,
       signal: gone.signal,
+      ...(principalOf(req).tenant === undefined ? {} : { tenant: principalOf(req).tenant }),
     });
     res.json(result);
   });

@@ -15,6 +15,9 @@ export interface QueueStats {
   /** Every registered type (and any other type found in the collection), each with every status key. */
   byType: Record<string, StatusCounts>;
   oldestQueuedJobAgeMsByType: Record<string, number | null>;
+  /** Of the succeeded jobs, those that finished with a partial result (some items failed). */
+  partialSucceeded: number;
+  partialSucceededByType: Record<string, number>;
   /** The clock reading the ages were computed against. */
   generatedAt: Date;
 }
@@ -71,8 +74,11 @@ export class AdminService {
     return { page, perPage, total, totalPages: Math.ceil(total / perPage), jobs };
   }
 
-  async stats(): Promise<QueueStats> {
-    const rows = await this.deps.queries.countByTypeAndStatus();
+  /** `tenant`: counts only that tenant's jobs (a tenant token). */
+  async stats(tenant?: string): Promise<QueueStats> {
+    const rows = await this.deps.queries.countByTypeAndStatus(tenant === undefined ? {} : { tenant });
+    let partialSucceeded = 0;
+    const partialByType = new Map<string, number>(this.deps.registry.typeNames().map((t) => [t, 0]));
     const now = this.deps.clock.now();
     const statusCounts = zeroCounts();
     const byType = new Map<string, StatusCounts>(this.deps.registry.typeNames().map((t) => [t, zeroCounts()]));
@@ -83,6 +89,10 @@ export class AdminService {
       if (!isJobStatus(row.status)) continue;
       totalJobs += row.count;
       statusCounts[row.status] += row.count;
+      if (row.partial && row.status === 'succeeded') {
+        partialSucceeded += row.count;
+        partialByType.set(row.type, (partialByType.get(row.type) ?? 0) + row.count);
+      }
       const counts = byType.get(row.type) ?? zeroCounts();
       counts[row.status] += row.count;
       byType.set(row.type, counts);
@@ -100,17 +110,19 @@ export class AdminService {
       oldestQueuedJobAgeMs: ages.length > 0 ? Math.max(...ages) : null,
       byType: Object.fromEntries([...byType].sort(([a], [b]) => a.localeCompare(b))),
       oldestQueuedJobAgeMsByType: Object.fromEntries([...oldestByType].sort(([a], [b]) => a.localeCompare(b))),
+      partialSucceeded,
+      partialSucceededByType: Object.fromEntries([...partialByType].sort(([a], [b]) => a.localeCompare(b))),
       generatedAt: now,
     };
   }
 
   /** Jobs finished per minute over the last `minutes` minutes (the current minute included). */
-  async throughput(minutes: number): Promise<Throughput> {
+  async throughput(minutes: number, tenant?: string): Promise<Throughput> {
     const now = this.deps.clock.now();
     const currentMinute = Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS;
     const from = new Date(currentMinute - (minutes - 1) * MINUTE_MS);
     const to = new Date(currentMinute + MINUTE_MS);
-    const rows = await this.deps.queries.countCompletionsPerMinute({ from, to });
+    const rows = await this.deps.queries.countCompletionsPerMinute({ from, to, ...(tenant === undefined ? {} : { tenant }) });
     const buckets: ThroughputBucket[] = Array.from({ length: minutes }, (_, i) => ({
       start: new Date(from.getTime() + i * MINUTE_MS),
       succeeded: 0,
@@ -125,7 +137,7 @@ export class AdminService {
   }
 
   /** failed/dlq/cancelled → queued (404 job_not_found, 409 invalid_state otherwise). */
-  requeue(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
-    return this.deps.jobs.requeue(jobId);
+  requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {
+    return this.deps.jobs.requeue(jobId, tenant);
   }
 }

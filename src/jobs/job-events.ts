@@ -6,7 +6,7 @@ import type { JobStatus } from './job';
 export interface JobEventMap {
   enqueued: { jobId: string; type: string };
   leased: { jobId: string; type: string; attempt: number; workerId: string };
-  succeeded: { jobId: string; type: string; attempt: number; durationMs?: number };
+  succeeded: { jobId: string; type: string; attempt: number; durationMs?: number; partial?: boolean };
   /** A failed attempt that will be retried (status back to `queued`). */
   retry_scheduled: { jobId: string; type: string; attempt: number; nextRunAt: Date; durationMs?: number };
   /** Ended `failed` (the handler said retrying cannot help). */

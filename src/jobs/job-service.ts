@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { Principal } from '../auth/roles';
 import { roleHasPermission } from '../auth/roles';
-import { AccessDeniedError, InvalidStateError, LeaseConflictError, NotFoundError, ValidationError } from '../errors';
-import type { JobRepository, LeaseHolder, ClaimRequest } from '../storage/job-repository';
+import { AccessDeniedError, AppError, InvalidStateError, LeaseConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors';
+import type { JobRepository, LeaseHolder, ClaimRequest, NewJob } from '../storage/job-repository';
 import { toJob } from '../storage/job-repository';
 import type { JobDocument } from '../storage/job-model';
 import type { HeldSlot, SlotRepository } from '../storage/slot-repository';
@@ -33,6 +33,8 @@ export interface EnqueueInput {
   scheduleAt?: Date;
   maxAttempts?: number;
   idempotencyKey?: string;
+  /** Jobs that must all succeed first; the job waits (status `waiting`) until then. */
+  dependsOn?: readonly string[];
 }
 
 export interface LeaseInput {
@@ -44,6 +46,8 @@ export interface LeaseInput {
   waitMs?: number;
   /** Aborted when the caller goes away; the wait ends early. */
   signal?: AbortSignal;
+  /** A tenant token leases only its tenant's jobs. */
+  tenant?: string;
 }
 
 export interface ReportTarget {
@@ -54,6 +58,14 @@ export interface ReportTarget {
 }
 
 export const DEFAULT_PRIORITY = 50;
+export const MAX_BATCH = 1_000;
+const BAD_ENDINGS = new Set<JobStatus>(['failed', 'dlq', 'cancelled']);
+
+function dependencyError(parentId: string, status: JobStatus): JobError {
+  return { code: 'dependency_failed', message: `job ${parentId} it depends on ended ${status}` };
+}
+
+export type BatchItemResult = { job: Job; created: boolean } | { error: AppError };
 const MAX_CLAIM_ROUNDS = 3;
 const RECLAIM_BATCH = 200;
 
@@ -96,11 +108,49 @@ export class JobService {
   }
 
   async enqueue(principal: Principal, input: EnqueueInput): Promise<{ job: Job; created: boolean }> {
-    const { registry, clock } = this.deps;
+    const now = this.deps.clock.now();
+    const job = this.prepareJob(principal, input, now);
+    if (input.dependsOn && input.dependsOn.length > 0) return this.enqueueWithParents(principal, job, input.dependsOn, now);
+    const result = await this.deps.jobs.insert(job);
+    if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    return result;
+  }
+
+  /**
+   * Enqueues up to MAX_BATCH jobs, each validated on its own; the valid ones without dependencies
+   * are inserted in one round trip. Results come back in request order: the job, or why it was refused.
+   */
+  async enqueueBatch(principal: Principal, inputs: readonly EnqueueInput[]): Promise<BatchItemResult[]> {
+    const now = this.deps.clock.now();
+    const results: BatchItemResult[] = new Array<BatchItemResult>(inputs.length);
+    const plain: { index: number; job: NewJob }[] = [];
+    for (const [index, input] of inputs.entries()) {
+      try {
+        const job = this.prepareJob(principal, input, now);
+        if (input.dependsOn && input.dependsOn.length > 0) {
+          results[index] = await this.enqueueWithParents(principal, job, input.dependsOn, now);
+        } else {
+          plain.push({ index, job });
+        }
+      } catch (err) {
+        if (!(err instanceof AppError) || err instanceof UnavailableError) throw err;
+        results[index] = { error: err };
+      }
+    }
+    const inserted = await this.deps.jobs.insertMany(plain.map((p) => p.job));
+    for (const [i, result] of inserted.entries()) {
+      results[plain[i]!.index] = result;
+      if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    }
+    return results;
+  }
+
+  /** Validates one enqueue request and builds the job to insert (no I/O). */
+  private prepareJob(principal: Principal, input: EnqueueInput, now: Date): NewJob {
+    const { registry } = this.deps;
     const policy = registry.policyOf(input.type);
     const payload = registry.parsePayload(input.type, input.payload);
-    const now = clock.now();
-    const result = await this.deps.jobs.insert({
+    return {
       jobId: newJobId(),
       type: input.type,
       priority: input.priority ?? DEFAULT_PRIORITY,
@@ -108,11 +158,84 @@ export class JobService {
       maxAttempts: input.maxAttempts ?? policy.maxAttempts,
       nextRunAt: input.scheduleAt ?? now,
       idempotencyKey: input.idempotencyKey ?? null,
+      tenant: principal.tenant ?? null,
       createdBy: principal.sub,
       now,
+    };
+  }
+
+  /**
+   * A job that depends on others. Job ids are made by the server, so a new job can only depend on
+   * jobs that already exist: the graph stays acyclic by construction. The order below never strands
+   * a child, whenever a parent finishes: (1) mark the parents, so that finishing one from now on
+   * settles its children; (2) read their states; (3) insert the child; (4) read them again and settle
+   * what finished meanwhile. Settling is idempotent, so the parent's side and ours may both run it.
+   */
+  private async enqueueWithParents(principal: Principal, job: NewJob, dependsOn: readonly string[], now: Date): Promise<{ job: Job; created: boolean }> {
+    const parentIds = [...new Set(dependsOn)];
+    if (parentIds.length !== dependsOn.length) throw new ValidationError('dependsOn lists a job twice', [{ field: 'dependsOn', message: 'must not repeat a job id' }]);
+    await this.deps.jobs.markHasChildren(parentIds);
+    const parents = await this.deps.jobs.findByIds(parentIds);
+    const visible = new Map(parents.filter((p) => this.mayRead(principal, p)).map((p) => [p._id, p]));
+    const missing = parentIds.map((id, i) => ({ id, i })).filter(({ id }) => !visible.has(id));
+    if (missing.length > 0) {
+      throw new ValidationError('dependsOn names unknown jobs', missing.map(({ id, i }) => ({ field: `dependsOn.${i}`, message: `job ${id} does not exist` })));
+    }
+    const failedParent = parents.find((p) => BAD_ENDINGS.has(p.status));
+    const pending = parentIds.filter((id) => visible.get(id)!.status !== 'succeeded');
+    const result = await this.deps.jobs.insert({
+      ...job,
+      dependsOn: parentIds,
+      pendingParents: failedParent ? [] : pending,
+      status: failedParent ? 'cancelled' : pending.length > 0 ? 'waiting' : 'queued',
+      ...(failedParent ? { lastError: dependencyError(failedParent._id, failedParent.status) } : {}),
     });
-    if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
-    return result;
+    if (!result.created) return result;
+    if (result.job.status === 'queued') this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    if (result.job.status !== 'waiting') return result;
+
+    const latest = await this.deps.jobs.findByIds(pending);
+    const bad = latest.find((p) => BAD_ENDINGS.has(p.status));
+    if (bad) {
+      const cancelled = await this.deps.jobs.cancelWaiting({ childId: result.job.jobId, error: dependencyError(bad._id, bad.status), now });
+      if (cancelled) this.deps.events.emit('cancelled', { jobId: cancelled._id, type: cancelled.type, from: 'waiting' });
+    } else {
+      const succeeded = latest.filter((p) => p.status === 'succeeded').map((p) => p._id);
+      if (succeeded.length > 0) await this.releaseChild({ childId: result.job.jobId, succeededParents: succeeded, nextRunAt: result.job.nextRunAt, now });
+    }
+    const current = await this.deps.jobs.findById(result.job.jobId);
+    return { job: current ? toJob(current) : result.job, created: true };
+  }
+
+  private async releaseChild(params: { childId: string; succeededParents: readonly string[]; nextRunAt: Date; now: Date }): Promise<void> {
+    const released = await this.deps.jobs.settleParents(params);
+    if (released) this.deps.events.emit('released', { jobId: released._id, type: released.type });
+  }
+
+  /**
+   * A parent finished: release the children waiting only for it, or cancel them all (and theirs)
+   * when it ended badly. Runs only for jobs that have children; costs a query and an update or two
+   * per child, never a scan.
+   */
+  private async settleChildren(parent: { _id: string; hasChildren?: boolean }, outcome: JobStatus, now: Date): Promise<void> {
+    if (!parent.hasChildren) return;
+    const children = await this.deps.jobs.findWaitingChildren(parent._id);
+    for (const child of children) {
+      if (outcome === 'succeeded') {
+        await this.releaseChild({ childId: child._id, succeededParents: [parent._id], nextRunAt: child.nextRunAt, now });
+        continue;
+      }
+      const cancelled = await this.deps.jobs.cancelWaiting({ childId: child._id, error: dependencyError(parent._id, outcome), now });
+      if (cancelled) {
+        this.deps.events.emit('cancelled', { jobId: cancelled._id, type: cancelled.type, from: 'waiting' });
+        await this.settleChildren(cancelled, 'cancelled', now);
+      }
+    }
+  }
+
+  private mayRead(principal: Principal, job: { createdBy: string; tenant?: string | null }): boolean {
+    if (principal.tenant !== undefined && job.tenant !== principal.tenant) return false;
+    return roleHasPermission(principal.role, 'jobs:read-any') || job.createdBy === principal.sub;
   }
 
   /**
@@ -149,7 +272,12 @@ export class JobService {
     const won: JobDocument[] = [];
     for (let round = 0; round < MAX_CLAIM_ROUNDS && won.length < input.limit; round += 1) {
       const want = input.limit - won.length;
-      const candidates = await this.deps.jobs.findAvailable({ types: input.types, now, limit: Math.min(want * 2, 200) });
+      const candidates = await this.deps.jobs.findAvailable({
+        types: input.types,
+        now,
+        limit: Math.min(want * 2, 200),
+        ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
+      });
       if (candidates.length === 0) break;
       const { requests, slots } = await this.planClaims({ candidates, want, workerId: input.workerId, now });
       const claimed = await this.deps.jobs.claim(requests, now);
@@ -238,6 +366,7 @@ export class JobService {
       for (const job of done) {
         if (job.status === 'dlq') {
           this.deps.events.emit('dead_lettered', { jobId: job._id, type: job.type, attempt: job.attempt, reason: 'lease_expired' });
+          await this.settleChildren(job, 'dlq', now);
         } else {
           this.deps.events.emit('reclaimed', { jobId: job._id, type: job.type, attempt: job.attempt });
         }
@@ -267,10 +396,12 @@ export class JobService {
     const now = this.deps.clock.now();
     // Workers send their lease id; without it the lease is looked up by worker id first.
     const holder = target.leaseId === undefined ? (await this.resolveHolder(target)).filter : { ...this.holderOf(target), leaseId: target.leaseId };
-    const before = await this.deps.jobs.succeed({ jobId: target.jobId, holder, now, result });
-    if (!before) return this.throwReportConflict(target.jobId);
+    const partial = isPartialResult(result);
+    const before = await this.deps.jobs.succeed({ jobId: target.jobId, holder, now, result, partial });
+    if (!before) return this.throwReportConflict(target.jobId, target.principal.tenant);
     await this.releaseSlotOf(before);
-    this.deps.events.emit('succeeded', { jobId: before._id, type: before.type, attempt: before.attempt, ...(durationMs === undefined ? {} : { durationMs }) });
+    this.deps.events.emit('succeeded', { jobId: before._id, type: before.type, attempt: before.attempt, partial, ...(durationMs === undefined ? {} : { durationMs }) });
+    await this.settleChildren(before, 'succeeded', now);
     return { jobId: before._id, status: 'succeeded' };
   }
 
@@ -305,6 +436,7 @@ export class JobService {
     else if (next.status === 'failed') this.deps.events.emit('failed', base);
     else if (next.status === 'dlq') this.deps.events.emit('dead_lettered', { ...base, reason: 'attempts_exhausted' });
     else this.deps.events.emit('cancelled', { jobId: before._id, type: before.type, from: 'leased' });
+    if (next.status !== 'queued') await this.settleChildren(before, next.status, now);
     return { jobId: before._id, status: next.status, attempt: before.attempt, nextRunAt: next.nextRunAt ?? before.nextRunAt };
   }
 
@@ -312,10 +444,11 @@ export class JobService {
     const now = this.deps.clock.now();
     const job = await this.getJob(principal, jobId);
     if (!roleHasPermission(principal.role, 'jobs:cancel')) throw new AccessDeniedError();
-    if (job.status === 'queued') {
+    if (job.status === 'queued' || job.status === 'waiting') {
       const cancelled = await this.deps.jobs.cancelQueued(jobId, now);
       if (cancelled) {
-        this.deps.events.emit('cancelled', { jobId, type: job.type, from: 'queued' });
+        this.deps.events.emit('cancelled', { jobId, type: job.type, from: job.status });
+        await this.settleChildren(cancelled, 'cancelled', now);
         return { jobId, status: 'cancelled' };
       }
     }
@@ -330,22 +463,26 @@ export class JobService {
     throw new InvalidStateError(`job is ${latest?.status ?? 'gone'} and can no longer be cancelled`);
   }
 
-  /** Owner or admin; a non-admin learns nothing about jobs it did not create (403 either way). */
+  /**
+   * Owner or admin; a non-admin learns nothing about jobs it did not create (403 either way). A
+   * tenant token sees another tenant's job as if it did not exist.
+   */
   async getJob(principal: Principal, jobId: string): Promise<Job> {
-    const doc = await this.deps.jobs.findById(jobId);
+    const found = await this.deps.jobs.findById(jobId);
+    const doc = found && (principal.tenant === undefined || found.tenant === principal.tenant) ? found : null;
     const mayReadAny = roleHasPermission(principal.role, 'jobs:read-any');
     if (!doc) {
       if (mayReadAny) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
       throw new AccessDeniedError();
     }
-    if (!mayReadAny && doc.createdBy !== principal.sub) throw new AccessDeniedError();
+    if (!this.mayRead(principal, doc)) throw new AccessDeniedError();
     return toJob(doc);
   }
 
-  async requeue(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+  async requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {
     const now = this.deps.clock.now();
     const before = await this.deps.jobs.findById(jobId);
-    if (!before) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+    if (!before || (tenant !== undefined && before.tenant !== tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
     const requeued = await this.deps.jobs.requeue(jobId, now);
     if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
     this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status });
@@ -353,16 +490,18 @@ export class JobService {
   }
 
   private holderOf(target: ReportTarget): LeaseHolder {
+    const tenant = target.principal.tenant === undefined ? {} : { tenant: target.principal.tenant };
     // A worker must hold the lease under its own worker id; an admin may report with the lease id alone.
     if (target.leaseId !== undefined) {
-      return target.principal.role === 'admin' ? { leaseId: target.leaseId } : { leaseId: target.leaseId, workerId: target.workerId };
+      return target.principal.role === 'admin' ? { leaseId: target.leaseId, ...tenant } : { leaseId: target.leaseId, workerId: target.workerId, ...tenant };
     }
-    return { workerId: target.workerId };
+    return { workerId: target.workerId, ...tenant };
   }
 
   /** Reads the job and checks the caller holds its current lease (404 unknown job, 409 otherwise). */
   private async resolveHolder(target: ReportTarget): Promise<{ job: JobDocument; filter: LeaseHolder & { leaseId: string } }> {
-    const job = await this.deps.jobs.findById(target.jobId);
+    const found = await this.deps.jobs.findById(target.jobId);
+    const job = found && (target.principal.tenant === undefined || found.tenant === target.principal.tenant) ? found : null;
     if (!job) throw new NotFoundError('job_not_found', `job ${target.jobId} does not exist`);
     const filter = this.holderOf(target);
     const holds =
@@ -378,10 +517,38 @@ export class JobService {
     if (job.slotId && job.leaseId) await this.deps.slots.release([{ slotId: job.slotId, leaseId: job.leaseId }]);
   }
 
-  private async throwReportConflict(jobId: string): Promise<never> {
+  private async throwReportConflict(jobId: string, tenant?: string): Promise<never> {
     const exists = await this.deps.jobs.findById(jobId);
-    if (!exists) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+    if (!exists || (tenant !== undefined && exists.tenant !== tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
     throw new LeaseConflictError();
   }
 }
 
+
+const MAX_ITEM_ERRORS = 1_000;
+
+/**
+ * A handler that finished with some items failed reports `result.partial: true` and
+ * `result.itemErrors: [{ item, code?, message }]`; the job still succeeds, counted apart in stats.
+ */
+function isPartialResult(result: unknown): boolean {
+  if (typeof result !== 'object' || result === null || (result as { partial?: unknown }).partial !== true) return false;
+  const itemErrors = (result as { itemErrors?: unknown }).itemErrors;
+  const valid =
+    Array.isArray(itemErrors) &&
+    itemErrors.length <= MAX_ITEM_ERRORS &&
+    itemErrors.every(
+      (e: unknown) =>
+        typeof e === 'object' &&
+        e !== null &&
+        ['string', 'number'].includes(typeof (e as { item?: unknown }).item) &&
+        typeof (e as { message?: unknown }).message === 'string' &&
+        ['undefined', 'string'].includes(typeof (e as { code?: unknown }).code),
+    );
+  if (!valid) {
+    throw new ValidationError('a partial result needs itemErrors: [{ item, message, code? }]', [
+      { field: 'body.result.itemErrors', message: `must be an array (at most ${MAX_ITEM_ERRORS}) of { item: string | number, message: string, code?: string }` },
+    ]);
+  }
+  return true;
+}

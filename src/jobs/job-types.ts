@@ -35,6 +35,8 @@ export const noop = defineJobType({
   payload: z.strictObject({
     /** How long the handler waits before succeeding, honouring its abort signal. */
     sleepMs: z.number().int().min(0).max(60_000).optional(),
+    /** Items to report as failed: the job then succeeds with a partial result. */
+    failItems: z.array(z.string().min(1).max(200)).max(100).optional(),
   }),
   policy: { maxAttempts: 3, timeoutSeconds: 30, concurrencyLimit: null, backoffBaseSeconds: 1, backoffCapSeconds: 30 },
 });

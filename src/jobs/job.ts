@@ -5,7 +5,8 @@
  * - attempt: how many times the job has been leased since it was created (or last requeued).
  * - dead letter (`dlq`): a job whose attempts are used up; it waits for an admin to requeue it.
  */
-export const JOB_STATUSES = ['queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'] as const;
+/** `waiting`: the job depends on other jobs (dependsOn) that have not all succeeded yet. */
+export const JOB_STATUSES = ['waiting', 'queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'dlq'];
@@ -46,6 +47,14 @@ export interface Job {
   attempts: AttemptRecord[];
   cancelRequested: boolean;
   idempotencyKey: string | null;
+  /** The tenant of the token that created it; null when the token had no tenant claim. */
+  tenant: string | null;
+  /** Jobs that must succeed before this one runs. */
+  dependsOn: string[];
+  /** Of dependsOn, those that have not succeeded yet (empty unless `waiting`). */
+  pendingParents: string[];
+  /** Succeeded with some items failed: `result.partial` is true and `result.itemErrors` lists them. */
+  partial: boolean;
   createdBy: string;
   createdAt: Date;
   updatedAt: Date;

@@ -28,6 +28,12 @@ export interface JobDocument {
    * enforces "unique when present" (partial indexes act as plain unique ones on the test server).
    */
   dedupeKey?: string;
+  tenant: string | null;
+  dependsOn: string[];
+  pendingParents: string[];
+  /** Set on a job once another job depends on it: only then does finishing it look for children. */
+  hasChildren: boolean;
+  partial: boolean;
   createdBy: string;
   createdAt: Date;
   updatedAt: Date;
@@ -71,6 +77,11 @@ const jobSchema = new Schema<JobDocument>(
     cancelRequested: { type: Boolean, default: false },
     idempotencyKey: { type: String, default: null },
     dedupeKey: { type: String },
+    tenant: { type: String, default: null },
+    dependsOn: { type: [String], default: [] },
+    pendingParents: { type: [String], default: [] },
+    hasChildren: { type: Boolean, default: false },
+    partial: { type: Boolean, default: false },
     createdBy: { type: String, required: true },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
@@ -84,6 +95,10 @@ const jobSchema = new Schema<JobDocument>(
 // priority desc and nextRunAt asc, and bounds nextRunAt (range, served by the same key).
 jobSchema.index({ status: 1, priority: -1, nextRunAt: 1 }, { name: 'claim' });
 jobSchema.index({ status: 1, type: 1, priority: -1, nextRunAt: 1 }, { name: 'claim_by_type' });
+// Tenant tokens claim within their tenant: the tenant is one more equality field, first.
+jobSchema.index({ tenant: 1, status: 1, priority: -1, nextRunAt: 1 }, { name: 'claim_by_tenant' });
+// Children of a finished parent (multikey), so releasing them is no scan.
+jobSchema.index({ dependsOn: 1, status: 1 }, { name: 'children' });
 // The reclaim step: status=leased with an expired lease.
 jobSchema.index({ status: 1, leaseExpiresAt: 1 }, { name: 'reclaim' });
 jobSchema.index({ dedupeKey: 1 }, { name: 'dedupe', unique: true, sparse: true });

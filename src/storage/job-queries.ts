@@ -16,6 +16,8 @@ export interface JobListFilter {
   createdBy?: string;
   createdFrom?: Date;
   createdTo?: Date;
+  /** A tenant token sees only its tenant's jobs. */
+  tenant?: string;
 }
 
 export interface JobListPage {
@@ -30,6 +32,8 @@ export interface TypeStatusCount {
   status: JobStatus;
   count: number;
   oldestCreatedAt: Date | null;
+  /** Succeeded with a partial result (some items failed). */
+  partial: boolean;
 }
 
 export type FinishedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'dlq'>;
@@ -46,9 +50,9 @@ export interface JobQueries {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
   /** Counts per (type, status) in one aggregation: one pass over the collection, whatever the number of statuses. */
-  countByTypeAndStatus(): Promise<TypeStatusCount[]>;
+  countByTypeAndStatus(params?: { tenant?: string }): Promise<TypeStatusCount[]>;
   /** Jobs that reached succeeded/failed/dlq in [from, to), per UTC minute of `completedAt`. */
-  countCompletionsPerMinute(params: { from: Date; to: Date }): Promise<CompletionCount[]>;
+  countCompletionsPerMinute(params: { from: Date; to: Date; tenant?: string }): Promise<CompletionCount[]>;
 }
 
 function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
@@ -60,6 +64,7 @@ function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
     query.type = filter.types.length === 1 ? filter.types[0] : { $in: [...filter.types] };
   }
   if (filter.createdBy !== undefined) query.createdBy = filter.createdBy;
+  if (filter.tenant !== undefined) query.tenant = filter.tenant;
   if (filter.createdFrom !== undefined || filter.createdTo !== undefined) {
     const range: Record<string, Date> = {};
     if (filter.createdFrom !== undefined) range.$gte = filter.createdFrom;
@@ -70,7 +75,7 @@ function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
 }
 
 interface TypeStatusGroup {
-  _id: { type: string; status: JobStatus };
+  _id: { type: string; status: JobStatus; partial?: boolean | null };
   count: number;
   oldestCreatedAt: Date | null;
 }
@@ -93,24 +98,27 @@ export function createJobQueries(connection: Connection): JobQueries {
       return { total, jobs: docs.map(toJob) };
     },
 
-    async countByTypeAndStatus() {
+    async countByTypeAndStatus(params = {}) {
       // One $group over (type, status). $min of createdAt per group gives the oldest queued job of
       // each type in the same pass, so stats never cost one query per status or per type. The key is
       // a document: the test server takes an array key (['$type', '$status']) literally.
+      const match = params.tenant === undefined ? [] : [{ $match: { tenant: params.tenant } }];
       const groups = await jobs.aggregate<TypeStatusGroup>([
-        { $group: { _id: { type: '$type', status: '$status' }, count: { $sum: 1 }, oldestCreatedAt: { $min: '$createdAt' } } },
+        ...match,
+        { $group: { _id: { type: '$type', status: '$status', partial: '$partial' }, count: { $sum: 1 }, oldestCreatedAt: { $min: '$createdAt' } } },
       ]);
       return groups.map((g) => ({
         type: g._id.type,
         status: g._id.status,
         count: g.count,
         oldestCreatedAt: g.oldestCreatedAt instanceof Date ? g.oldestCreatedAt : null,
+        partial: g._id.partial === true,
       }));
     },
 
-    async countCompletionsPerMinute({ from, to }) {
+    async countCompletionsPerMinute({ from, to, tenant }) {
       const groups = await jobs.aggregate<CompletionGroup>([
-        { $match: { completedAt: { $gte: from, $lt: to }, status: { $in: [...FINISHED_STATUSES] } } },
+        { $match: { completedAt: { $gte: from, $lt: to }, status: { $in: [...FINISHED_STATUSES] }, ...(tenant === undefined ? {} : { tenant }) } },
         {
           $group: {
             // $dateToString formats in UTC; the string is the bucket key (portable to the test server).

@@ -12,14 +12,22 @@ export interface NewJob {
   maxAttempts: number;
   nextRunAt: Date;
   idempotencyKey: string | null;
+  tenant: string | null;
   createdBy: string;
   now: Date;
+  /** `waiting` when some parents have not succeeded; `cancelled` when one already ended badly. */
+  status?: Extract<JobStatus, 'queued' | 'waiting' | 'cancelled'>;
+  dependsOn?: string[];
+  pendingParents?: string[];
+  lastError?: JobError | null;
 }
 
 /** Which lease a report must hold: the lease id when the worker sent it, else the worker id. */
 export interface LeaseHolder {
   leaseId?: string;
   workerId?: string;
+  /** A tenant token reports only on its tenant's jobs. */
+  tenant?: string;
 }
 
 /** One job the claim step will try to take, with the values it read (the claim is conditional on them). */
@@ -58,6 +66,10 @@ export function toJob(doc: JobDocument): Job {
     attempts: doc.attempts ?? [],
     cancelRequested: doc.cancelRequested ?? false,
     idempotencyKey: doc.idempotencyKey ?? null,
+    tenant: doc.tenant ?? null,
+    dependsOn: doc.dependsOn ?? [],
+    pendingParents: doc.pendingParents ?? [],
+    partial: doc.partial ?? false,
     createdBy: doc.createdBy,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
@@ -70,6 +82,7 @@ function holderFilter(holder: LeaseHolder): Record<string, string> {
   const filter: Record<string, string> = {};
   if (holder.leaseId !== undefined) filter.leaseId = holder.leaseId;
   if (holder.workerId !== undefined) filter.workerId = holder.workerId;
+  if (holder.tenant !== undefined) filter.tenant = holder.tenant;
   return filter;
 }
 
@@ -104,42 +117,92 @@ export class JobRepository {
    * instead (`created: false`).
    */
   async insert(job: NewJob): Promise<{ job: Job; created: boolean }> {
-    const dedupeKey = job.idempotencyKey === null ? undefined : `${job.type}:${job.idempotencyKey}`;
-    const doc: JobDocument = {
-      _id: job.jobId,
-      type: job.type,
-      status: 'queued',
-      priority: job.priority,
-      payload: job.payload,
-      attempt: 0,
-      maxAttempts: job.maxAttempts,
-      nextRunAt: job.nextRunAt,
-      leaseId: null,
-      leaseExpiresAt: null,
-      workerId: null,
-      slotId: null,
-      progress: 0,
-      result: null,
-      lastError: null,
-      attempts: [],
-      cancelRequested: false,
-      idempotencyKey: job.idempotencyKey,
-      ...(dedupeKey === undefined ? {} : { dedupeKey }),
-      createdBy: job.createdBy,
-      createdAt: job.now,
-      updatedAt: job.now,
-      startedAt: null,
-      completedAt: null,
-    };
+    const doc = newJobDocument(job);
     try {
       await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
       return { job: toJob(doc), created: true };
     } catch (err) {
-      if (dedupeKey === undefined || !isDuplicateKeyError(err)) throw err;
-      const existing = await this.jobs.findOne({ dedupeKey }).lean<JobDocument>();
+      if (doc.dedupeKey === undefined || !isDuplicateKeyError(err)) throw err;
+      const existing = await this.jobs.findOne({ dedupeKey: doc.dedupeKey }).lean<JobDocument>();
       if (!existing) throw err;
       return { job: toJob(existing), created: false };
     }
+  }
+
+  /**
+   * Inserts many jobs in one round trip. Jobs whose idempotency key was used before (or earlier in
+   * the same batch) come back as the first job with `created: false` (one more query for those).
+   */
+  async insertMany(jobs: readonly NewJob[]): Promise<{ job: Job; created: boolean }[]> {
+    if (jobs.length === 0) return [];
+    const docs = jobs.map(newJobDocument);
+    const duplicates = new Set<number>();
+    try {
+      await this.jobs.collection.insertMany(docs as unknown as Record<string, unknown>[], { ordered: false });
+    } catch (err) {
+      const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
+      const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+      if (list.length === 0) throw err;
+      for (const writeError of list as { index: number; code?: number; err?: { code?: number } }[]) {
+        const code = writeError.code ?? writeError.err?.code;
+        if (code !== 11000 || docs[writeError.index]?.dedupeKey === undefined) throw err;
+        duplicates.add(writeError.index);
+      }
+    }
+    const keys = [...duplicates].map((i) => docs[i]!.dedupeKey!);
+    const existing = keys.length === 0 ? [] : await this.jobs.find({ dedupeKey: { $in: keys } }).lean<JobDocument[]>();
+    const byKey = new Map(existing.map((d) => [d.dedupeKey, d]));
+    return docs.map((doc, i) => {
+      if (!duplicates.has(i)) return { job: toJob(doc), created: true };
+      const first = byKey.get(doc.dedupeKey);
+      if (!first) throw new Error(`duplicate idempotency key ${String(doc.dedupeKey)} but no job holds it`);
+      return { job: toJob(first), created: false };
+    });
+  }
+
+  async findByIds(jobIds: readonly string[]): Promise<JobDocument[]> {
+    return this.jobs.find({ _id: { $in: jobIds } }).lean<JobDocument[]>();
+  }
+
+  /** Marks jobs as parents, so that finishing them settles their children. */
+  async markHasChildren(jobIds: readonly string[]): Promise<void> {
+    await this.jobs.updateMany({ _id: { $in: jobIds }, hasChildren: false }, { $set: { hasChildren: true } });
+  }
+
+  /** Waiting jobs that depend on `parentId` (served by the `children` index). */
+  async findWaitingChildren(parentId: string): Promise<JobDocument[]> {
+    return this.jobs.find({ dependsOn: parentId, status: 'waiting' }, { _id: 1, type: 1, nextRunAt: 1, hasChildren: 1 }).lean<JobDocument[]>();
+  }
+
+  /**
+   * Records that `parentIds` of a waiting job succeeded, then releases it to `queued` if none is
+   * pending any more. Both steps are idempotent, so the parent's side and the child's own
+   * enqueue-time check may both run them: exactly one release happens.
+   */
+  async settleParents(params: { childId: string; succeededParents: readonly string[]; now: Date; nextRunAt: Date }): Promise<JobDocument | null> {
+    const { childId, now } = params;
+    if (params.succeededParents.length > 0) {
+      await this.jobs.updateOne({ _id: childId, status: 'waiting' }, { $pull: { pendingParents: { $in: params.succeededParents } } });
+    }
+    return this.jobs
+      .findOneAndUpdate(
+        { _id: childId, status: 'waiting', pendingParents: { $size: 0 } },
+        { $set: { status: 'queued', nextRunAt: params.nextRunAt > now ? params.nextRunAt : now, updatedAt: now } },
+        { new: true },
+      )
+      .lean<JobDocument>();
+  }
+
+  /** A waiting job whose parent ended badly is cancelled, with the reason. */
+  async cancelWaiting(params: { childId: string; error: JobError; now: Date }): Promise<JobDocument | null> {
+    const { now } = params;
+    return this.jobs
+      .findOneAndUpdate(
+        { _id: params.childId, status: 'waiting' },
+        { $set: { status: 'cancelled', lastError: params.error, completedAt: now, updatedAt: now } },
+        { new: true },
+      )
+      .lean<JobDocument>();
   }
 
   async findById(jobId: string): Promise<JobDocument | null> {
@@ -147,8 +210,9 @@ export class JobRepository {
   }
 
   /** Queued jobs that may run now, best first (priority desc, then nextRunAt asc). */
-  async findAvailable(params: { types: readonly string[] | null; now: Date; limit: number }): Promise<JobDocument[]> {
+  async findAvailable(params: { types: readonly string[] | null; now: Date; limit: number; tenant?: string }): Promise<JobDocument[]> {
     const filter: Record<string, unknown> = { status: 'queued', nextRunAt: { $lte: params.now } };
+    if (params.tenant !== undefined) filter.tenant = params.tenant;
     if (params.types) filter.type = params.types.length === 1 ? params.types[0] : { $in: params.types };
     return this.jobs.find(filter).sort({ priority: -1, nextRunAt: 1 }).limit(params.limit).lean<JobDocument[]>();
   }
@@ -209,7 +273,7 @@ export class JobRepository {
   /** Leases that expired at `now` and were not reclaimed yet. */
   async findExpiredLeases(now: Date, limit: number): Promise<JobDocument[]> {
     return this.jobs
-      .find({ status: 'leased', leaseExpiresAt: { $lte: now } }, { _id: 1, type: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1 })
+      .find({ status: 'leased', leaseExpiresAt: { $lte: now } }, { _id: 1, type: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1 })
       .limit(limit)
       .lean<JobDocument[]>();
   }
@@ -249,7 +313,7 @@ export class JobRepository {
       .lean<JobDocument>();
   }
 
-  async succeed(params: FinishParams & { result: unknown }): Promise<JobDocument | null> {
+  async succeed(params: FinishParams & { result: unknown; partial: boolean }): Promise<JobDocument | null> {
     const { now } = params;
     return this.jobs
       .findOneAndUpdate(
@@ -259,6 +323,7 @@ export class JobRepository {
             ...CLEARED_LEASE,
             status: 'succeeded',
             result: params.result ?? null,
+            partial: params.partial,
             progress: 100,
             completedAt: now,
             updatedAt: now,
@@ -304,11 +369,11 @@ export class JobRepository {
       .lean<JobDocument>();
   }
 
-  /** Queued → cancelled, conditional on the job still being queued. */
+  /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */
   async cancelQueued(jobId: string, now: Date): Promise<JobDocument | null> {
     return this.jobs
       .findOneAndUpdate(
-        { _id: jobId, status: 'queued' },
+        { _id: jobId, status: { $in: ['queued', 'waiting'] } },
         { $set: { status: 'cancelled', completedAt: now, updatedAt: now, lastError: { code: 'cancelled', message: 'cancelled before it ran' } } },
         { new: true },
       )
@@ -344,4 +409,42 @@ export class JobRepository {
       )
       .lean<JobDocument>();
   }
+}
+
+/** The stored form of a new job. The dedupe key is scoped by tenant, so tenants never collide. */
+function newJobDocument(job: NewJob): JobDocument {
+  const dedupeKey =
+    job.idempotencyKey === null ? undefined : `${job.tenant === null ? '' : `${job.tenant}/`}${job.type}:${job.idempotencyKey}`;
+  const status = job.status ?? 'queued';
+  return {
+    _id: job.jobId,
+    type: job.type,
+    status,
+    priority: job.priority,
+    payload: job.payload,
+    attempt: 0,
+    maxAttempts: job.maxAttempts,
+    nextRunAt: job.nextRunAt,
+    leaseId: null,
+    leaseExpiresAt: null,
+    workerId: null,
+    slotId: null,
+    progress: 0,
+    result: null,
+    lastError: job.lastError ?? null,
+    attempts: [],
+    cancelRequested: false,
+    idempotencyKey: job.idempotencyKey,
+    ...(dedupeKey === undefined ? {} : { dedupeKey }),
+    tenant: job.tenant,
+    dependsOn: job.dependsOn ?? [],
+    pendingParents: job.pendingParents ?? [],
+    hasChildren: false,
+    partial: false,
+    createdBy: job.createdBy,
+    createdAt: job.now,
+    updatedAt: job.now,
+    startedAt: null,
+    completedAt: status === 'cancelled' ? job.now : null,
+  };
 }

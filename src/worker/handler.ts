@@ -18,6 +18,28 @@ export interface JobContext<Payload> {
 
 export type JobHandler<Payload = unknown, Result = unknown> = (context: JobContext<Payload>) => Promise<Result>;
 
+export interface ItemError {
+  /** Which item failed (an id, a file name, an index). */
+  item: string | number;
+  message: string;
+  code?: string;
+}
+
+/**
+ * Returned by a handler that finished its work but not for every item: the job still succeeds,
+ * with `result.partial: true` and the failed items in `result.itemErrors`.
+ */
+export class PartialResult<Value extends Record<string, unknown> = Record<string, unknown>> {
+  constructor(
+    readonly value: Value,
+    readonly itemErrors: readonly ItemError[],
+  ) {}
+
+  toJSON(): Record<string, unknown> {
+    return { ...this.value, partial: true, itemErrors: this.itemErrors };
+  }
+}
+
 /** Thrown by a handler when retrying cannot help (bad input, missing data): the job ends `failed`. */
 export class PermanentJobError extends Error {
   constructor(

@@ -1,7 +1,7 @@
 import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
 import { ConflictApiError } from '../client/errors';
 import type { Logger } from '../logger';
-import { PermanentJobError, RetryableJobError, type JobHandler } from './handler';
+import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler } from './handler';
 import { PollBackoff } from './poll-backoff';
 
 /** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
@@ -252,7 +252,8 @@ export class WorkerRunner {
     const durationMs = this.now() - started;
     try {
       if (!failure) {
-        await api.succeed(job.jobId, { leaseId: job.leaseId, result, durationMs });
+        const reported = result instanceof PartialResult ? result.toJSON() : result;
+        await api.succeed(job.jobId, { leaseId: job.leaseId, result: reported, durationMs });
         outcome = 'succeeded';
       } else if (failure.code === 'lease_lost') {
         // Someone else may hold the job now; any report from us would be refused.

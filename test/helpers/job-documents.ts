@@ -8,11 +8,19 @@ import type { JobDocument } from '../../src/storage/job-model';
  * states that would take many API calls to reach. Fields follow the status: a leased job has a
  * lease, a finished one has completedAt, and so on.
  */
-export function jobDocument(params: { status: JobStatus; createdAt: Date; type?: string; createdBy?: string; completedAt?: Date | null }): JobDocument {
+export function jobDocument(params: {
+  status: JobStatus;
+  createdAt: Date;
+  type?: string;
+  createdBy?: string;
+  completedAt?: Date | null;
+  tenant?: string | null;
+  partial?: boolean;
+}): JobDocument {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
-  const attempt = status === 'queued' || status === 'cancelled' ? 0 : 1;
+  const attempt = status === 'queued' || status === 'waiting' || status === 'cancelled' ? 0 : 1;
   const leaseId = status === 'leased' ? `lease_${randomBytes(12).toString('hex')}` : null;
   const failed = status === 'failed' || status === 'dlq';
   const completedAt = params.completedAt !== undefined ? params.completedAt : finished ? new Date(createdAt.getTime() + 1_000) : null;
@@ -48,6 +56,11 @@ export function jobDocument(params: { status: JobStatus; createdAt: Date; type?:
         : [],
     cancelRequested: false,
     idempotencyKey: null,
+    tenant: params.tenant ?? null,
+    dependsOn: [],
+    pendingParents: [],
+    hasChildren: false,
+    partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdAt,
     updatedAt: completedAt ?? createdAt,

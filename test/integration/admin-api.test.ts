@@ -149,13 +149,15 @@ describe('GET /admin/jobs/stats', () => {
   it('has every status key at 0, every registered type, and null age when the collection is empty', async () => {
     const res = await request(app).get('/admin/jobs/stats').set(admin);
     expect(res.status).toBe(200);
-    const zeros = { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, dlq: 0 };
+    const zeros = { waiting: 0, queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, dlq: 0 };
     expect(res.body).toEqual({
       totalJobs: 0,
       statusCounts: zeros,
       oldestQueuedJobAgeMs: null,
       byType: { noop: zeros, 'payout.execute': zeros, 'thumbnail.create': zeros },
       oldestQueuedJobAgeMsByType: { noop: null, 'payout.execute': null, 'thumbnail.create': null },
+      partialSucceeded: 0,
+      partialSucceededByType: { noop: 0, 'payout.execute': 0, 'thumbnail.create': 0 },
       generatedAt: clock.now().toISOString(),
     });
   });
@@ -172,24 +174,29 @@ describe('GET /admin/jobs/stats', () => {
       ['payout.execute', 'succeeded', 4],
       ['payout.execute', 'dlq', 1],
       ['legacy.type', 'failed', 2],
+      ['thumbnail.create', 'waiting', 2],
     ];
     let minute = 0;
     await seed(...mix.flatMap(([type, status, n]) => Array.from({ length: n }, () => jobDocument({ type, status, createdAt: minutesAgo((minute += 1)) }))));
+    // Two of the succeeded thumbnails finished with a partial result.
+    await seed(...Array.from({ length: 2 }, () => jobDocument({ type: 'thumbnail.create', status: 'succeeded', partial: true, createdAt: minutesAgo(0) })));
     // Queued jobs were created 1-3 minutes ago (thumbnail) and 15 minutes ago (payout).
 
     const res = await request(app).get('/admin/jobs/stats').set(admin);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      totalJobs: 22,
-      statusCounts: { queued: 4, leased: 2, succeeded: 9, failed: 3, cancelled: 1, dlq: 3 },
+      totalJobs: 26,
+      statusCounts: { waiting: 2, queued: 4, leased: 2, succeeded: 11, failed: 3, cancelled: 1, dlq: 3 },
       oldestQueuedJobAgeMs: 15 * MINUTE,
       byType: {
-        'legacy.type': { queued: 0, leased: 0, succeeded: 0, failed: 2, cancelled: 0, dlq: 0 },
-        noop: { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, dlq: 0 },
-        'payout.execute': { queued: 1, leased: 0, succeeded: 4, failed: 0, cancelled: 0, dlq: 1 },
-        'thumbnail.create': { queued: 3, leased: 2, succeeded: 5, failed: 1, cancelled: 1, dlq: 2 },
+        'legacy.type': { waiting: 0, queued: 0, leased: 0, succeeded: 0, failed: 2, cancelled: 0, dlq: 0 },
+        noop: { waiting: 0, queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, dlq: 0 },
+        'payout.execute': { waiting: 0, queued: 1, leased: 0, succeeded: 4, failed: 0, cancelled: 0, dlq: 1 },
+        'thumbnail.create': { waiting: 2, queued: 3, leased: 2, succeeded: 7, failed: 1, cancelled: 1, dlq: 2 },
       },
       oldestQueuedJobAgeMsByType: { 'legacy.type': null, noop: null, 'payout.execute': 15 * MINUTE, 'thumbnail.create': 3 * MINUTE },
+      partialSucceeded: 2,
+      partialSucceededByType: { noop: 0, 'payout.execute': 0, 'thumbnail.create': 2 },
       generatedAt: clock.now().toISOString(),
     });
   });

@@ -1,8 +1,11 @@
 import type { NoopPayload } from '../../jobs/job-types';
-import type { JobHandler } from '../handler';
+import { PartialResult, type JobHandler } from '../handler';
 
-/** `noop`: succeeds at once, or after `sleepMs` unless aborted first. */
-export function createNoopHandler(): JobHandler<NoopPayload, { sleptMs: number }> {
+/**
+ * `noop`: succeeds at once, or after `sleepMs` unless aborted first; with `failItems`, succeeds
+ * with a partial result naming those items.
+ */
+export function createNoopHandler(): JobHandler<NoopPayload, { sleptMs: number } | PartialResult<{ sleptMs: number }>> {
   return async ({ payload, signal }) => {
     const sleepMs = payload.sleepMs ?? 0;
     if (sleepMs > 0) {
@@ -17,6 +20,12 @@ export function createNoopHandler(): JobHandler<NoopPayload, { sleptMs: number }
           { once: true },
         );
       });
+    }
+    if (payload.failItems && payload.failItems.length > 0) {
+      return new PartialResult(
+        { sleptMs: sleepMs },
+        payload.failItems.map((item) => ({ item, code: 'item_failed', message: `item ${item} failed (as asked)` })),
+      );
     }
     return { sleptMs: sleepMs };
   };
