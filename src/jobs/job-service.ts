@@ -264,10 +264,7 @@ export class JobService {
       }
     }
     const now = clock.now();
-    const types = input.types ?? registry.typeNames();
-    const limited = types.filter((t) => registry.policyOf(t).concurrencyLimit !== null);
-    // A limited type's free slots are only trustworthy once expired leases are reclaimed.
-    await this.reclaimIfDue(now, limited.length > 0);
+    await this.reclaimIfDue(now, false);
 
     const won: JobDocument[] = [];
     for (let round = 0; round < MAX_CLAIM_ROUNDS && won.length < input.limit; round += 1) {
@@ -319,6 +316,9 @@ export class JobService {
         neededSlots.set(candidate.type, Math.min(want, (neededSlots.get(candidate.type) ?? 0) + 1));
       }
     }
+    // A limited type's free slots are only trustworthy once the leases expired at `now` are
+    // reclaimed (a slot expires with its lease), so the throttle does not apply here.
+    if (neededSlots.size > 0 && this.lastReclaimAt !== now.getTime()) await this.reclaimIfDue(now, true);
     const slotsByType = new Map<string, HeldSlot[]>();
     const allSlots: HeldSlot[] = [];
     for (const [type, count] of neededSlots) {
