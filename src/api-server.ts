@@ -40,7 +40,17 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     registry,
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
+    limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     collectDefaultMetrics: true,
+    scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS },
+    retention: {
+      succeededDays: config.JOB_RETENTION_SUCCEEDED_DAYS,
+      failedDays: config.JOB_RETENTION_FAILED_DAYS,
+      dlqDays: config.JOB_RETENTION_DLQ_DAYS,
+      intervalMs: config.RETENTION_INTERVAL_MS,
+      batchSize: config.RETENTION_BATCH_SIZE,
+      batchPauseMs: config.RETENTION_BATCH_PAUSE_MS,
+    },
   };
   const services = wireServices(wiring);
   const app = createApp(wireApi(wiring, services));
@@ -53,6 +63,10 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   logger.info({ port }, 'API listening');
   // Queue depth/age gauges: one aggregation every few seconds, stopped before the database closes.
   services.metrics?.queueGauges.start();
+  // Schedule ticks and the retention cleaner run in every API instance; they coordinate through the
+  // database (see src/schedules/scheduler.ts), and are stopped before it closes.
+  services.scheduler?.start();
+  services.retention?.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -61,6 +75,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
       services.jobs.close();
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
       await services.metrics?.queueGauges.stop();
+      await services.scheduler?.stop();
+      await services.retention?.stop();
       await connection.close();
     })();
     return closing;

@@ -2,6 +2,9 @@ import os from 'node:os';
 
 import { z } from 'zod';
 
+import { DEFAULT_RETENTION } from './jobs/retention';
+import { DEFAULT_SCHEDULER } from './schedules/schedule';
+
 /**
  * Configuration comes only from the environment and is validated once, at start. Each schema below
  * is the single definition of a process's settings; the types are derived from it.
@@ -25,6 +28,10 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** 0 turns a periodic task off in this process; otherwise at least `min` ms. */
+const offOrAtLeast = (min: number, max: number) =>
+  integer(0, max).refine((n) => n === 0 || n >= min, `must be 0 (off) or from ${min} to ${max}`);
+
 const mongoUri = z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URI');
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const writeConcern = z.union([z.literal('majority'), z.string().regex(/^\d+$/).transform(Number)]);
@@ -47,6 +54,22 @@ const apiSchema = z.object({
   JOB_POLICY_OVERRIDES: z.string().optional(),
   RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
   LEASE_POLL_INTERVAL_MS: integer(50, 60_000).default(1_000),
+  // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
+  RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
+  RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
+  // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
+  SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
+  SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),
+  JOB_RETENTION_SUCCEEDED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.succeededDays),
+  JOB_RETENTION_FAILED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.failedDays),
+  JOB_RETENTION_DLQ_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.dlqDays),
+  RETENTION_INTERVAL_MS: offOrAtLeast(1_000, 86_400_000).default(DEFAULT_RETENTION.intervalMs),
+  RETENTION_BATCH_SIZE: integer(1, 10_000).default(DEFAULT_RETENTION.batchSize),
+  RETENTION_BATCH_PAUSE_MS: integer(0, 60_000).default(DEFAULT_RETENTION.batchPauseMs),
+}).refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_INTERVAL_MS, {
+  // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
+  path: ['SCHEDULER_MISFIRE_GRACE_MS'],
+  message: 'must be at least SCHEDULER_INTERVAL_MS',
 });
 
 const workerSchema = z.object({

@@ -9,20 +9,28 @@ import { docsRoutes } from './http/docs-routes';
 import { escrowRoutes } from './http/escrow-routes';
 import { jobRoutes } from './http/job-routes';
 import { httpMetrics, metricsRoutes } from './http/metrics-routes';
+import { requestLimitRoutes, type RequestLimits } from './http/request-limits';
+import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
 import { systemClock, type Clock, type RandomSource } from './jobs/job';
 import { JobEvents } from './jobs/job-events';
 import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
+import { DEFAULT_RETENTION, RetentionCleaner, type RetentionSettings } from './jobs/retention';
 import type { Logger } from './logger';
 import { createApiMetrics, type ApiMetrics } from './metrics/api-metrics';
 import { createPayouts } from './payouts/create-payouts';
 import type { PayoutService } from './payouts/payout-service';
+import { DEFAULT_SCHEDULER, type SchedulerSettings } from './schedules/schedule';
+import { Scheduler } from './schedules/scheduler';
+import { ScheduleService } from './schedules/schedule-service';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
 import { createJobQueries } from './storage/job-queries';
 import { JobRepository } from './storage/job-repository';
+import { RetentionStore } from './storage/retention-store';
+import { ScheduleRepository } from './storage/schedule-repository';
 import { SlotRepository } from './storage/slot-repository';
 
 export interface ApiWiringParams {
@@ -37,10 +45,16 @@ export interface ApiWiringParams {
   random?: RandomSource;
   reclaimIntervalMs?: number;
   leasePollIntervalMs?: number;
+  /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
+  limits?: RequestLimits;
   /** How often the queue gauges are refreshed once started (default 5 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
+  /** Schedule ticks, started by startApi (defaults: DEFAULT_SCHEDULER). */
+  scheduler?: Partial<SchedulerSettings>;
+  /** Retention of finished jobs, started by startApi (defaults: DEFAULT_RETENTION). */
+  retention?: Partial<RetentionSettings>;
 }
 
 export interface ApiServices {
@@ -52,6 +66,11 @@ export interface ApiServices {
   admin?: AdminService;
   /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
   metrics?: ApiMetrics;
+  schedules?: ScheduleService;
+  /** Fires schedule occurrences; startApi starts/stops it. */
+  scheduler?: Scheduler;
+  /** Deletes expired finished jobs; startApi starts/stops it. */
+  retention?: RetentionCleaner;
 }
 
 /** Builds the services from one database connection (used by main and by tests). */
@@ -80,7 +99,17 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...(params.metricsRefreshIntervalMs === undefined ? {} : { gaugeIntervalMs: params.metricsRefreshIntervalMs }),
     ...(params.collectDefaultMetrics === undefined ? {} : { collectDefaultMetrics: params.collectDefaultMetrics }),
   });
-  return { registry, events, jobs, payouts, assets, admin, metrics };
+  const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock });
+  const scheduler = new Scheduler({
+    schedules: new ScheduleRepository(params.connection),
+    jobs,
+    clock,
+    logger: params.logger,
+    ...DEFAULT_SCHEDULER,
+    ...params.scheduler,
+  });
+  const retention = new RetentionCleaner({ store: new RetentionStore(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
+  return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
 }
 
 /** Every dependency of the HTTP app. */
@@ -94,10 +123,13 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     middleware: services.metrics ? [httpMetrics(services.metrics.http)] : [],
     publicRouters: [...(services.metrics ? [metricsRoutes({ registry: services.metrics.registry })] : []), docsRoutes(), dashboardRoutes()],
     routers: [
+      // Before the job routes: rate limits and the payload size limit answer first.
+      requestLimitRoutes(params.limits),
       jobRoutes({ jobs: services.jobs }),
       escrowRoutes({ payouts: services.payouts }),
       assetRoutes({ assets: services.assets }),
       ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),
+      ...(services.schedules ? [scheduleRoutes({ schedules: services.schedules })] : []),
     ],
   };
 }

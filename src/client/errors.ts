@@ -17,7 +17,10 @@ export class NotFoundApiError extends JobsApiError {}
 /** 409: `lease_conflict` (the lease is no longer ours) or `invalid_state`. */
 export class ConflictApiError extends JobsApiError {}
 export class ValidationApiError extends JobsApiError {}
-export class RateLimitedApiError extends JobsApiError {}
+/** 429: slow down; `retryAfterSeconds` is the API's Retry-After, when it sent one. */
+export class RateLimitedApiError extends JobsApiError {
+  retryAfterSeconds: number | undefined;
+}
 /** 503 (or 502/504) after the client's retries were used up. */
 export class UnavailableApiError extends JobsApiError {}
 
@@ -29,7 +32,7 @@ export class NetworkError extends Error {
   }
 }
 
-export function apiErrorFor(status: number, body: unknown): JobsApiError {
+export function apiErrorFor(status: number, body: unknown, retryAfter?: string | null): JobsApiError {
   const error = (typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined) as
     | { code?: unknown; message?: unknown; details?: unknown }
     | undefined;
@@ -51,5 +54,13 @@ export function apiErrorFor(status: number, body: unknown): JobsApiError {
                 : status === 502 || status === 503 || status === 504
                   ? UnavailableApiError
                   : JobsApiError;
-  return new ErrorClass(status, code, message, error?.details);
+  const apiError = new ErrorClass(status, code, message, error?.details);
+  if (apiError instanceof RateLimitedApiError) apiError.retryAfterSeconds = parseRetryAfter(retryAfter);
+  return apiError;
+}
+
+/** Retry-After in seconds (delta-seconds form only); undefined when absent or not a number. */
+function parseRetryAfter(value: string | null | undefined): number | undefined {
+  if (!value || !/^\d{1,9}$/.test(value.trim())) return undefined;
+  return Number(value.trim());
 }

@@ -150,7 +150,7 @@ export class JobsClient {
       if (response.ok) throw new NetworkError(`${spec.method} ${spec.path}: response body is not JSON`, { cause: err });
       body = undefined;
     }
-    if (!response.ok) throw apiErrorFor(response.status, body);
+    if (!response.ok) throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
     return { status: response.status, body: body as T };
   }
 }

@@ -46,6 +46,8 @@ const queueQuery = z
   .refine((q) => !q.createdFrom || !q.createdTo || q.createdFrom.getTime() <= q.createdTo.getTime(), {
     path: ['createdTo'],
     message: 'createdTo must not be before createdFrom',
+    // Only once every field parsed: with a bad date the value is still the raw string (no getTime).
+    when: (payload) => payload.issues.length === 0,
   });
 
 const throughputQuery = z.object({

@@ -54,11 +54,35 @@ function translateBodyParserError(err: Error): AppError | undefined {
   }
 }
 
+/**
+ * Errors from Express and its parsers that carry a 4xx `status` (http-errors style) are the
+ * client's fault whatever their type: a path parameter that is not valid percent-encoding (the
+ * router's URIError), a compressed body that does not inflate (zlib's errors, status 400 without a
+ * body-parser `type`). They pass through as client errors, never as 500s (Fastify's rule).
+ */
+function translateClientStatusError(err: Error): AppError | undefined {
+  const { status, statusCode } = err as { status?: unknown; statusCode?: unknown };
+  const code = typeof status === 'number' ? status : statusCode;
+  if (typeof code !== 'number' || code < 400 || code > 499) return undefined;
+  if (code === 413) return new PayloadTooLargeError('request body exceeds the size limit');
+  if (code === 415) return new UnsupportedMediaTypeError('unsupported body encoding or media type');
+  if (err instanceof URIError) return new BadRequestError('the request path is not valid percent-encoding');
+  return new BadRequestError('the request could not be read');
+}
+
 export function errorHandler(translators: readonly ErrorTranslator[]): ErrorRequestHandler {
   return (rawErr, req, res, _next) => {
     const err = coerceError(rawErr);
+    if (res.headersSent) {
+      // Mid-response (a streamed body failed): no error answer can follow; end the connection.
+      req.log.warn({ err }, 'error after the response started');
+      res.destroy();
+      return;
+    }
     const known =
-      err instanceof AppError ? err : (translateBodyParserError(err) ?? translators.map((t) => t(err)).find((e) => e !== undefined));
+      err instanceof AppError
+        ? err
+        : (translateBodyParserError(err) ?? translators.map((t) => t(err)).find((e) => e !== undefined) ?? translateClientStatusError(err));
     if (!known) {
       req.log.error({ err }, 'unhandled error');
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });

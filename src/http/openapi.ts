@@ -7,6 +7,9 @@ import { JOB_STATUSES } from '../jobs/job';
 import type { JobTypeDefinition } from '../jobs/job-type';
 import { JOB_TYPES } from '../jobs/job-types';
 import { escrowInputSchema } from '../payouts/escrow-input';
+import { MAX_JOB_PAYLOAD_BYTES } from './request-limits';
+import { CATCH_UP_POLICIES, DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
+import { MAX_SCHEDULES_LISTED } from '../schedules/schedule-service';
 import { DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_THROUGHPUT_MINUTES } from './admin-routes';
 
 /**
@@ -150,6 +153,15 @@ function enqueueRequestSchemas(types: readonly JobTypeDefinition[]): JsonObject 
             maxLength: 200,
             description: 'A second enqueue with the same key and type returns the first job (200) instead of creating another.',
           },
+          dependsOn: {
+            type: 'array',
+            items: jobId,
+            minItems: 1,
+            maxItems: 100,
+            uniqueItems: true,
+            description:
+              'Existing jobs that must all succeed first: the job waits (status `waiting`) until then, and is cancelled (lastError `dependency_failed`) if one ends failed, dlq or cancelled. Unknown ids: 422.',
+          },
         },
         required: ['type', 'payload'],
         additionalProperties: false,
@@ -157,6 +169,159 @@ function enqueueRequestSchemas(types: readonly JobTypeDefinition[]): JsonObject 
     ]),
   );
 }
+
+// ---- Schedules (/admin/schedules) -----------------------------------------------------------
+
+const scheduleName: JsonObject = { type: 'string', pattern: SCHEDULE_NAME.source, examples: ['nightly-reindex'] };
+const cronField: JsonObject = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 200,
+  description: 'Five fields (minute hour day-of-month month day-of-week), six with seconds first, or a predefined expression such as `@daily`; `L`, `#` and `H` (hashed by the schedule name) are supported.',
+  examples: ['0 3 * * *', '*/15 * * * *'],
+};
+const timeZoneField: JsonObject = { type: 'string', minLength: 1, maxLength: 64, description: 'IANA time zone the cron expression is read in; DST is honoured.', examples: ['Europe/Berlin'] };
+const catchUpField: JsonObject = {
+  type: 'string',
+  enum: [...CATCH_UP_POLICIES],
+  description: 'What happens to occurrences missed beyond the misfire grace (SCHEDULER_MISFIRE_GRACE_MS), e.g. after a restart: `none` skips them (the next future one runs), `last` enqueues the most recent one once.',
+};
+const schedulePriority: JsonObject = { type: ['integer', 'null'], minimum: 0, maximum: 100, description: "The jobs' priority; null: the default (50)." };
+
+const SCHEDULE_SCHEMAS: JsonObject = {
+  Schedule: {
+    type: 'object',
+    description: 'A recurring enqueue. Each occurrence is enqueued exactly once across all API instances; its job has `createdBy` `schedule:<name>`.',
+    properties: {
+      name: scheduleName,
+      type: { type: 'string', enum: JOB_TYPES.map((t) => t.name) },
+      payload: anyValue,
+      cron: cronField,
+      timeZone: timeZoneField,
+      paused: { type: 'boolean' },
+      catchUp: catchUpField,
+      priority: schedulePriority,
+      nextRunAt: { ...nullableDateTime, description: 'The next occurrence that will be enqueued; null while paused.' },
+      lastRunAt: { ...nullableDateTime, description: 'The occurrence whose job was enqueued last.' },
+      lastJobId: { oneOf: [jobId, { type: 'null' }] },
+      lastError: nullable({
+        type: 'object',
+        description: 'Why the last occurrence could not be enqueued (it was skipped).',
+        properties: { code: { type: 'string' }, message: { type: 'string' }, at: dateTime },
+        required: ['message', 'at'],
+      }),
+      createdBy: { type: 'string' },
+      tenant: { type: ['string', 'null'], description: 'The tenant of the token that created it; its jobs carry that tenant.' },
+      createdAt: dateTime,
+      updatedAt: dateTime,
+    },
+    required: ['name', 'type', 'payload', 'cron', 'timeZone', 'paused', 'catchUp', 'priority', 'nextRunAt', 'lastRunAt', 'lastJobId', 'lastError', 'createdBy', 'tenant', 'createdAt', 'updatedAt'],
+    additionalProperties: false,
+  },
+  ScheduleList: {
+    type: 'object',
+    properties: { data: { type: 'array', items: ref('Schedule'), description: `By name (at most ${MAX_SCHEDULES_LISTED}).` } },
+    required: ['data'],
+    additionalProperties: false,
+  },
+  CreateScheduleRequest: {
+    type: 'object',
+    description: 'The payload is validated against the type exactly as by POST /jobs.',
+    properties: {
+      name: scheduleName,
+      type: { type: 'string', enum: JOB_TYPES.map((t) => t.name) },
+      payload: anyValue,
+      cron: cronField,
+      timeZone: { ...timeZoneField, default: DEFAULT_TIME_ZONE },
+      paused: { type: 'boolean', default: false },
+      catchUp: { ...catchUpField, default: DEFAULT_CATCH_UP },
+      priority: schedulePriority,
+    },
+    required: ['name', 'type', 'cron'],
+    additionalProperties: false,
+  },
+  UpdateScheduleRequest: {
+    type: 'object',
+    description: 'Any of the fields (at least one). Pausing clears nextRunAt; resuming or re-timing computes it from now (occurrences missed while paused are not caught up).',
+    properties: {
+      type: { type: 'string', enum: JOB_TYPES.map((t) => t.name) },
+      payload: anyValue,
+      cron: cronField,
+      timeZone: timeZoneField,
+      paused: { type: 'boolean' },
+      catchUp: catchUpField,
+      priority: schedulePriority,
+    },
+    minProperties: 1,
+    additionalProperties: false,
+  },
+};
+
+const scheduleNameParam: JsonObject = { name: 'name', in: 'path', required: true, schema: scheduleName };
+const scheduleNotFound: [number, string, string[]] = [404, 'No schedule with this name.', ['not_found']];
+const scheduleInvalid: [number, string, string[]] = [
+  422,
+  'A field is invalid (an unparsable cron expression, an unknown time zone, ...), or the payload does not match its type\'s schema.',
+  ['validation_error', 'payload_invalid'],
+];
+
+const SCHEDULE_PATHS: JsonObject = {
+  '/admin/schedules': {
+    post: {
+      tags: ['admin'],
+      operationId: 'createSchedule',
+      summary: 'Create a recurring schedule (admin)',
+      requestBody: { required: true, ...jsonBody(ref('CreateScheduleRequest')) },
+      responses: {
+        '201': jsonBody(ref('Schedule'), 'Created; `nextRunAt` is the first occurrence after now (null when created paused).'),
+        ...errors(
+          ['BadRequest', ...AUTHED],
+          [[404, 'The type is not registered.', ['job_type_not_found']], [409, 'A schedule with this name exists.', ['conflict']], scheduleInvalid],
+        ),
+      },
+    },
+    get: {
+      tags: ['admin'],
+      operationId: 'listSchedules',
+      summary: 'List schedules with their next and last runs (admin)',
+      responses: { '200': jsonBody(ref('ScheduleList'), 'Every schedule, by name.'), ...errors(AUTHED) },
+    },
+  },
+  '/admin/schedules/{name}': {
+    get: {
+      tags: ['admin'],
+      operationId: 'getSchedule',
+      summary: 'A schedule (admin)',
+      parameters: [scheduleNameParam],
+      responses: { '200': jsonBody(ref('Schedule'), 'The schedule.'), ...errors([...AUTHED, 'ValidationFailed'], [scheduleNotFound]) },
+    },
+    patch: {
+      tags: ['admin'],
+      operationId: 'updateSchedule',
+      summary: 'Edit, pause (`{"paused": true}`) or resume (`{"paused": false}`) a schedule (admin)',
+      parameters: [scheduleNameParam],
+      requestBody: { required: true, ...jsonBody(ref('UpdateScheduleRequest')) },
+      responses: {
+        '200': jsonBody(ref('Schedule'), 'The schedule after the edit.'),
+        ...errors(
+          ['BadRequest', ...AUTHED],
+          [
+            [404, 'No schedule with this name, or the new type is not registered.', ['not_found', 'job_type_not_found']],
+            [409, 'The schedule kept changing during the edit; retry.', ['conflict']],
+            scheduleInvalid,
+          ],
+        ),
+      },
+    },
+    delete: {
+      tags: ['admin'],
+      operationId: 'deleteSchedule',
+      summary: 'Delete a schedule (admin); jobs it already enqueued stay',
+      parameters: [scheduleNameParam],
+      responses: { '204': { description: 'Deleted.' }, ...errors([...AUTHED, 'ValidationFailed'], [scheduleNotFound]) },
+    },
+  },
+};
 
 const schemas: JsonObject = {
   Error: {
@@ -222,6 +387,10 @@ const schemas: JsonObject = {
       attempts: { type: 'array', items: ref('AttemptRecord'), description: 'History, one entry per lease (the last 100).' },
       cancelRequested: { type: 'boolean' },
       idempotencyKey: { type: ['string', 'null'] },
+      tenant: { type: ['string', 'null'], description: 'The `tenant` claim of the token that enqueued it.' },
+      dependsOn: { type: 'array', items: jobId, description: 'Jobs that must succeed before this one runs.' },
+      pendingParents: { type: 'array', items: jobId, description: 'Of dependsOn, those not succeeded yet (while `waiting`).' },
+      partial: { type: 'boolean', description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' },
       createdBy: { type: 'string', description: 'The `sub` of the token that enqueued it.' },
       createdAt: dateTime,
       updatedAt: dateTime,
@@ -367,9 +536,11 @@ const schemas: JsonObject = {
         description: 'oldestQueuedJobAgeMs per type (null when none of the type is queued).',
         additionalProperties: { type: ['integer', 'null'], minimum: 0 },
       },
+      partialSucceeded: { type: 'integer', minimum: 0, description: 'Of the succeeded jobs, those with a partial result (some items failed).' },
+      partialSucceededByType: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } },
       generatedAt: { ...dateTime, description: 'The clock reading the ages are computed against.' },
     },
-    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'generatedAt'],
+    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'partialSucceeded', 'partialSucceededByType', 'generatedAt'],
     additionalProperties: false,
   },
   Throughput: {
@@ -402,9 +573,42 @@ const schemas: JsonObject = {
     properties: { jobId, status: { const: 'queued' } },
     required: ['jobId', 'status'],
   },
+  BatchEnqueueRequest: {
+    type: 'object',
+    properties: { jobs: { type: 'array', minItems: 1, maxItems: 1000, items: ref('EnqueueRequest') } },
+    required: ['jobs'],
+    additionalProperties: false,
+  },
+  BatchEnqueueResponse: {
+    type: 'object',
+    properties: {
+      created: { type: 'integer', minimum: 0 },
+      existing: { type: 'integer', minimum: 0, description: 'Items whose idempotency key returned an earlier job.' },
+      rejected: { type: 'integer', minimum: 0 },
+      results: {
+        type: 'array',
+        description: 'One entry per requested job, in order: the job, or the error that refused it.',
+        items: {
+          oneOf: [
+            {
+              type: 'object',
+              properties: { jobId, status: ref('JobStatus'), type: { type: 'string' }, nextRunAt: dateTime, attempt: { type: 'integer' }, created: { type: 'boolean' } },
+              required: ['jobId', 'status', 'type', 'nextRunAt', 'attempt', 'created'],
+            },
+            {
+              type: 'object',
+              properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: anyValue }, required: ['code', 'message'] } },
+              required: ['error'],
+            },
+          ],
+        },
+      },
+    },
+    required: ['created', 'existing', 'rejected', 'results'],
+  },
   Principal: {
     type: 'object',
-    properties: { sub: { type: 'string' }, role: { type: 'string', enum: [...ROLES] } },
+    properties: { sub: { type: 'string' }, role: { type: 'string', enum: [...ROLES] }, tenant: { type: 'string', description: 'Present when the token has a tenant claim.' } },
     required: ['sub', 'role'],
     additionalProperties: false,
   },
@@ -472,6 +676,7 @@ const schemas: JsonObject = {
   },
   Health: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] },
   Ready: { type: 'object', properties: { status: { const: 'ready' } }, required: ['status'] },
+  ...SCHEDULE_SCHEMAS,
 };
 
 // ---- Paths -----------------------------------------------------------------------------------
@@ -508,6 +713,12 @@ const imageBody: JsonObject = {
   required: true,
   description: `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes) with their Content-Type.`,
   content: Object.fromEntries(IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
+};
+
+/** 429 on the rate-limited routes (RATE_LIMIT_*_PER_MINUTE; off unless configured). */
+const rateLimited: JsonObject = {
+  ...errorResponse('Too many calls with this token (per-token rate limit of this API instance); retry after Retry-After seconds.', ['rate_limited']),
+  headers: { 'Retry-After': { description: 'Seconds to wait before the next call.', schema: { type: 'integer', minimum: 1 } } },
 };
 
 const paths: JsonObject = {
@@ -594,8 +805,27 @@ const paths: JsonObject = {
           [
             [404, 'The type is not registered.', ['job_type_not_found']],
             [422, 'A field is invalid, or the payload does not match its type\'s schema (`details` lists the failing fields).', ['validation_error', 'payload_invalid']],
+            [413, `The body is over 1 MB, or the payload over ${MAX_JOB_PAYLOAD_BYTES} bytes as JSON.`, ['payload_too_large']],
           ],
         ),
+        '429': rateLimited,
+      },
+    },
+  },
+  '/jobs/batch': {
+    post: {
+      tags: ['jobs'],
+      operationId: 'enqueueJobs',
+      summary: 'Enqueue up to 1,000 jobs at once (service, admin)',
+      description:
+        'Each job is validated on its own (a bad one does not refuse the others); the valid ones are inserted in one round trip. Idempotency keys are honoured per job.',
+      requestBody: { required: true, ...jsonBody(ref('BatchEnqueueRequest')) },
+      responses: {
+        '200': jsonBody(ref('BatchEnqueueResponse'), 'One result per job, in request order.'),
+        ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [
+          [413, `The body is over 1 MB, or a job's payload over ${MAX_JOB_PAYLOAD_BYTES} bytes as JSON (the whole batch is refused).`, ['payload_too_large']],
+        ]),
+        '429': rateLimited,
       },
     },
   },
@@ -610,8 +840,13 @@ const paths: JsonObject = {
         workerIdParam,
         queryParam({ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 100, default: 1 }, description: 'How many jobs at most.' }),
         queryParam({ name: 'type', schema: { type: 'string' }, description: 'Only these types (comma-separated).' }),
+        queryParam({
+          name: 'wait',
+          schema: { type: 'number', minimum: 0, maximum: 30, default: 0 },
+          description: 'Long-poll: when nothing is available, hold the call up to this many seconds until a job is.',
+        }),
       ],
-      responses: { '200': jsonBody(ref('LeaseResponse'), 'The leased jobs (possibly none).'), ...errors([...AUTHED, 'ValidationFailed']) },
+      responses: { '200': jsonBody(ref('LeaseResponse'), 'The leased jobs (possibly none).'), ...errors([...AUTHED, 'ValidationFailed']), '429': rateLimited },
     },
   },
   '/jobs/{jobId}': {
@@ -796,6 +1031,7 @@ const paths: JsonObject = {
       responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id.', ['escrow_not_found']]]) },
     },
   },
+  ...SCHEDULE_PATHS,
 };
 
 /** Builds the document (a fresh object each call, so callers may not mutate a shared one). */

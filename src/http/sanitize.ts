@@ -3,11 +3,12 @@ import type { RequestHandler } from 'express';
 import { ValidationError } from '../errors';
 
 const MAX_DEPTH = 32;
+const MAX_SHOWN_KEY = 64;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
  * Rejects request values that could change the meaning of a database query or pollute prototypes:
- * keys starting with `$`, keys containing `.`, prototype keys, and nesting deeper than MAX_DEPTH.
+ * keys starting with `$`, keys containing `.` or NUL, prototype keys, and nesting deeper than MAX_DEPTH.
  * Runs before any handler, so such values never reach a query.
  */
 export const rejectUnsafeKeys: RequestHandler = (req, _res, next) => {
@@ -22,8 +23,11 @@ function findUnsafeKey(value: unknown, path: string, depth: number): { field: st
   if (Buffer.isBuffer(value)) return undefined;
   for (const key of Object.keys(value)) {
     const field = `${path}.${key}`;
-    if (key.startsWith('$') || key.includes('.') || FORBIDDEN_KEYS.has(key)) {
-      return { field, message: `key "${key}" is not accepted (no "$" prefix, "." or prototype keys)` };
+    // BSON cannot store a key with a NUL character: the driver would throw at the write (a 500).
+    if (key.startsWith('$') || key.includes('.') || key.includes('\u0000') || FORBIDDEN_KEYS.has(key)) {
+      // Echo at most a short prefix of a hostile key, so an error body never mirrors a huge one.
+      const shown = key.length > MAX_SHOWN_KEY ? `${key.slice(0, MAX_SHOWN_KEY)}…` : key;
+      return { field: `${path}.${shown}`, message: `key "${shown}" is not accepted (no "$" prefix, ".", NUL or prototype keys)` };
     }
     const nested = findUnsafeKey((value as Record<string, unknown>)[key], field, depth + 1);
     if (nested) return nested;

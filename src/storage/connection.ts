@@ -7,6 +7,8 @@ export interface DatabaseSettings {
   timeoutMs: number;
   writeConcern: 'majority' | number;
   readPreference: 'primary' | 'primaryPreferred';
+  /** Emit the driver's command events on the client (tests that inspect what goes on the wire). */
+  monitorCommands?: boolean;
 }
 
 /**
@@ -20,8 +22,14 @@ export async function connectDatabase(settings: DatabaseSettings): Promise<Conne
     connectTimeoutMS: settings.timeoutMs,
     socketTimeoutMS: Math.max(settings.timeoutMs * 6, 30_000),
     heartbeatFrequencyMS: 2_000,
-    writeConcern: { w: settings.writeConcern },
+    // Every write on this connection (job state changes included) waits for `w` nodes. wtimeout
+    // bounds that wait: on a replica set that cannot reach a majority, a write answers 503
+    // (outcome unknown: it may be applied on the primary) instead of hanging the request.
+    writeConcern: { w: settings.writeConcern, wtimeoutMS: settings.timeoutMs },
+    // Every read, the ones that decide a lease included, goes to the primary unless configured
+    // otherwise; leases stay exclusive either way, as each claim and report is a conditional write.
     readPreference: settings.readPreference,
+    monitorCommands: settings.monitorCommands ?? false,
     // Fail at once when disconnected instead of queueing operations in memory.
     bufferCommands: false,
     autoIndex: false,

@@ -4,6 +4,8 @@ import { ensureAssetIndexes } from './asset-model';
 import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
+import { ensureRetentionIndexes } from './retention-store';
+import { ensureScheduleIndexes } from './schedule-model';
 
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */
 export async function ensureIndexes(connection: Connection): Promise<void> {
@@ -11,4 +13,6 @@ export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureEscrowIndexes(connection);
   await ensurePayoutTransferIndexes(connection);
   await ensureAssetIndexes(connection);
+  await ensureRetentionIndexes(connection);
+  await ensureScheduleIndexes(connection);
 }

@@ -1,5 +1,5 @@
 import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
-import { ConflictApiError } from '../client/errors';
+import { ConflictApiError, RateLimitedApiError } from '../client/errors';
 import type { Logger } from '../logger';
 import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler } from './handler';
 import { PollBackoff } from './poll-backoff';
@@ -153,7 +153,9 @@ export class WorkerRunner {
         });
       } catch (err) {
         if (stopSignal.aborted) break;
-        const wait = this.backoff.next();
+        // A 429 says how long to wait; otherwise (API or database down) the backoff grows.
+        const retryAfterMs = err instanceof RateLimitedApiError && err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : 0;
+        const wait = Math.max(this.backoff.next(), retryAfterMs);
         this.options.logger.warn({ err, retryInMs: wait }, 'lease failed; backing off');
         await this.sleep(wait, stopSignal);
         continue;

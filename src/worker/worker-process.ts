@@ -10,6 +10,8 @@ import { createPayouts } from '../payouts/create-payouts';
 import { connectDatabase } from '../storage/connection';
 import { ensureIndexes } from '../storage/indexes';
 import { checkHandlers, createHandlers } from './handlers';
+import { createWorkerMetrics } from '../metrics/worker-metrics';
+import { startMetricsServer } from '../metrics/metrics-server';
 import { WorkerRunner, type JobFinishedEvent } from './runner';
 
 export interface RunningWorker {
@@ -43,6 +45,16 @@ export async function startWorker(params: {
       payouts: createPayouts({ connection, sandbox: { failureRate: config.SANDBOX_FAILURE_RATE } }).payouts,
     });
     const types = checkHandlers(registry, handlers, wanted);
+    // Optional metrics endpoint of this worker process.
+    const metrics = config.WORKER_METRICS_PORT === undefined ? undefined : createWorkerMetrics({ collectDefaultMetrics: true, defaultLabels: { worker: config.WORKER_ID } });
+    const metricsServer = metrics ? await startMetricsServer({ registry: metrics.registry, port: config.WORKER_METRICS_PORT!, logger }) : undefined;
+    const onJobFinished = (event: JobFinishedEvent): void => {
+      if (metrics && event.outcome !== 'abandoned') {
+        metrics.jobsProcessed.labels(event.type, event.outcome).inc();
+        metrics.jobRunDuration.labels(event.type, event.outcome).observe(event.durationMs / 1000);
+      }
+      params.onJobFinished?.(event);
+    };
     const runner = new WorkerRunner({
       api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID }),
       handlers,
@@ -51,7 +63,7 @@ export async function startWorker(params: {
       types,
       shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
       leaseWaitSeconds: config.WORKER_LEASE_WAIT_SECONDS,
-      ...(params.onJobFinished ? { onJobFinished: params.onJobFinished } : {}),
+      onJobFinished,
     });
     runner.start();
     logger.info({ workerId: config.WORKER_ID, types, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
@@ -60,7 +72,10 @@ export async function startWorker(params: {
       runner,
       connection,
       close: () => {
-        closing ??= runner.stop().then(() => connection.close());
+        closing ??= runner
+          .stop()
+          .then(() => metricsServer?.close())
+          .then(() => connection.close());
         return closing;
       },
     };

@@ -76,6 +76,13 @@ async function seedJobs(): Promise<{ deadJobId: string }> {
   for (let i = 0; i < 3; i += 1) await enqueueJob(app, { type: 'thumbnail.create', payload: thumbnailPayload({ versionNumber: i + 1 }) }, 'media');
   const [running] = await leaseJobs(app, { type: 'thumbnail.create' });
   expect(running).toBeDefined();
+  for (const schedule of [
+    { name: 'nightly-thumbnails', cron: '0 3 * * *', timeZone: 'Europe/Berlin' },
+    { name: 'hourly-payouts', cron: '0 * * * *', paused: true, type: 'payout.execute', payload: payoutPayload() },
+  ]) {
+    const res = await request(app).post('/admin/schedules').set(bearer('admin')).send({ type: 'thumbnail.create', payload: thumbnailPayload(), ...schedule });
+    expect(res.status).toBe(201);
+  }
   return { deadJobId };
 }
 
@@ -120,6 +127,15 @@ it('lets an admin sign in, see the queue, filter it, and requeue a dead job', as
     }
   }
   expect(stats.statusCounts.dlq).toBe(1);
+  // Schedules, by name, each with its next run (none while paused).
+  await waitFor(async () => ((await page.locator('#schedules-body tr').count()) === 2 ? true : undefined), { what: 'the schedules list' });
+  expect(await page.locator('#schedules-body tr').evaluateAll((rows) => rows.map((r) => `${(r as HTMLElement).dataset.schedule}:${(r as HTMLElement).dataset.state}`))).toEqual([
+    'hourly-payouts:paused',
+    'nightly-thumbnails:active',
+  ]);
+  expect(await text(page, '#schedules-body tr[data-schedule="nightly-thumbnails"] td.next-run')).toMatch(/\(in \d+/);
+  expect(await text(page, '#schedules-body tr[data-schedule="hourly-payouts"] td.next-run')).toBe('–');
+  expect(await page.isHidden('#schedules-empty')).toBe(true);
   expect(await page.locator('#throughput-chart rect.bar-succeeded').count()).toBeGreaterThan(10);
   expect(await page.locator('#throughput-chart rect.bar-failed').count()).toBeGreaterThan(0);
 

@@ -25,7 +25,8 @@ beforeAll(async () => {
     RECLAIM_INTERVAL_MS: '200',
     // Short leases and retries so a killed worker's jobs come back within seconds (per environment,
     // never by editing the registry).
-    JOB_POLICY_OVERRIDES: JSON.stringify({ 'payout.execute': { timeoutSeconds: 2, backoffBaseSeconds: 0.1, backoffCapSeconds: 0.5 } }),
+    // maxAttempts is raised so that a machine too busy to heartbeat in time cannot exhaust a job.
+    JOB_POLICY_OVERRIDES: JSON.stringify({ 'payout.execute': { timeoutSeconds: 3, maxAttempts: 30, backoffBaseSeconds: 0.1, backoffCapSeconds: 0.5 } }),
   };
   const started = await startApiProcess(env);
   processes.push(started.api);
@@ -68,18 +69,25 @@ async function api<T>(path: string, init: { method?: string; body?: BodyInit; co
 
 async function waitForJobs(jobIds: string[], done: (job: JobWire) => boolean, timeoutMs: number): Promise<JobWire[]> {
   const client = adminClient();
-  return waitFor(
-    async () => {
-      const jobs = await Promise.all(jobIds.map((id) => client.getJob(id)));
-      return jobs.every(done) ? jobs : undefined;
-    },
-    { timeoutMs, intervalMs: 250, what: `${jobIds.length} jobs to finish` },
-  );
+  let last: JobWire[] = [];
+  try {
+    return await waitFor(
+      async () => {
+        last = await Promise.all(jobIds.map((id) => client.getJob(id)));
+        return last.every(done) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250, what: `${jobIds.length} jobs to finish` },
+    );
+  } catch (err) {
+    // Say where the jobs were stuck, so a slow or stuck run can be told apart.
+    const byStatus = last.reduce<Record<string, number>>((acc, j) => ({ ...acc, [j.status]: (acc[j.status] ?? 0) + 1 }), {});
+    throw new Error(`${(err as Error).message}; statuses: ${JSON.stringify(byStatus)}; next runs: ${last.filter((j) => !done(j)).map((j) => `${j.status}@${j.nextRunAt} lease→${String(j.leaseExpiresAt)}`).slice(0, 5).join(', ')}`);
+  }
 }
 
 describe('API and worker processes', () => {
   it('two workers turn uploaded images into real thumbnails of the requested widths', async () => {
-    worker('thumb-worker-1', { WORKER_TYPES: 'thumbnail.create' });
+    const first = worker('thumb-worker-1', { WORKER_TYPES: 'thumbnail.create', WORKER_METRICS_PORT: '0' });
     worker('thumb-worker-2', { WORKER_TYPES: 'thumbnail.create' });
     const uploads: { assetId: string; sizes: number[] | undefined; width: number; height: number }[] = [];
     const formats: ImageContentType[] = ['image/png', 'image/jpeg', 'image/webp'];
@@ -97,6 +105,13 @@ describe('API and worker processes', () => {
     );
     const jobs = await waitForJobs(jobIds, (j) => j.status === 'succeeded', 30_000);
     expect(new Set(jobs.map((j) => j.workerId)).size).toBeGreaterThanOrEqual(1);
+
+    // The worker with WORKER_METRICS_PORT serves its own metrics, counting the jobs it ran.
+    const metricsPort = (JSON.parse(await first.waitForLine(/"msg":"metrics server listening"/)) as { port: number }).port;
+    const ranByFirst = jobs.filter((j) => j.workerId === 'thumb-worker-1').length;
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const counted = /worker_jobs_processed_total\{[^}]*type="thumbnail.create"[^}]*outcome="succeeded"[^}]*\} (\d+)/.exec(text);
+    expect(Number(counted?.[1] ?? 0)).toBe(ranByFirst);
 
     for (const upload of uploads) {
       const meta = await api<{ processed: boolean; thumbnailAssetIds: string[]; contentType: string }>(`/assets/${upload.assetId}`);

@@ -7,7 +7,7 @@
 (function dashboard() {
   const TOKEN_KEY = 'jobs.dashboard.token';
   const REFRESH_MS = 5000;
-  const STATUSES = ['queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'];
+  const STATUSES = ['waiting', 'queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'];
   const REQUEUEABLE = ['failed', 'dlq', 'cancelled'];
   const CANCELLABLE = ['queued', 'leased'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -209,7 +209,7 @@
 
   async function refreshOnce() {
     try {
-      const tasks = [refreshStats(), refreshChart(), refreshJobs()];
+      const tasks = [refreshStats(), refreshChart(), refreshJobs(), refreshSchedules()];
       if (state.selectedJobId) tasks.push(refreshDetail());
       await Promise.all(tasks);
       showMessage($('dashboard-error'), '');
@@ -223,6 +223,7 @@
     const stats = await api('/admin/jobs/stats');
     $('count-total').textContent = String(stats.totalJobs);
     for (const status of STATUSES) $('count-' + status).textContent = String(stats.statusCounts[status]);
+    $('count-partial').textContent = String(stats.partialSucceeded ?? 0);
     $('oldest-queued').textContent = formatAge(stats.oldestQueuedJobAgeMs);
 
     const body = $('by-type-body');
@@ -261,7 +262,7 @@
       const row = el('tr', { dataset: { jobId: job.jobId, status: job.status } }, [
         el('td', {}, [el('code', { text: job.jobId })]),
         el('td', { text: job.type }),
-        el('td', {}, [badge(job.status)]),
+        el('td', {}, job.partial ? [badge(job.status), el('span', { className: 'badge status-partial', text: 'partial' })] : [badge(job.status)]),
         el('td', { text: job.attempt + ' / ' + job.maxAttempts }),
         el('td', { text: formatTime(job.createdAt) }),
         el('td', { text: job.createdBy }),
@@ -283,6 +284,36 @@
       meta.total === 0 ? 'No jobs' : 'Page ' + meta.page + ' of ' + meta.total_pages + ' · ' + meta.total + ' job' + (meta.total === 1 ? '' : 's');
     $('page-prev').disabled = state.page <= 1;
     $('page-next').disabled = state.page >= meta.total_pages;
+  }
+
+  // ---- Schedules ------------------------------------------------------------------------------
+
+  function formatNextRun(iso) {
+    if (!iso) return '–';
+    const ms = new Date(iso).getTime() - Date.now();
+    return formatTime(iso) + (ms > 0 ? ' (in ' + formatAge(ms) + ')' : ' (due)');
+  }
+
+  async function refreshSchedules() {
+    const { data } = await api('/admin/schedules');
+    const body = $('schedules-body');
+    body.replaceChildren();
+    for (const schedule of data) {
+      const state = schedule.paused ? 'paused' : 'active';
+      body.appendChild(
+        el('tr', { dataset: { schedule: schedule.name, state } }, [
+          el('td', {}, [el('code', { text: schedule.name })]),
+          el('td', { text: schedule.type }),
+          el('td', {}, [el('code', { text: schedule.cron })]),
+          el('td', { text: schedule.timeZone }),
+          el('td', {}, [el('span', { className: 'badge schedule-' + state, text: state })]),
+          el('td', { className: 'next-run', text: formatNextRun(schedule.nextRunAt) }),
+          el('td', { className: 'last-run', text: formatTime(schedule.lastRunAt) }),
+          el('td', { className: 'error-cell', text: schedule.lastError ? schedule.lastError.message : '' }),
+        ]),
+      );
+    }
+    $('schedules-empty').hidden = data.length > 0;
   }
 
   // ---- Chart ----------------------------------------------------------------------------------
@@ -379,7 +410,7 @@
     $('detail-job-id').textContent = job.jobId;
     const status = $('detail-status');
     status.className = 'badge status-' + job.status;
-    status.textContent = job.status + (job.cancelRequested ? ' · cancel requested' : '');
+    status.textContent = job.status + (job.partial ? ' · partial' : '') + (job.cancelRequested ? ' · cancel requested' : '');
 
     const fields = [
       ['Type', job.type],
@@ -395,6 +426,14 @@
       ['Started', formatTime(job.startedAt)],
       ['Updated', formatTime(job.updatedAt)],
     ];
+    if (job.tenant) fields.push(['Tenant', job.tenant]);
+    if (job.dependsOn && job.dependsOn.length > 0) {
+      fields.push(['Depends on', job.dependsOn.join(', ')]);
+      fields.push(['Waiting for', job.pendingParents && job.pendingParents.length > 0 ? job.pendingParents.join(', ') : '–']);
+    }
+    if (job.partial && job.result && Array.isArray(job.result.itemErrors)) {
+      fields.push(['Failed items', job.result.itemErrors.map((e) => String(e.item) + ': ' + e.message).join('; ')]);
+    }
     $('detail-fields').replaceChildren(...fields.map(([name, value]) => el('div', {}, [el('dt', { text: name }), el('dd', { text: value })])));
 
     const lastError = job.lastError;

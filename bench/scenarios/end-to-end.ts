@@ -1,0 +1,178 @@
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+import { mintToken } from '../../src/auth/tokens';
+import type { BenchContext } from '../lib/context';
+import { summarizeCpuProfile, type ProfileSummary } from '../lib/cpu-profile';
+import { databaseServerPid, startCpuAccounting } from '../lib/cpu-time';
+import { openDatabase } from '../lib/database';
+import { JsonHttpClient, runClosedLoop, sumMetric } from '../lib/http-load';
+import { readJobTimings, summarizeTimings, type TimingSummary } from '../lib/job-timings';
+import { pollUntil, round, sleep } from '../lib/numbers';
+import { ROOT, stopAll, type BenchProcess } from '../lib/service-process';
+import { startApiProcess, startWorkerFleet } from '../lib/services';
+
+export interface EndToEndResult extends TimingSummary {
+  /** Every job of the throughput phase succeeded before the deadline. */
+  complete: boolean;
+  /** Start delay measured with the latency probe (idle workers, one job at a time); see TimingSummary. */
+  p50StartDelayMs: number;
+  p99StartDelayMs: number;
+  maxStartDelayMs: number;
+  probeJobs: number;
+  /** Start delay of the throughput phase's jobs, which queue behind a backlog of thousands. */
+  backlogStartDelayMs: TimingSummary['startDelayMs'];
+  /** GET /jobs/lease calls the API answered during the run (empty ones included), per job. */
+  leaseCallsPerJob: number;
+  /** Mean time the API took to answer a succeed call (its own histogram; lease calls include long-poll waits). */
+  meanSucceedMs: number;
+  apiPeakRssMb: number;
+  /** The API's resident set when the load began, and its heap and external memory (its /metrics) when it ended. */
+  apiRssAtStartMb: number;
+  apiHeapUsedMbAtEnd: number;
+  apiExternalMbAtEnd: number;
+  /** The largest V8 heap (committed) seen in the API's /metrics, polled every 100 ms during the run. */
+  apiPeakHeapTotalMb: number;
+  /** CPU ms per job of the throughput phase, by process: API, the worker processes, database, the bench's HTTP clients. */
+  cpuMsPerJob: Record<string, number | null>;
+  /** The API's CPU profile over the throughput phase (--profile). */
+  profile?: ProfileSummary;
+}
+
+/**
+ * The API's main-thread profile. tsx's loader hooks run on a worker thread of their own, which
+ * --cpu-prof profiles too: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile, main thread id 0.
+ */
+function mainThreadProfile(dir: string, pid: number): string | null {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(pid) && f.split('.')[4] === '0');
+  return file ? path.join(dir, file) : null;
+}
+
+interface LeaseCallStats {
+  leaseCalls: number;
+  succeedCalls: number;
+  succeedSeconds: number;
+}
+
+function leaseCallStats(metrics: string): LeaseCallStats {
+  const histogram = (suffix: string, route: string): number => sumMetric(metrics, `http_request_duration_seconds_${suffix}`, { method: route === '/jobs/lease' ? 'GET' : 'POST', route });
+  return {
+    leaseCalls: histogram('count', '/jobs/lease'),
+    succeedCalls: histogram('count', '/jobs/:jobId/succeed'),
+    succeedSeconds: histogram('sum', '/jobs/:jobId/succeed'),
+  };
+}
+
+/**
+ * The API and `workers` worker processes (npm run api / npm run worker) on a database of its own.
+ * 1. Throughput: `jobs` noop jobs enqueued over HTTP by `clients` concurrent clients while the workers
+ *    run; jobs/s from the first enqueue to the last completedAt.
+ * 2. Latency probe: `probeJobs` jobs enqueued one at a time, `probeIntervalMs` apart, to idle
+ *    workers (long-polling when the API supports it): the start delay a new job sees.
+ */
+export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
+  const { sizes } = ctx;
+  const settings = { mongoUri: ctx.mongoUri, dbName: ctx.dbName('e2e'), jwtSecret: ctx.jwtSecret };
+  const profileDir = ctx.profileDir;
+  if (profileDir) {
+    mkdirSync(profileDir, { recursive: true });
+    for (const file of readdirSync(profileDir)) if (file.endsWith('.cpuprofile')) rmSync(path.join(profileDir, file));
+  }
+  const apiSpawnedAt = Date.now();
+  const { api, baseUrl } = await startApiProcess(settings, profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {});
+  let workers: BenchProcess[] = [];
+  const client = new JsonHttpClient(baseUrl, mintToken({ secret: ctx.jwtSecret, sub: 'bench-service', role: 'service' }), sizes.clients + 2);
+  let peakRssMb = 0;
+  const sampleMemory = (): void => {
+    const memory = api.memory();
+    if (memory) peakRssMb = Math.max(peakRssMb, memory.rssMb, memory.hwmMb);
+  };
+  const sampler = setInterval(sampleMemory, 100);
+  try {
+    workers = await startWorkerFleet({ settings, fleet: sizes, apiUrl: baseUrl });
+    // Let every worker reach its poll loop before the clock starts.
+    await sleep(ctx.quick ? 500 : 1_000);
+    let peakHeapTotalMb = 0;
+    const metrics = async (): Promise<string> => {
+      const text = (await client.request<string>('GET', '/metrics')).body;
+      peakHeapTotalMb = Math.max(peakHeapTotalMb, sumMetric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20);
+      return text;
+    };
+    const succeeded = async (): Promise<number> => sumMetric(await metrics(), 'jobs_succeeded_total', { type: 'noop' });
+    const before = leaseCallStats(await metrics());
+    const rssAtStartMb = api.memory()?.rssMb ?? Number.NaN;
+    const enqueue = async (): Promise<string> => {
+      const res = await client.request<{ jobId: string }>('POST', '/jobs', { type: 'noop', payload: {} });
+      if (res.status !== 201) throw new Error(`POST /jobs answered ${res.status}: ${JSON.stringify(res.body)}`);
+      return res.body.jobId;
+    };
+
+    // 1. Throughput.
+    const dbPid = databaseServerPid();
+    const cpu = startCpuAccounting({
+      API: [api.pid],
+      workers: workers.map((w) => w.pid),
+      database: dbPid === null ? [] : [dbPid],
+      'bench clients': 'self',
+    });
+    const startedAt = Date.now();
+    await runClosedLoop({ total: sizes.jobs, concurrency: sizes.clients, call: async () => void (await enqueue()) });
+    ctx.log(`  enqueued ${sizes.jobs} jobs in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; waiting for the workers`);
+    const deadline = startedAt + sizes.scenarioDeadlineMs;
+    const complete = await pollUntil(async () => (await succeeded()) >= sizes.jobs, { everyMs: 100, deadline });
+    const throughputEndedAt = Date.now();
+    const cpuSplit = cpu.finish(await succeeded());
+
+    // 2. Latency probe: only on an idle queue, so it measures the lease path, not a backlog.
+    const probeIds = new Set<string>();
+    if (complete) {
+      await sleep(ctx.quick ? 200 : 500);
+      await Promise.all(
+        Array.from({ length: sizes.probeJobs }, async (_, i) => {
+          await sleep(i * sizes.probeIntervalMs);
+          probeIds.add(await enqueue());
+        }),
+      );
+      await pollUntil(async () => (await succeeded()) >= sizes.jobs + sizes.probeJobs, { everyMs: 100, deadline: Date.now() + 30_000 });
+    }
+    const finalMetrics = await metrics();
+    const after = leaseCallStats(finalMetrics);
+    sampleMemory();
+    clearInterval(sampler);
+    await stopAll(workers);
+    await api.stop();
+
+    const connection = await openDatabase(ctx.mongoUri, settings.dbName);
+    const rows = await readJobTimings(connection).finally(() => connection.close());
+    const throughput = summarizeTimings(rows.filter((r) => !probeIds.has(r._id)), startedAt);
+    const probe = summarizeTimings(rows.filter((r) => probeIds.has(r._id)), startedAt);
+    const leaseCalls = after.leaseCalls - before.leaseCalls;
+    const succeedCalls = after.succeedCalls - before.succeedCalls;
+    const result: EndToEndResult = {
+      ...throughput,
+      complete,
+      p50StartDelayMs: probe.startDelayMs.p50,
+      p99StartDelayMs: probe.startDelayMs.p99,
+      maxStartDelayMs: probe.startDelayMs.max,
+      probeJobs: probeIds.size,
+      backlogStartDelayMs: throughput.startDelayMs,
+      leaseCallsPerJob: round(leaseCalls / Math.max(1, rows.length), 2),
+      meanSucceedMs: round((1000 * (after.succeedSeconds - before.succeedSeconds)) / Math.max(1, succeedCalls)),
+      apiPeakRssMb: round(peakRssMb),
+      apiRssAtStartMb: round(rssAtStartMb),
+      apiHeapUsedMbAtEnd: round(sumMetric(finalMetrics, 'nodejs_heap_size_used_bytes') / 2 ** 20),
+      apiExternalMbAtEnd: round(sumMetric(finalMetrics, 'nodejs_external_memory_bytes') / 2 ** 20),
+      apiPeakHeapTotalMb: round(peakHeapTotalMb),
+      cpuMsPerJob: cpuSplit.perJobMs,
+    };
+    const profileFile = profileDir ? mainThreadProfile(profileDir, api.pid) : null;
+    if (profileFile) {
+      result.profile = summarizeCpuProfile({ file: profileFile, profileStartedAt: apiSpawnedAt, window: { from: startedAt, to: throughputEndedAt }, root: ROOT });
+    }
+    return result;
+  } finally {
+    clearInterval(sampler);
+    client.close();
+    await stopAll([...workers, api]);
+  }
+}

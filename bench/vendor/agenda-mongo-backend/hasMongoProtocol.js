@@ -1,0 +1,1 @@
+export const hasMongoProtocol = (url) => /mongodb(?:\+srv)?:\/\/.*/.test(url);

@@ -1,0 +1,62 @@
+import { Router, type Request, type RequestHandler } from 'express';
+
+import { PayloadTooLargeError } from '../errors';
+import { requirePermission } from './auth';
+import { rateLimit, TokenBuckets } from './rate-limit';
+
+/** A job's payload as JSON may be at most this many bytes (the request body itself: 1 MB). */
+export const MAX_JOB_PAYLOAD_BYTES = 64 * 1024;
+
+export interface RequestLimits {
+  /** Jobs enqueued per minute per token (sub + role; a batch counts its jobs); 0 or absent: no limit. */
+  enqueuePerMinute?: number;
+  /** Lease calls per minute per token (sub + role); 0 or absent: no limit. */
+  leasePerMinute?: number;
+  /** Milliseconds clock for the buckets (tests). */
+  now?: () => number;
+}
+
+/** The items of a batch enqueue body, when it has the shape; the route validates it fully. */
+function batchItems(req: Request): unknown[] {
+  const body: unknown = req.body;
+  const jobs = typeof body === 'object' && body !== null ? (body as { jobs?: unknown }).jobs : undefined;
+  return Array.isArray(jobs) ? jobs : [];
+}
+
+function checkPayloadSize(item: unknown, field: string): void {
+  if (typeof item !== 'object' || item === null || !('payload' in item)) return;
+  const bytes = Buffer.byteLength(JSON.stringify((item as { payload: unknown }).payload) ?? '');
+  if (bytes > MAX_JOB_PAYLOAD_BYTES) {
+    throw new PayloadTooLargeError(`${field} is ${bytes} bytes as JSON; at most ${MAX_JOB_PAYLOAD_BYTES} are accepted`);
+  }
+}
+
+/** 413 `payload_too_large` when an enqueued payload, as JSON, exceeds MAX_JOB_PAYLOAD_BYTES. */
+export const limitJobPayloadSize: RequestHandler = (req, _res, next) => {
+  checkPayloadSize(req.body, 'the payload');
+  next();
+};
+
+/** The same for every job of a batch: one payload over the limit refuses the whole batch. */
+export const limitBatchPayloadSizes: RequestHandler = (req, _res, next) => {
+  batchItems(req).forEach((item, index) => checkPayloadSize(item, `the payload of jobs[${index}]`));
+  next();
+};
+
+/**
+ * Guards that run before the job routes: per-token rate limits on enqueue and lease, and the payload
+ * size limit on enqueue. Each checks the permission first, so a caller without it gets the route's
+ * 403, not a 429 or 413.
+ */
+export function requestLimitRoutes(limits: RequestLimits = {}): Router {
+  const router = Router();
+  const clock = limits.now ? { now: limits.now } : {};
+  const enqueueBuckets = limits.enqueuePerMinute ? new TokenBuckets({ perMinute: limits.enqueuePerMinute, ...clock }) : undefined;
+  const leaseBuckets = limits.leasePerMinute ? new TokenBuckets({ perMinute: limits.leasePerMinute, ...clock }) : undefined;
+
+  const enqueue = requirePermission('jobs:enqueue');
+  router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), limitJobPayloadSize);
+  router.post('/jobs/batch', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
+  if (leaseBuckets) router.get('/jobs/lease', requirePermission('jobs:work'), rateLimit(leaseBuckets));
+  return router;
+}

@@ -1,0 +1,151 @@
+import { AppError, coerceError } from '../errors';
+import type { Clock } from '../jobs/job';
+import type { JobService } from '../jobs/job-service';
+import type { Logger } from '../logger';
+import type { ScheduleDocument } from '../storage/schedule-model';
+import type { ScheduleRepository } from '../storage/schedule-repository';
+import { planRun } from './cron';
+import { occurrenceIdempotencyKey, scheduleCreator, type SchedulerSettings } from './schedule';
+
+export interface SchedulerDeps extends SchedulerSettings {
+  schedules: ScheduleRepository;
+  jobs: Pick<JobService, 'enqueue'>;
+  clock: Clock;
+  logger: Logger;
+  /** Schedules read per query. */
+  batchSize?: number;
+}
+
+export interface TickReport {
+  /** Occurrences whose job this tick enqueued (or found already enqueued), as `name@ISO`. */
+  fired: string[];
+  /** Claims this tick won that skipped overdue occurrences (catch-up `none`). */
+  skipped: string[];
+}
+
+const DEFAULT_BATCH = 100;
+const MAX_ROUNDS_PER_TICK = 10;
+
+/**
+ * Errors that will not go away by retrying the same occurrence: the type was unregistered or the
+ * payload no longer matches it (a deploy changed the registry). The occurrence is dropped and the error
+ * shown on the schedule; every other error (the database) leaves it pending for the next tick.
+ */
+const UNDELIVERABLE = new Set(['job_type_not_found', 'payload_invalid', 'validation_error']);
+
+/**
+ * Fires due schedule occurrences. Every API instance runs one; they coordinate only through the
+ * schedule documents (no leader, no lock):
+ *
+ * 1. Claim: read a due schedule, plan the occurrence to fire and the next one, and write both with a
+ *    compare-and-set on the revision read. One instance wins per revision; the losers do nothing.
+ *    The occurrence to fire is stored as `pendingRunAt` in the same atomic update.
+ * 2. Deliver: enqueue the job with the idempotency key `schedule:<name>:<occurrence ISO>`, then clear
+ *    `pendingRunAt`. A crash between claim and enqueue leaves it set, and the next tick of any
+ *    instance delivers it (every tick starts with pending occurrences, and a due claim is refused
+ *    while one is pending); a crash after the enqueue makes that delivery find the existing job
+ *    through the jobs' unique dedupe key instead of creating a second one.
+ *
+ * So an occurrence, once claimed to fire, gets exactly one job; occurrences are only ever claimed
+ * forwards (the next run is always later than the tick's now).
+ */
+export class Scheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<TickReport> | undefined;
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  /** One pass: deliver undelivered occurrences, then claim and fire due ones. Concurrent calls share one pass. */
+  tick(): Promise<TickReport> {
+    this.inFlight ??= this.runTick().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  start(): void {
+    if (this.timer || this.deps.intervalMs <= 0) return;
+    const tick = (): void => {
+      this.tick().catch((rawErr: unknown) => this.deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'));
+    };
+    tick();
+    this.timer = setInterval(tick, this.deps.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops ticking and waits for a tick in flight, so the database can be closed after it. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.inFlight?.catch(() => undefined);
+  }
+
+  private async runTick(): Promise<TickReport> {
+    const report: TickReport = { fired: [], skipped: [] };
+    const batch = this.deps.batchSize ?? DEFAULT_BATCH;
+    // Undelivered occurrences first: a due claim is refused while one is pending.
+    const pending = await this.deps.schedules.findPending(batch);
+    await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
+
+    for (let round = 0; round < MAX_ROUNDS_PER_TICK; round += 1) {
+      const now = this.deps.clock.now();
+      const due = await this.deps.schedules.findDue(now, batch);
+      await Promise.all(due.map((doc) => this.claimAndFire(doc, now, report)));
+      if (due.length < batch) break;
+    }
+    return report;
+  }
+
+  private async claimAndFire(doc: ScheduleDocument, now: Date, report: TickReport): Promise<void> {
+    try {
+      const plan = planRun({
+        spec: { cron: doc.cron, timeZone: doc.timeZone, name: doc._id },
+        dueAt: doc.nextRunAt!,
+        now,
+        catchUp: doc.catchUp,
+        misfireGraceMs: this.deps.misfireGraceMs,
+      });
+      const won = await this.deps.schedules.claim({ name: doc._id, revision: doc.revision, fire: plan.fire, nextRunAt: plan.nextRunAt, now });
+      // Lost: another instance claimed this revision, or an edit changed the schedule; nothing to do.
+      if (!won) return;
+      if (plan.fire) {
+        await this.deliver(doc, plan.fire, report);
+      } else {
+        report.skipped.push(`${doc._id}@${doc.nextRunAt!.toISOString()}`);
+        this.deps.logger.info({ schedule: doc._id, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');
+      }
+    } catch (rawErr) {
+      this.deps.logger.warn({ err: coerceError(rawErr), schedule: doc._id }, 'schedule claim failed; retried on the next tick');
+    }
+  }
+
+  private async deliver(doc: ScheduleDocument, occurrence: Date, report: TickReport): Promise<void> {
+    const name = doc._id;
+    const now = this.deps.clock.now();
+    try {
+      const { job, created } = await this.deps.jobs.enqueue(
+        { sub: scheduleCreator(name), role: 'service', ...(doc.tenant ? { tenant: doc.tenant } : {}) },
+        {
+          type: doc.type,
+          payload: doc.payload,
+          ...(doc.priority === null ? {} : { priority: doc.priority }),
+          idempotencyKey: occurrenceIdempotencyKey(name, occurrence),
+        },
+      );
+      await this.deps.schedules.settlePending({ name, occurrence, outcome: { jobId: job.jobId }, now });
+      report.fired.push(`${name}@${occurrence.toISOString()}`);
+      if (created) this.deps.logger.info({ schedule: name, occurrence, jobId: job.jobId }, 'schedule occurrence enqueued');
+    } catch (rawErr) {
+      const err = coerceError(rawErr);
+      if (!(err instanceof AppError && UNDELIVERABLE.has(err.code))) {
+        this.deps.logger.warn({ err, schedule: name, occurrence }, 'schedule occurrence not delivered yet; retried on the next tick');
+        return;
+      }
+      this.deps.logger.warn({ err, schedule: name, occurrence }, 'schedule occurrence cannot be enqueued; skipped');
+      const error = { code: err.code, message: err.message, at: now };
+      await this.deps.schedules.settlePending({ name, occurrence, outcome: { error }, now }).catch((rawSettleErr: unknown) => {
+        this.deps.logger.warn({ err: coerceError(rawSettleErr), schedule: name }, 'schedule error not recorded; retried on the next tick');
+      });
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { Connection } from 'mongoose';
+
+import type { Schedule, ScheduleError } from '../schedules/schedule';
+import { isDuplicateKeyError } from './errors';
+import { scheduleModel, type ScheduleDocument, type ScheduleModel } from './schedule-model';
+
+export function toSchedule(doc: ScheduleDocument): Schedule {
+  return {
+    name: doc._id,
+    type: doc.type,
+    payload: doc.payload,
+    cron: doc.cron,
+    timeZone: doc.timeZone,
+    paused: doc.paused,
+    catchUp: doc.catchUp,
+    priority: doc.priority ?? null,
+    nextRunAt: doc.nextRunAt ?? null,
+    lastRunAt: doc.lastRunAt ?? null,
+    lastJobId: doc.lastJobId ?? null,
+    lastError: doc.lastError ?? null,
+    createdBy: doc.createdBy,
+    tenant: doc.tenant ?? null,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+  };
+}
+
+/** The fields an edit may change (name and history are not among them). */
+export type ScheduleChanges = Partial<Pick<ScheduleDocument, 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority' | 'nextRunAt'>>;
+
+/** The atomic operations on schedules. Every change is one conditional update of one document. */
+export class ScheduleRepository {
+  private readonly schedules: ScheduleModel;
+
+  constructor(connection: Connection) {
+    this.schedules = scheduleModel(connection);
+  }
+
+  /** Inserts a new schedule; false when the name is taken. */
+  async insert(doc: ScheduleDocument): Promise<boolean> {
+    try {
+      await this.schedules.collection.insertOne(doc as unknown as Record<string, unknown>);
+      return true;
+    } catch (err) {
+      if (isDuplicateKeyError(err)) return false;
+      throw err;
+    }
+  }
+
+  async findByName(name: string): Promise<ScheduleDocument | null> {
+    return this.schedules.findById(name).lean<ScheduleDocument>();
+  }
+
+  async list(limit: number): Promise<ScheduleDocument[]> {
+    return this.schedules.find({}).sort({ _id: 1 }).limit(limit).lean<ScheduleDocument[]>();
+  }
+
+  /** Applies an edit if nothing changed the schedule since `revision` was read; null otherwise. */
+  async update(params: { name: string; revision: number; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+    return this.schedules
+      .findOneAndUpdate(
+        { _id: params.name, revision: params.revision },
+        { $set: { ...params.changes, updatedAt: params.now }, $inc: { revision: 1 } },
+        { returnDocument: 'after' },
+      )
+      .lean<ScheduleDocument>();
+  }
+
+  async delete(name: string): Promise<boolean> {
+    const result = await this.schedules.deleteOne({ _id: name });
+    return result.deletedCount === 1;
+  }
+
+  /** Active schedules whose next occurrence is due and that have no undelivered occurrence, earliest first. */
+  async findDue(now: Date, limit: number): Promise<ScheduleDocument[]> {
+    return this.schedules
+      .find({ paused: false, pendingRunAt: null, nextRunAt: { $lte: now } })
+      .sort({ nextRunAt: 1 })
+      .limit(limit)
+      .lean<ScheduleDocument[]>();
+  }
+
+  /** Schedules holding an occurrence that was claimed but not yet delivered (a crash, or in progress). */
+  async findPending(limit: number): Promise<ScheduleDocument[]> {
+    return this.schedules.find({ pendingRunAt: { $ne: null } }).sort({ pendingRunAt: 1 }).limit(limit).lean<ScheduleDocument[]>();
+  }
+
+  /**
+   * The claim: compare-and-set on the revision that was read. Exactly one caller can win for a given
+   * revision; it advances nextRunAt and records the occurrence to fire (if any) as pending, in one
+   * atomic update. Also conditional on being active with nothing pending, so a claim never replaces an
+   * undelivered occurrence.
+   */
+  async claim(params: { name: string; revision: number; fire: Date | null; nextRunAt: Date; now: Date }): Promise<boolean> {
+    const result = await this.schedules.updateOne(
+      { _id: params.name, revision: params.revision, paused: false, pendingRunAt: null },
+      { $set: { nextRunAt: params.nextRunAt, pendingRunAt: params.fire, updatedAt: params.now }, $inc: { revision: 1 } },
+    );
+    return result.modifiedCount === 1;
+  }
+
+  /**
+   * Clears a delivered (or undeliverable) pending occurrence: with the job id once its job exists, or
+   * with the error that makes it impossible. Conditional on the occurrence, so a repeat is a no-op.
+   */
+  async settlePending(params: { name: string; occurrence: Date; outcome: { jobId: string } | { error: ScheduleError }; now: Date }): Promise<boolean> {
+    const { outcome } = params;
+    const set =
+      'jobId' in outcome
+        ? { lastRunAt: params.occurrence, lastJobId: outcome.jobId, lastError: null }
+        : { lastError: outcome.error };
+    const result = await this.schedules.updateOne(
+      { _id: params.name, pendingRunAt: params.occurrence },
+      { $set: { ...set, pendingRunAt: null, updatedAt: params.now } },
+    );
+    return result.modifiedCount === 1;
+  }
+}
