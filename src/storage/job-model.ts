@@ -1,44 +1,23 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { JOB_STATUSES, type AttemptRecord, type JobError, type JobStatus } from '../jobs/job';
+import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../jobs/job';
 
-/** A job as stored. `_id` is the public jobId, so no second unique index is needed. */
-export interface JobDocument {
+/**
+ * A job as stored: the domain's Job with `_id` as the public jobId (so no second unique index is
+ * needed) and the fields only storage needs.
+ */
+export interface JobDocument extends Omit<Job, 'jobId'> {
   _id: string;
-  type: string;
-  status: JobStatus;
-  priority: number;
-  payload: unknown;
-  attempt: number;
-  maxAttempts: number;
-  nextRunAt: Date;
-  leaseId: string | null;
-  leaseExpiresAt: Date | null;
-  workerId: string | null;
   /** Concurrency slot held by the current lease, for types with a concurrencyLimit. */
   slotId: string | null;
-  progress: number;
-  result: unknown;
-  lastError: JobError | null;
-  attempts: AttemptRecord[];
-  cancelRequested: boolean;
-  idempotencyKey: string | null;
   /**
-   * `<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse unique index then
-   * enforces "unique when present" (partial indexes act as plain unique ones on the test server).
+   * `[<tenant>/]<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse unique
+   * index then enforces "unique when present" (partial indexes act as plain unique ones on the test
+   * server).
    */
   dedupeKey?: string;
-  tenant: string | null;
-  dependsOn: string[];
-  pendingParents: string[];
   /** Set on a job once another job depends on it: only then does finishing it look for children. */
   hasChildren: boolean;
-  partial: boolean;
-  createdBy: string;
-  createdAt: Date;
-  updatedAt: Date;
-  startedAt: Date | null;
-  completedAt: Date | null;
 }
 
 const errorSchema = new Schema<JobError>({ code: String, message: { type: String, required: true } }, { _id: false });
