@@ -110,7 +110,7 @@ export function formatTable(results: BenchResults): string {
   if (e2e) {
     rows.push([
       '  start delay, paced',
-      `p50 ${n(e2e.p50StartDelayMs, 1)} ms  p99 ${n(e2e.p99StartDelayMs, 1)} ms  (${e2e.probeJobs} jobs, 1 per ${sizes.probeIntervalMs} ms)`,
+      `p50 ${n(e2e.p50StartDelayMs, 1)} ms  p99 ${n(e2e.p99StartDelayMs, 1)} ms  (${e2e.probeJobs} jobs, 1 per ${sizes.probeIntervalMs} ms; API event loop stalled up to ${n(e2e.apiEventLoopMaxMs.probe)} ms, GC ${n(e2e.apiGc.probe.ms)} ms)`,
       '',
       '',
       'p99 < 100 ms',

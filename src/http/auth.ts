@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 
 import { roleHasPermission, type Permission } from '../auth/roles';
-import { verifyToken } from '../auth/tokens';
+import { createTokenVerifier } from '../auth/tokens';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import './request-context';
 
@@ -9,12 +9,13 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/;
 
 /** Verifies `Authorization: Bearer <JWT>` and sets `req.principal`; 401 otherwise. */
 export function authenticate(secret: string): RequestHandler {
+  const verify = createTokenVerifier(secret);
   return (req, _res, next) => {
     const header = req.headers.authorization;
     if (!header) throw new UnauthenticatedError('missing Authorization: Bearer token');
     const match = BEARER.exec(header.trim());
     if (!match) throw new UnauthenticatedError('Authorization header must be "Bearer <JWT>"');
-    req.principal = verifyToken(match[1]!, secret);
+    req.principal = verify(match[1]!);
     next();
   };
 }

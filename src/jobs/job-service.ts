@@ -513,7 +513,7 @@ export class JobService {
     return { job, filter: { ...filter, leaseId: job.leaseId! } };
   }
 
-  private async releaseSlotOf(job: JobDocument): Promise<void> {
+  private async releaseSlotOf(job: Pick<JobDocument, 'slotId' | 'leaseId'>): Promise<void> {
     if (job.slotId && job.leaseId) await this.deps.slots.release([{ slotId: job.slotId, leaseId: job.leaseId }]);
   }
 

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 
 import jwt from 'jsonwebtoken';
 
-import { mintToken, verifyToken } from '../../src/auth/tokens';
+import { createTokenVerifier, mintToken, verifyToken } from '../../src/auth/tokens';
 import { UnauthenticatedError } from '../../src/errors';
 
 const secret = 's'.repeat(40);
@@ -32,5 +32,22 @@ describe('token verification', () => {
     ['a string payload', () => jwt.sign('hello', secret)],
   ])('rejects %s', (_name, token) => {
     expect(() => verifyToken(token(), secret)).toThrow(UnauthenticatedError);
+  });
+});
+
+describe('the reusable verifier (secret key object made once)', () => {
+  const verify = createTokenVerifier(secret);
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+  it('accepts what verifyToken accepts', () => {
+    expect(verify(mintToken({ secret, sub: 'bob', role: 'worker', extraClaims: { tenant: 'acme' } }))).toEqual({ sub: 'bob', role: 'worker', tenant: 'acme' });
+  });
+
+  it.each<[string, () => string]>([
+    ['alg none', () => `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: 'a', role: 'admin' })}.`],
+    ['RS256', () => jwt.sign({ sub: 'a', role: 'admin' }, privateKey, { algorithm: 'RS256' })],
+    ['a wrong secret', () => jwt.sign({ sub: 'a', role: 'admin' }, 'w'.repeat(40), { algorithm: 'HS256' })],
+  ])('rejects %s', (_name, token) => {
+    expect(() => verify(token())).toThrow(UnauthenticatedError);
   });
 });

@@ -1,1 +1,0 @@
-export const hasMongoProtocol = (url) => /mongodb(?:\+srv)?:\/\/.*/.test(url);
