@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 import type { Connection } from 'mongoose';
 
@@ -86,8 +86,16 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
 
 async function closeServer(server: Server, timeoutMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // server.close() only stops new connections: keep-alive clients (workers) would go on sending
+  // requests on theirs until the timeout cut them mid-request (a report applied, its answer lost).
+  // So from now on every response closes its connection, and connections that go idle are closed.
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+  });
   server.closeIdleConnections();
+  const sweeper = setInterval(() => server.closeIdleConnections(), 100);
   const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
   await closed;
+  clearInterval(sweeper);
   clearTimeout(timer);
 }

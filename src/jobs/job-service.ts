@@ -251,7 +251,7 @@ export class JobService {
       const result = await this.leaseOnce(input);
       if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
       await this.waiters.wait({ types: input.types, deadline, ...(input.signal ? { signal: input.signal } : {}) });
-      if (input.signal?.aborted) return result;
+      if (input.signal?.aborted || this.waiters.isClosed) return result;
     }
   }
 

@@ -28,6 +28,7 @@ export class LeaseWaiters {
   private readonly waiters = new Set<Waiter>();
   private pollTimer: NodeJS.Timeout | undefined;
   private polling = false;
+  private closed = false;
 
   constructor(private readonly options: LeaseWaitersOptions) {
     for (const event of WAKING_EVENTS) {
@@ -39,11 +40,16 @@ export class LeaseWaiters {
     return this.waiters.size;
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Resolves when a matching job may be available, at `deadline` (epoch ms), or on abort. */
   wait(params: { types: readonly string[] | null; deadline: number; signal?: AbortSignal }): Promise<void> {
     return new Promise((resolve) => {
       const remaining = params.deadline - Date.now();
-      if (remaining <= 0 || params.signal?.aborted) return resolve();
+      // After close (shutdown) nobody waits: long-polls answer at once so the server can drain.
+      if (remaining <= 0 || params.signal?.aborted || this.closed) return resolve();
       const finish = (): void => {
         clearTimeout(timer);
         params.signal?.removeEventListener('abort', finish);
@@ -67,6 +73,7 @@ export class LeaseWaiters {
 
   /** Stops the shared poll and releases every waiter (on shutdown). */
   close(): void {
+    this.closed = true;
     for (const waiter of [...this.waiters]) waiter.wake();
     this.stopPolling();
   }

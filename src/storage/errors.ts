@@ -40,6 +40,13 @@ const TRANSIENT_SERVER_CODES: ReadonlySet<number> = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
+/**
+ * Socket errors raised by Node itself. The driver lets one through unwrapped: a command written to a
+ * socket the server has just closed fails with a plain Error, code EPIPE ("This socket has been
+ * ended by the other party"), from Connection.writeCommand (seen when the database stops mid-request).
+ */
+const NETWORK_SYSCALL_CODES: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN']);
+
 /** Labels the driver puts on errors whose operation may succeed when tried again. */
 const TRANSIENT_LABELS = ['RetryableWriteError', 'ResetPool', 'SystemOverloadedError'];
 
@@ -56,6 +63,8 @@ function isUnavailable(err: unknown): boolean {
     return true;
   }
   if (err instanceof mongoose.Error && err.name === 'MongooseServerSelectionError') return true;
+  const { code } = err as { code?: unknown };
+  if (typeof code === 'string' && NETWORK_SYSCALL_CODES.has(code)) return true;
   if (err instanceof MongoError) {
     if (typeof err.code === 'number' && TRANSIENT_SERVER_CODES.has(err.code)) return true;
     if (TRANSIENT_LABELS.some((label) => err.hasErrorLabel(label))) return true;

@@ -1,8 +1,11 @@
 import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
-import { ConflictApiError, RateLimitedApiError } from '../client/errors';
+import { ConflictApiError, NetworkError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
 import type { Logger } from '../logger';
 import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler } from './handler';
 import { PollBackoff } from './poll-backoff';
+
+/** Upper bound on retrying one report through an API outage. */
+const MAX_REPORT_RETRY_MS = 60_000;
 
 /** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
 export interface WorkerApi {
@@ -78,6 +81,7 @@ interface RunningJob {
  * job state; handlers return a result or throw.
  */
 export class WorkerRunner {
+  /** Running jobs by lease id. */
   private readonly running = new Map<string, RunningJob>();
   private readonly stopController = new AbortController();
   private readonly backoff: PollBackoff;
@@ -121,7 +125,7 @@ export class WorkerRunner {
       const first = await Promise.race([all.then(() => 'done' as const), graceOver]);
       clearTimeout(timer);
       if (first === 'grace_over') {
-        this.options.logger.warn({ jobs: [...this.running.keys()] }, 'shutdown grace period over: failing running jobs as retryable');
+        this.options.logger.warn({ jobs: [...this.running.values()].map((r) => r.job.jobId) }, 'shutdown grace period over: failing running jobs as retryable');
         for (const r of this.running.values()) r.controller.abort(new JobAbort('shutdown'));
         await Promise.all([...this.running.values()].map((r) => r.done));
       }
@@ -190,10 +194,33 @@ export class WorkerRunner {
     const controller = new AbortController();
     const entry: RunningJob = { job, controller, done: Promise.resolve() };
     entry.done = this.runJob(job, controller, leaseMs).finally(() => {
-      this.running.delete(job.jobId);
+      this.running.delete(job.leaseId);
       this.wakeUp?.();
     });
-    this.running.set(job.jobId, entry);
+    // Keyed by lease: a worker woken from a freeze may be handed a job it still runs on a stale lease.
+    this.running.set(job.leaseId, entry);
+  }
+
+  /**
+   * Sends a report, retrying while the API is unreachable or answers 503 (a restart, a database
+   * failover) for up to one lease length (at most a minute): the lease stays ours until the API
+   * reclaims it, so a late report is still accepted, and one after the reclaim is refused (409).
+   * Without this a restart longer than the client's own retries would cost the job a second run.
+   */
+  private async reportThroughOutages(send: () => Promise<unknown>, leaseMs: number, log: Logger): Promise<void> {
+    const deadline = this.now() + Math.min(leaseMs, MAX_REPORT_RETRY_MS);
+    const backoff = new PollBackoff({ minMs: 250, maxMs: 2_000, random: this.options.random ?? Math.random });
+    for (;;) {
+      try {
+        await send();
+        return;
+      } catch (err) {
+        const wait = backoff.next();
+        if (!(err instanceof NetworkError || err instanceof UnavailableApiError) || this.now() + wait > deadline) throw err;
+        log.warn({ err, retryInMs: wait }, 'report failed; retrying');
+        await this.sleep(wait, new AbortController().signal);
+      }
+    }
   }
 
   private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
@@ -255,13 +282,13 @@ export class WorkerRunner {
     try {
       if (!failure) {
         const reported = result instanceof PartialResult ? result.toJSON() : result;
-        await api.succeed(job.jobId, { leaseId: job.leaseId, result: reported, durationMs });
+        await this.reportThroughOutages(() => api.succeed(job.jobId, { leaseId: job.leaseId, result: reported, durationMs }), leaseMs, log);
         outcome = 'succeeded';
       } else if (failure.code === 'lease_lost') {
         // Someone else may hold the job now; any report from us would be refused.
         log.warn('lease lost; abandoning the job without reporting');
       } else {
-        await api.fail(job.jobId, { leaseId: job.leaseId, error: failure, durationMs });
+        await this.reportThroughOutages(() => api.fail(job.jobId, { leaseId: job.leaseId, error: failure, durationMs }), leaseMs, log);
         outcome = 'failed';
       }
     } catch (reportErr) {

@@ -140,8 +140,8 @@ describe('API and worker processes', () => {
       escrowIds.push(res.body.escrowId);
     }
     const failing = { SANDBOX_FAILURE_RATE: '0.3', WORKER_TYPES: 'payout.execute' };
+    // The doomed worker starts alone, so it is sure to be mid-batch when it is frozen and killed.
     const doomed = worker('payout-worker-doomed', failing);
-    worker('payout-worker-steady', failing);
     const service = new JobsClient({ baseUrl, token: tokenFor('service', 'e2e-admin') });
     const jobIds = await Promise.all(escrowIds.map(async (escrowId) => (await service.enqueue({ type: 'payout.execute', payload: { batchId: 'batch_e2e', escrowId } })).jobId));
 
@@ -170,6 +170,7 @@ describe('API and worker processes', () => {
     );
     doomed.signal('SIGKILL');
     expect((await doomed.exited).signal).toBe('SIGKILL');
+    worker('payout-worker-steady', failing);
     worker('payout-worker-late', failing);
 
     const jobs = await waitForJobs(jobIds, (j) => j.status === 'succeeded', 90_000);
