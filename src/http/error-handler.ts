@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError, NotFoundError, PayloadTooLargeError, RateLimitedError, BadRequestError, coerceError, UnsupportedMediaTypeError, type ErrorCode } from '../errors';
 
 /** The one place where error codes become HTTP statuses. */
-const STATUS_BY_CODE: Record<ErrorCode, number> = {
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   bad_request: 400,
   unauthenticated: 401,
   permission_denied: 403,

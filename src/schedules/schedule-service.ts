@@ -5,19 +5,10 @@ import type { JobRegistry } from '../jobs/registry';
 import type { ScheduleDocument } from '../storage/schedule-model';
 import { toSchedule, type ScheduleChanges, type ScheduleRepository } from '../storage/schedule-repository';
 import { nextOccurrence } from './cron';
-import type { CatchUpPolicy, Schedule } from './schedule';
+import type { Schedule } from './schedule';
 
-export interface CreateScheduleInput {
-  name: string;
-  type: string;
-  payload: unknown;
-  /** Already checked with cronProblem / timeZoneProblem by the caller. */
-  cron: string;
-  timeZone: string;
-  paused: boolean;
-  catchUp: CatchUpPolicy;
-  priority: number | null;
-}
+/** `cron` and `timeZone` are already checked with cronProblem / timeZoneProblem by the caller. */
+export type CreateScheduleInput = Pick<Schedule, 'name' | 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority'>;
 
 export type UpdateScheduleInput = Partial<Omit<CreateScheduleInput, 'name'>>;
 

@@ -93,7 +93,7 @@ export function createJobQueries(connection: Connection): JobQueries {
       // The (status|createdBy, createdAt) indexes serve both: the page is a bounded index walk.
       const [total, docs] = await Promise.all([
         jobs.countDocuments(query),
-        jobs.find(query).sort({ createdAt: -1, _id: -1 }).skip(skip).limit(limit).lean<JobDocument[]>(),
+        jobs.find(query, null, { sort: { createdAt: -1, _id: -1 }, skip, limit }).lean<JobDocument[]>(),
       ]);
       return { total, jobs: docs.map(toJob) };
     },

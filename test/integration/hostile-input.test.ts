@@ -4,6 +4,7 @@ import mongoose from 'mongoose';
 import request from 'supertest';
 
 import type { ErrorCode } from '../../src/errors';
+import { STATUS_BY_CODE } from '../../src/http/error-handler';
 import { makeImage } from '../fixtures/images';
 import { buildTestApp } from '../helpers/app';
 import { useTestDatabase } from '../helpers/database';
@@ -25,27 +26,8 @@ import { tokenFor } from '../helpers/tokens';
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_607);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 
-const STATUS_OF: Record<ErrorCode, number> = {
-  bad_request: 400,
-  unauthenticated: 401,
-  permission_denied: 403,
-  access_denied: 403,
-  not_found: 404,
-  job_not_found: 404,
-  job_type_not_found: 404,
-  asset_not_found: 404,
-  escrow_not_found: 404,
-  lease_conflict: 409,
-  invalid_state: 409,
-  conflict: 409,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  validation_error: 422,
-  payload_invalid: 422,
-  rate_limited: 429,
-  internal: 500,
-  unavailable: 503,
-};
+// The one code → status table of the service, so the check follows it.
+const STATUS_OF = STATUS_BY_CODE;
 
 // ---- Arbitraries ------------------------------------------------------------------------------
 
