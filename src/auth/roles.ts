@@ -10,13 +10,14 @@ export type Permission =
   | 'jobs:cancel-any'
   | 'jobs:work' // lease, heartbeat, succeed, fail
   | 'assets:write'
-  | 'assets:read'
+  | 'assets:read' // own assets; `assets:read-any` widens it (workers read the assets they process)
+  | 'assets:read-any'
   | 'admin';
 
 const PERMISSIONS: Record<Role, readonly Permission[]> = {
-  admin: ['jobs:enqueue', 'jobs:read', 'jobs:read-any', 'jobs:cancel', 'jobs:cancel-any', 'jobs:work', 'assets:write', 'assets:read', 'admin'],
+  admin: ['jobs:enqueue', 'jobs:read', 'jobs:read-any', 'jobs:cancel', 'jobs:cancel-any', 'jobs:work', 'assets:write', 'assets:read', 'assets:read-any', 'admin'],
   service: ['jobs:enqueue', 'jobs:read', 'jobs:cancel', 'assets:write', 'assets:read'],
-  worker: ['jobs:work', 'assets:read'],
+  worker: ['jobs:work', 'assets:read', 'assets:read-any'],
   user: ['jobs:read', 'jobs:cancel'],
 };
 

@@ -3,6 +3,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 
 import { UnauthenticatedError } from '../errors';
+import { isReservedSubject, RESERVED_SUBJECT_PREFIX } from './access';
 import { isRole, type Principal, type Role } from './roles';
 
 // The algorithm is pinned: tokens signed any other way (alg "none", RS256 with the secret as a
@@ -32,6 +33,8 @@ export function verifyToken(token: string, secret: string | KeyObject): Principa
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {
     throw new UnauthenticatedError('token has no valid sub claim');
   }
+  // The scheduler's own subjects: a token naming one would own a schedule's jobs and keys.
+  if (isReservedSubject(sub)) throw new UnauthenticatedError(`token sub must not start with "${RESERVED_SUBJECT_PREFIX}"`);
   if (!isRole(role)) throw new UnauthenticatedError('token has no valid role claim');
   if (tenant === undefined) return { sub, role };
   if (typeof tenant !== 'string' || !TENANT.test(tenant)) throw new UnauthenticatedError('token has an invalid tenant claim');
