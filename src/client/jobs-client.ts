@@ -91,7 +91,7 @@ export class JobsClient {
     ).body;
   }
 
-  async heartbeat(jobId: string, body: { leaseId?: string; progress?: number }): Promise<HeartbeatResponse> {
+  async heartbeat(jobId: string, body: { leaseId?: string; progress?: number; irreversible?: boolean }): Promise<HeartbeatResponse> {
     return (await this.send<HeartbeatResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/heartbeat`, body, retryable: true })).body;
   }
 

@@ -75,7 +75,12 @@ const leaseQuery = z.object({
 });
 
 const durationMs = z.number().min(0).max(7 * 24 * 3_600_000).optional();
-const heartbeatBody = z.strictObject({ leaseId, progress: z.number().min(0).max(100).optional() });
+const heartbeatBody = z.strictObject({
+  leaseId,
+  progress: z.number().min(0).max(100).optional(),
+  // The handler is about to do what cannot be undone: recorded only while no cancel is requested.
+  irreversible: z.boolean().optional(),
+});
 const succeedBody = z.strictObject({ leaseId, result: z.unknown().optional(), durationMs });
 const failBody = z.strictObject({
   leaseId,
@@ -157,7 +162,7 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
 
   router.post('/jobs/:jobId/heartbeat', requirePermission('jobs:work'), async (req, res) => {
     const body = parseRequest(heartbeatBody, req.body ?? {}, 'body');
-    res.json(await jobs.heartbeat(reportTarget(req, body), body.progress));
+    res.json(await jobs.heartbeat(reportTarget(req, body), { progress: body.progress, irreversible: body.irreversible }));
   });
 
   router.post('/jobs/:jobId/succeed', requirePermission('jobs:work'), async (req, res) => {

@@ -4,7 +4,7 @@ import type { JobStatus } from './job';
 
 /** One event per state transition; metrics and the dashboard subscribe. */
 export interface JobEventMap {
-  enqueued: { jobId: string; type: string };
+  enqueued: { jobId: string; type: string; tenant?: string | null };
   leased: { jobId: string; type: string; attempt: number; workerId: string };
   succeeded: { jobId: string; type: string; attempt: number; durationMs?: number; partial?: boolean };
   /** A failed attempt that will be retried (status back to `queued`). */
@@ -13,12 +13,12 @@ export interface JobEventMap {
   failed: { jobId: string; type: string; attempt: number; durationMs?: number };
   dead_lettered: { jobId: string; type: string; attempt: number; reason: 'attempts_exhausted' | 'lease_expired'; durationMs?: number };
   /** An expired lease returned to the queue. */
-  reclaimed: { jobId: string; type: string; attempt: number };
+  reclaimed: { jobId: string; type: string; attempt: number; tenant?: string | null };
   cancelled: { jobId: string; type: string; from: JobStatus };
   cancel_requested: { jobId: string; type: string };
-  requeued: { jobId: string; type: string; from: JobStatus };
+  requeued: { jobId: string; type: string; from: JobStatus; tenant?: string | null };
   /** A waiting job whose parents all succeeded became queued. */
-  released: { jobId: string; type: string };
+  released: { jobId: string; type: string; tenant?: string | null };
 }
 
 export type JobEventName = keyof JobEventMap;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 
+import { authorize, mayAccess, type Ownership } from '../auth/access';
 import type { Principal } from '../auth/roles';
-import { roleHasPermission } from '../auth/roles';
-import { AccessDeniedError, AppError, InvalidStateError, LeaseConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors';
+import { AppError, InvalidStateError, LeaseConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors';
 import type { JobRepository, LeaseHolder, ClaimRequest, NewJob } from '../storage/job-repository';
 import { toJob } from '../storage/job-repository';
 import type { JobDocument } from '../storage/job-model';
@@ -67,6 +67,13 @@ function dependencyError(parentId: string, status: JobStatus): JobError {
 
 export type BatchItemResult = { job: Job; created: boolean } | { error: AppError };
 const MAX_CLAIM_ROUNDS = 3;
+/** A job can change state only a few times in a row (queued → leased → queued ...) before a cancel wins. */
+const MAX_CANCEL_ROUNDS = 10;
+
+/** The ownership fields of a stored job, for the access rule (the document itself is passed on unchanged). */
+function ownershipOfJob<D extends Pick<JobDocument, 'createdBy' | 'createdByRole' | 'tenant'>>(doc: D): D & Ownership {
+  return Object.assign(doc, { createdByRole: doc.createdByRole ?? null, tenant: doc.tenant ?? null });
+}
 const RECLAIM_BATCH = 200;
 
 export function newJobId(): string {
@@ -89,12 +96,44 @@ export class JobService {
     this.waiters = new LeaseWaiters({
       events: deps.events,
       pollIntervalMs: deps.leasePollIntervalMs ?? 1_000,
-      probe: async (types) => {
-        const now = deps.clock.now();
-        await this.reclaimIfDue(now, false);
-        return (await deps.jobs.findAvailable({ types, now, limit: 1 })).length > 0;
-      },
+      isLimited: (type) => deps.registry.has(type) && deps.registry.policyOf(type).concurrencyLimit !== null,
+      countAvailable: (scope) => this.countLeasable(scope),
     });
+  }
+
+  /**
+   * How many jobs a lease call of this scope could take now (at most `max`): available jobs of its
+   * types and tenant, where a limited type counts no more than its free slots. The long-poll probe.
+   */
+  private async countLeasable(params: { types: readonly string[] | null; tenant: string | undefined; max: number }): Promise<number> {
+    const { registry, slots, jobs, clock } = this.deps;
+    const now = clock.now();
+    await this.reclaimIfDue(now, false);
+    const freeSlots = new Map<string, number>();
+    for (const type of params.types ?? registry.typeNames()) {
+      const limit = registry.policyOf(type).concurrencyLimit;
+      if (limit !== null) freeSlots.set(type, await slots.countFree({ type, limit, now, max: params.max }));
+    }
+    const full = [...freeSlots].filter(([, free]) => free === 0).map(([type]) => type);
+    const types = params.types ? params.types.filter((t) => !full.includes(t)) : null;
+    if (types && types.length === 0) return 0;
+    const available = await jobs.findAvailable({
+      types,
+      ...(types === null && full.length > 0 ? { excludeTypes: full } : {}),
+      now,
+      limit: params.max,
+      ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
+    });
+    let count = 0;
+    for (const job of available) {
+      const free = freeSlots.get(job.type);
+      if (free === undefined) count += 1;
+      else if (free > 0) {
+        freeSlots.set(job.type, free - 1);
+        count += 1;
+      }
+    }
+    return count;
   }
 
   /** Lease calls now waiting for work (long-poll). */
@@ -112,7 +151,7 @@ export class JobService {
     const job = this.prepareJob(principal, input, now);
     if (input.dependsOn && input.dependsOn.length > 0) return this.enqueueWithParents(principal, job, input.dependsOn, now);
     const result = await this.deps.jobs.insert(job);
-    if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type, tenant: result.job.tenant });
     return result;
   }
 
@@ -140,7 +179,7 @@ export class JobService {
     const inserted = await this.deps.jobs.insertMany(plain.map((p) => p.job));
     for (const [i, result] of inserted.entries()) {
       results[plain[i]!.index] = result;
-      if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+      if (result.created) this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type, tenant: result.job.tenant });
     }
     return results;
   }
@@ -160,6 +199,7 @@ export class JobService {
       idempotencyKey: input.idempotencyKey ?? null,
       tenant: principal.tenant ?? null,
       createdBy: principal.sub,
+      createdByRole: principal.role,
       now,
     };
   }
@@ -176,7 +216,7 @@ export class JobService {
     if (parentIds.length !== dependsOn.length) throw new ValidationError('dependsOn lists a job twice', [{ field: 'dependsOn', message: 'must not repeat a job id' }]);
     await this.deps.jobs.markHasChildren(parentIds);
     const parents = await this.deps.jobs.findByIds(parentIds);
-    const visible = new Map(parents.filter((p) => this.mayRead(principal, p)).map((p) => [p._id, p]));
+    const visible = new Map(parents.filter((p) => mayAccess(principal, 'job', 'read', ownershipOfJob(p))).map((p) => [p._id, p]));
     const missing = parentIds.map((id, i) => ({ id, i })).filter(({ id }) => !visible.has(id));
     if (missing.length > 0) {
       throw new ValidationError('dependsOn names unknown jobs', missing.map(({ id, i }) => ({ field: `dependsOn.${i}`, message: `job ${id} does not exist` })));
@@ -191,7 +231,7 @@ export class JobService {
       ...(failedParent ? { lastError: dependencyError(failedParent._id, failedParent.status) } : {}),
     });
     if (!result.created) return result;
-    if (result.job.status === 'queued') this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type });
+    if (result.job.status === 'queued') this.deps.events.emit('enqueued', { jobId: result.job.jobId, type: result.job.type, tenant: result.job.tenant });
     if (result.job.status !== 'waiting') return result;
 
     const latest = await this.deps.jobs.findByIds(pending);
@@ -209,7 +249,7 @@ export class JobService {
 
   private async releaseChild(params: { childId: string; succeededParents: readonly string[]; nextRunAt: Date; now: Date }): Promise<void> {
     const released = await this.deps.jobs.settleParents(params);
-    if (released) this.deps.events.emit('released', { jobId: released._id, type: released.type });
+    if (released) this.deps.events.emit('released', { jobId: released._id, type: released.type, tenant: released.tenant ?? null });
   }
 
   /**
@@ -233,11 +273,6 @@ export class JobService {
     }
   }
 
-  private mayRead(principal: Principal, job: { createdBy: string; tenant?: string | null }): boolean {
-    if (principal.tenant !== undefined && job.tenant !== principal.tenant) return false;
-    return roleHasPermission(principal.role, 'jobs:read-any') || job.createdBy === principal.sub;
-  }
-
   /**
    * Claims up to `limit` available jobs for one worker in a few round trips: reclaim expired leases
    * (throttled), read the best candidates, take concurrency slots where a type is limited, then
@@ -248,10 +283,12 @@ export class JobService {
     // The wait is real time (a request's duration), not the injected clock.
     const deadline = Date.now() + (input.waitMs ?? 0);
     for (;;) {
+      const since = this.waiters.currentSequence;
       const result = await this.leaseOnce(input);
       if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
-      await this.waiters.wait({ types: input.types, deadline, ...(input.signal ? { signal: input.signal } : {}) });
-      if (input.signal?.aborted || this.waiters.isClosed) return result;
+      const woke = await this.waiters.wait({ types: input.types, tenant: input.tenant, deadline, since, ...(input.signal ? { signal: input.signal } : {}) });
+      // Nothing arrived that this call could take: answer empty without asking the database again.
+      if (woke !== 'woken') return result;
     }
   }
 
@@ -353,22 +390,32 @@ export class JobService {
     await this.reclaimExpiredLeases(now);
   }
 
-  /** Returns expired leases to the queue, or to `dlq` when their attempts are used up. */
+  /**
+   * Returns expired leases to the queue, or to `dlq` when their attempts are used up, or ends them
+   * `cancelled` when a cancel was acknowledged. Frees the slot only of a lease this call took back:
+   * a lease whose heartbeat won the race keeps its slot.
+   */
   async reclaimExpiredLeases(now: Date = this.deps.clock.now()): Promise<number> {
     let total = 0;
     for (;;) {
       const expired = await this.deps.jobs.findExpiredLeases(now, RECLAIM_BATCH);
-      const reclaimed = await Promise.all(expired.map((job) => this.deps.jobs.reclaimLease({ job, now })));
-      const done = reclaimed.filter((job): job is JobDocument => job !== null);
-      await this.deps.slots.release(
-        expired.filter((job) => job.slotId && job.leaseId).map((job) => ({ slotId: job.slotId!, leaseId: job.leaseId! })),
+      const reclaimed = await Promise.all(
+        expired.map(async (job) => {
+          const after = await this.deps.jobs.reclaimLease({ job, now });
+          return after ? { before: job, after } : null;
+        }),
       );
-      for (const job of done) {
+      const done = reclaimed.filter((r): r is { before: JobDocument; after: JobDocument } => r !== null);
+      await this.deps.slots.release(done.filter(({ before }) => before.slotId && before.leaseId).map(({ before }) => ({ slotId: before.slotId!, leaseId: before.leaseId! })));
+      for (const { after: job } of done) {
         if (job.status === 'dlq') {
           this.deps.events.emit('dead_lettered', { jobId: job._id, type: job.type, attempt: job.attempt, reason: 'lease_expired' });
           await this.settleChildren(job, 'dlq', now);
+        } else if (job.status === 'cancelled') {
+          this.deps.events.emit('cancelled', { jobId: job._id, type: job.type, from: 'leased' });
+          await this.settleChildren(job, 'cancelled', now);
         } else {
-          this.deps.events.emit('reclaimed', { jobId: job._id, type: job.type, attempt: job.attempt });
+          this.deps.events.emit('reclaimed', { jobId: job._id, type: job.type, attempt: job.attempt, tenant: job.tenant ?? null });
         }
       }
       total += done.length;
@@ -376,20 +423,27 @@ export class JobService {
     }
   }
 
-  async heartbeat(target: ReportTarget, progress: number | undefined): Promise<{ jobId: string; leaseExpiresAt: Date; cancelRequested: boolean }> {
+  async heartbeat(
+    target: ReportTarget,
+    params: { progress?: number | undefined; irreversible?: boolean | undefined } = {},
+  ): Promise<{ jobId: string; leaseExpiresAt: Date; cancelRequested: boolean }> {
     const now = this.deps.clock.now();
     const holder = await this.resolveHolder(target);
     const current = holder.job;
     const leaseExpiresAt = new Date(now.getTime() + this.deps.registry.policyOf(current.type).timeoutSeconds * 1000);
-    // The slot is extended before the job, so a slot never looks free while its job's lease lives.
-    const slot = current.slotId ? { slotId: current.slotId, leaseId: current.leaseId! } : null;
-    if (slot && !(await this.deps.slots.extend(slot, leaseExpiresAt))) throw new LeaseConflictError();
-    const updated = await this.deps.jobs.heartbeat({ jobId: target.jobId, holder: holder.filter, now, leaseExpiresAt, progress });
-    if (!updated) {
-      if (slot) await this.deps.slots.release([slot]);
-      throw new LeaseConflictError();
-    }
-    return { jobId: updated._id, leaseExpiresAt, cancelRequested: updated.cancelRequested };
+    const updated = await this.deps.jobs.heartbeat({
+      jobId: target.jobId,
+      holder: holder.filter,
+      now,
+      leaseExpiresAt,
+      progress: params.progress,
+      irreversible: params.irreversible === true,
+    });
+    if (!updated) throw new LeaseConflictError();
+    // The job's lease is what counts (a slot is never taken while its job is leased); extending the
+    // slot too just spares the next lease call a check.
+    if (current.slotId) await this.deps.slots.extend({ slotId: current.slotId, leaseId: current.leaseId! }, leaseExpiresAt);
+    return { jobId: updated.job._id, leaseExpiresAt, cancelRequested: updated.job.cancelRequested };
   }
 
   async succeed(target: ReportTarget, result: unknown, durationMs?: number): Promise<{ jobId: string; status: JobStatus }> {
@@ -412,55 +466,76 @@ export class JobService {
   ): Promise<{ jobId: string; status: JobStatus; attempt: number; nextRunAt: Date }> {
     const { registry, clock, random } = this.deps;
     const now = clock.now();
-    const { job, filter } = await this.resolveHolder(target);
     const jobError: JobError = { message: error.message, ...(error.code === undefined ? {} : { code: error.code }) };
-    let next: { status: 'queued' | 'failed' | 'dlq' | 'cancelled'; nextRunAt?: Date };
-    if (job.cancelRequested) next = { status: 'cancelled' };
-    else if (error.retryable === false) next = { status: 'failed' };
-    else if (job.attempt >= job.maxAttempts) next = { status: 'dlq' };
-    else next = { status: 'queued', nextRunAt: new Date(now.getTime() + retryDelayMs(registry.policyOf(job.type), job.attempt, random)) };
+    // The update is conditional on the cancel flag read; a cancel acknowledged meanwhile makes it
+    // miss, and the next round (which sees the flag) ends the job cancelled. The flag only ever goes
+    // from unset to set while leased, so two rounds suffice.
+    for (let round = 0; ; round += 1) {
+      const { job, filter } = await this.resolveHolder(target);
+      let next: { status: 'queued' | 'failed' | 'dlq' | 'cancelled'; nextRunAt?: Date };
+      if (job.cancelRequested) next = { status: 'cancelled' };
+      else if (error.retryable === false) next = { status: 'failed' };
+      else if (job.attempt >= job.maxAttempts) next = { status: 'dlq' };
+      else next = { status: 'queued', nextRunAt: new Date(now.getTime() + retryDelayMs(registry.policyOf(job.type), job.attempt, random)) };
 
-    const before = await this.deps.jobs.fail({
-      jobId: target.jobId,
-      holder: filter,
-      now,
-      attempt: job.attempt,
-      error: jobError,
-      outcome: next.status === 'cancelled' ? 'cancelled' : 'failed',
-      next,
-    });
-    if (!before) throw new LeaseConflictError();
-    await this.releaseSlotOf(before);
-    const base = { jobId: before._id, type: before.type, attempt: before.attempt, ...(durationMs === undefined ? {} : { durationMs }) };
-    if (next.status === 'queued') this.deps.events.emit('retry_scheduled', { ...base, nextRunAt: next.nextRunAt! });
-    else if (next.status === 'failed') this.deps.events.emit('failed', base);
-    else if (next.status === 'dlq') this.deps.events.emit('dead_lettered', { ...base, reason: 'attempts_exhausted' });
-    else this.deps.events.emit('cancelled', { jobId: before._id, type: before.type, from: 'leased' });
-    if (next.status !== 'queued') await this.settleChildren(before, next.status, now);
-    return { jobId: before._id, status: next.status, attempt: before.attempt, nextRunAt: next.nextRunAt ?? before.nextRunAt };
+      const before = await this.deps.jobs.fail({
+        jobId: target.jobId,
+        holder: filter,
+        now,
+        attempt: job.attempt,
+        error: jobError,
+        outcome: next.status === 'cancelled' ? 'cancelled' : 'failed',
+        next,
+      });
+      if (!before) {
+        if (round < 2) continue;
+        throw new LeaseConflictError();
+      }
+      await this.releaseSlotOf(before);
+      const base = { jobId: before._id, type: before.type, attempt: before.attempt, ...(durationMs === undefined ? {} : { durationMs }) };
+      if (next.status === 'queued') this.deps.events.emit('retry_scheduled', { ...base, nextRunAt: next.nextRunAt! });
+      else if (next.status === 'failed') this.deps.events.emit('failed', { ...base });
+      else if (next.status === 'dlq') this.deps.events.emit('dead_lettered', { ...base, reason: 'attempts_exhausted' });
+      else this.deps.events.emit('cancelled', { jobId: before._id, type: before.type, from: 'leased' });
+      if (next.status !== 'queued') await this.settleChildren(before, next.status, now);
+      return { jobId: before._id, status: next.status, attempt: before.attempt, nextRunAt: next.nextRunAt ?? before.nextRunAt };
+    }
   }
 
+  /**
+   * Cancels a queued or waiting job at once; flags a leased one (its worker stops on the next
+   * heartbeat, and every way out of the lease but success then ends it `cancelled`). The job may
+   * change state while we look (a fail puts it back to `queued`, a reclaim, a lease), so the
+   * read and conditional update are retried until the cancel is done, flagged, or the job is found
+   * finished.
+   */
   async cancel(principal: Principal, jobId: string): Promise<{ jobId: string; status: JobStatus }> {
     const now = this.deps.clock.now();
-    const job = await this.getJob(principal, jobId);
-    if (!roleHasPermission(principal.role, 'jobs:cancel')) throw new AccessDeniedError();
-    if (job.status === 'queued' || job.status === 'waiting') {
-      const cancelled = await this.deps.jobs.cancelQueued(jobId, now);
-      if (cancelled) {
-        this.deps.events.emit('cancelled', { jobId, type: job.type, from: job.status });
-        await this.settleChildren(cancelled, 'cancelled', now);
-        return { jobId, status: 'cancelled' };
+    for (let round = 0; round < MAX_CANCEL_ROUNDS; round += 1) {
+      const found = await this.deps.jobs.findById(jobId);
+      const job = authorize({ principal, kind: 'job', action: 'write', id: jobId, resource: found && ownershipOfJob(found) });
+      switch (job.status) {
+        case 'queued':
+        case 'waiting': {
+          const cancelled = await this.deps.jobs.cancelQueued(jobId, now);
+          if (!cancelled) continue;
+          this.deps.events.emit('cancelled', { jobId, type: job.type, from: job.status });
+          await this.settleChildren(cancelled, 'cancelled', now);
+          return { jobId, status: 'cancelled' };
+        }
+        case 'leased': {
+          const flagged = await this.deps.jobs.requestCancel(jobId, now);
+          if (!flagged) continue;
+          if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
+          return { jobId, status: 'leased' };
+        }
+        case 'cancelled':
+          return { jobId, status: 'cancelled' };
+        default:
+          throw new InvalidStateError(`job is ${job.status} and can no longer be cancelled`);
       }
     }
-    // Leased (or it became leased while we looked): the worker stops on its next heartbeat.
-    const flagged = await this.deps.jobs.requestCancel(jobId, now);
-    if (flagged) {
-      if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
-      return { jobId, status: 'leased' };
-    }
-    const latest = await this.deps.jobs.findById(jobId);
-    if (latest?.status === 'cancelled') return { jobId, status: 'cancelled' };
-    throw new InvalidStateError(`job is ${latest?.status ?? 'gone'} and can no longer be cancelled`);
+    throw new UnavailableError('the job kept changing state while it was being cancelled; retry');
   }
 
   /**
@@ -469,14 +544,7 @@ export class JobService {
    */
   async getJob(principal: Principal, jobId: string): Promise<Job> {
     const found = await this.deps.jobs.findById(jobId);
-    const doc = found && (principal.tenant === undefined || found.tenant === principal.tenant) ? found : null;
-    const mayReadAny = roleHasPermission(principal.role, 'jobs:read-any');
-    if (!doc) {
-      if (mayReadAny) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
-      throw new AccessDeniedError();
-    }
-    if (!this.mayRead(principal, doc)) throw new AccessDeniedError();
-    return toJob(doc);
+    return toJob(authorize({ principal, kind: 'job', action: 'read', id: jobId, resource: found && ownershipOfJob(found) }));
   }
 
   async requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {
@@ -485,7 +553,7 @@ export class JobService {
     if (!before || (tenant !== undefined && before.tenant !== tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
     const requeued = await this.deps.jobs.requeue(jobId, now);
     if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
-    this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status });
+    this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status, tenant: requeued.tenant ?? null });
     return { jobId, status: 'queued' };
   }
 

@@ -1,3 +1,5 @@
+import type { Role } from '../auth/roles';
+
 /**
  * Glossary
  * - job: one unit of work of a registered type, with a payload.
@@ -56,6 +58,12 @@ export interface Job {
   /** Succeeded with some items failed: `result.partial` is true and `result.itemErrors` lists them. */
   partial: boolean;
   createdBy: string;
+  /** The role of the token that created it (null on jobs stored before roles were). */
+  createdByRole: Role | null;
+  /** When a cancel of the running job was first acknowledged. */
+  cancelRequestedAt: Date | null;
+  /** When the handler of the current lease passed its point of no return (see heartbeat `irreversible`). */
+  irreversibleAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
   startedAt: Date | null;

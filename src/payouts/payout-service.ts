@@ -22,6 +22,8 @@ export interface ExecutePayoutParams {
   escrowId: string;
   batchId: string;
   signal?: AbortSignal;
+  /** Runs right before the provider is asked to move money; throwing stops the payout. */
+  beforeTransfer?: () => Promise<void>;
 }
 
 export interface PayoutResult {
@@ -103,6 +105,7 @@ export class PayoutService {
     }
     if (escrow.status === 'paid') return { escrowId, transferId: escrow.transferId, alreadyPaid: true };
 
+    await params.beforeTransfer?.();
     const transfer = await this.transfer(escrow, signal);
     // No abort check from here on: the money has moved, and recording it now spares the next attempt a
     // provider call.

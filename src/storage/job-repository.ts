@@ -1,6 +1,7 @@
 import type mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 
+import type { Role } from '../auth/roles';
 import type { AttemptOutcome, Job, JobError, JobStatus } from '../jobs/job';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
@@ -15,6 +16,7 @@ export interface NewJob {
   idempotencyKey: string | null;
   tenant: string | null;
   createdBy: string;
+  createdByRole: Role;
   now: Date;
   /** `waiting` when some parents have not succeeded; `cancelled` when one already ended badly. */
   status?: Extract<JobStatus, 'queued' | 'waiting' | 'cancelled'>;
@@ -72,6 +74,9 @@ export function toJob(doc: JobDocument): Job {
     pendingParents: doc.pendingParents ?? [],
     partial: doc.partial ?? false,
     createdBy: doc.createdBy,
+    createdByRole: doc.createdByRole ?? null,
+    cancelRequestedAt: doc.cancelRequestedAt ?? null,
+    irreversibleAt: doc.irreversibleAt ?? null,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
     startedAt: doc.startedAt ?? null,
@@ -104,6 +109,7 @@ function leaseAttempt(leaseId: string): { arrayFilters: Record<string, unknown>[
 }
 
 const CLEARED_LEASE = { leaseId: null, leaseExpiresAt: null, slotId: null };
+const CANCELLED_WHILE_LEASED: JobError = { code: 'cancelled', message: 'cancelled while it ran' };
 
 const SUCCEEDED_FIELDS = { _id: 1, type: 1, attempt: 1, leaseId: 1, slotId: 1, hasChildren: 1 } as const;
 /** What `succeed` returns of the job as it was before: enough to free its slot and settle its children. */
@@ -220,10 +226,18 @@ export class JobRepository {
   }
 
   /** Queued jobs that may run now, best first (priority desc, then nextRunAt asc). */
-  async findAvailable(params: { types: readonly string[] | null; now: Date; limit: number; tenant?: string }): Promise<JobDocument[]> {
+  async findAvailable(params: {
+    types: readonly string[] | null;
+    /** With `types: null`: every type but these (limited types with no free slot). */
+    excludeTypes?: readonly string[];
+    now: Date;
+    limit: number;
+    tenant?: string;
+  }): Promise<JobDocument[]> {
     const filter: Record<string, unknown> = { status: 'queued', nextRunAt: { $lte: params.now } };
     if (params.tenant !== undefined) filter.tenant = params.tenant;
     if (params.types) filter.type = params.types.length === 1 ? params.types[0] : { $in: params.types };
+    else if (params.excludeTypes && params.excludeTypes.length > 0) filter.type = { $nin: params.excludeTypes };
     return this.jobs.find(filter).sort({ priority: -1, nextRunAt: 1 }).limit(params.limit).lean<JobDocument[]>();
   }
 
@@ -239,7 +253,9 @@ export class JobRepository {
     const result = await this.rawJobs().bulkWrite(
       requests.map(({ candidate, leaseId, workerId, leaseExpiresAt, slotId }) => ({
         updateOne: {
-          filter: { _id: candidate._id, status: 'queued', attempt: candidate.attempt, nextRunAt: { $lte: now } },
+          // An acknowledged cancel is final: a flagged job is never leased again (the flag is only
+          // ever cleared by an admin requeue).
+          filter: { _id: candidate._id, status: 'queued', attempt: candidate.attempt, nextRunAt: { $lte: now }, cancelRequested: { $ne: true } },
           update: {
             $set: {
               status: 'leased',
@@ -249,7 +265,7 @@ export class JobRepository {
               slotId,
               attempt: candidate.attempt + 1,
               progress: 0,
-              cancelRequested: false,
+              irreversibleAt: null,
               updatedAt: now,
               startedAt: candidate.startedAt ?? now,
             },
@@ -285,22 +301,43 @@ export class JobRepository {
   /** Leases that expired at `now` and were not reclaimed yet. */
   async findExpiredLeases(now: Date, limit: number): Promise<JobDocument[]> {
     return this.jobs
-      .find({ status: 'leased', leaseExpiresAt: { $lte: now } }, { _id: 1, type: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1 })
+      .find({ status: 'leased', leaseExpiresAt: { $lte: now } }, { _id: 1, type: 1, tenant: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1, cancelRequested: 1 })
       .limit(limit)
       .lean<JobDocument[]>();
   }
 
   /**
-   * Ends an expired lease: back to `queued`, or to `dlq` when its attempts are used up. Conditional
-   * on the same lease still being current and expired, so a heartbeat that won the race keeps it.
+   * Ends an expired lease: `cancelled` when a cancel was acknowledged, else back to `queued`, or to
+   * `dlq` when its attempts are used up. Conditional on the same lease still being current and
+   * expired (so a heartbeat that won the race keeps it) and on the cancel flag read: a cancel that
+   * lands between the read and the write makes the first update miss, and the second one honours it.
    */
-  async reclaimLease(params: { job: JobDocument; now: Date }): Promise<JobDocument | null> {
+  async reclaimLease(params: { job: Pick<JobDocument, '_id' | 'leaseId' | 'attempt' | 'maxAttempts' | 'cancelRequested'>; now: Date }): Promise<JobDocument | null> {
     const { job, now } = params;
+    const expired = { _id: job._id, status: 'leased', leaseId: job.leaseId, leaseExpiresAt: { $lte: now } };
     const toDeadLetter = job.attempt >= job.maxAttempts;
     const error: JobError = { code: 'lease_expired', message: 'the lease expired before the worker reported' };
-    return this.jobs
+    const cancel = (): Promise<JobDocument | null> =>
+      this.jobs
+        .findOneAndUpdate(
+          { ...expired, cancelRequested: true },
+          {
+            $set: {
+              ...CLEARED_LEASE,
+              status: 'cancelled',
+              lastError: CANCELLED_WHILE_LEASED,
+              completedAt: now,
+              updatedAt: now,
+              ...closeAttempt(now, 'cancelled', error),
+            },
+          },
+          { ...leaseAttempt(job.leaseId!), new: true },
+        )
+        .lean<JobDocument>();
+    if (job.cancelRequested) return cancel();
+    const returned = await this.jobs
       .findOneAndUpdate(
-        { _id: job._id, status: 'leased', leaseId: job.leaseId, leaseExpiresAt: { $lte: now } },
+        { ...expired, cancelRequested: { $ne: true } },
         {
           $set: {
             ...CLEARED_LEASE,
@@ -315,14 +352,29 @@ export class JobRepository {
         { ...leaseAttempt(job.leaseId!), new: true },
       )
       .lean<JobDocument>();
+    return returned ?? cancel();
   }
 
-  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined }): Promise<JobDocument | null> {
+  /**
+   * Extends the lease. With `irreversible`, also records that the handler is about to do what
+   * cannot be undone (move money), but only while no cancel is requested: that write and the
+   * cancel's flag meet on this one document, so one of them is first and both sides know which.
+   * Returns null when the caller does not hold the lease.
+   */
+  async heartbeat(
+    params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean },
+  ): Promise<{ job: JobDocument; irreversibleRecorded: boolean } | null> {
     const set: Record<string, unknown> = { leaseExpiresAt: params.leaseExpiresAt, updatedAt: params.now };
     if (params.progress !== undefined) set.progress = params.progress;
-    return this.jobs
-      .findOneAndUpdate({ _id: params.jobId, status: 'leased', ...holderFilter(params.holder) }, { $set: set }, { new: true })
-      .lean<JobDocument>();
+    const filter = { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) };
+    if (params.irreversible) {
+      const marked = await this.jobs
+        .findOneAndUpdate({ ...filter, cancelRequested: { $ne: true } }, { $set: { ...set, irreversibleAt: params.now } }, { new: true })
+        .lean<JobDocument>();
+      if (marked) return { job: marked, irreversibleRecorded: true };
+    }
+    const updated = await this.jobs.findOneAndUpdate(filter, { $set: set }, { new: true }).lean<JobDocument>();
+    return updated ? { job: updated, irreversibleRecorded: false } : null;
   }
 
   async succeed(params: FinishParams & { result: unknown; partial: boolean }): Promise<SucceededJob | null> {
@@ -350,7 +402,9 @@ export class JobRepository {
 
   /**
    * Ends the current lease with a failure. `next` says where the job goes; the update is
-   * conditional on the lease (and the attempt the caller computed `next` from).
+   * conditional on the lease, the attempt the caller computed `next` from, and the cancel flag it
+   * read (`next.status === 'cancelled'` exactly when the flag was set): a cancel acknowledged after
+   * the read makes this miss, and the caller reads again.
    */
   async fail(
     params: FinishParams & {
@@ -362,14 +416,21 @@ export class JobRepository {
   ): Promise<JobDocument | null> {
     const { now, next } = params;
     const terminal = next.status !== 'queued';
+    const cancelled = next.status === 'cancelled';
     return this.jobs
       .findOneAndUpdate(
-        { _id: params.jobId, status: 'leased', attempt: params.attempt, ...holderFilter(params.holder) },
+        {
+          _id: params.jobId,
+          status: 'leased',
+          attempt: params.attempt,
+          cancelRequested: cancelled ? true : { $ne: true },
+          ...holderFilter(params.holder),
+        },
         {
           $set: {
             ...CLEARED_LEASE,
             status: next.status,
-            lastError: params.error,
+            lastError: cancelled ? CANCELLED_WHILE_LEASED : params.error,
             updatedAt: now,
             ...(next.nextRunAt ? { nextRunAt: next.nextRunAt } : {}),
             ...(terminal ? { completedAt: now } : {}),
@@ -392,11 +453,19 @@ export class JobRepository {
       .lean<JobDocument>();
   }
 
-  /** Leased → cancelRequested; the worker learns of it on its next heartbeat. */
+  /**
+   * Leased → cancelRequested (the worker learns of it on its next heartbeat). The first
+   * acknowledgement's time is kept; a repeat finds the flag already set and changes nothing.
+   */
   async requestCancel(jobId: string, now: Date): Promise<JobDocument | null> {
-    return this.jobs
-      .findOneAndUpdate({ _id: jobId, status: 'leased' }, { $set: { cancelRequested: true, updatedAt: now } }, { new: true })
+    const flagged = await this.jobs
+      .findOneAndUpdate(
+        { _id: jobId, status: 'leased', cancelRequested: { $ne: true } },
+        { $set: { cancelRequested: true, cancelRequestedAt: now, updatedAt: now } },
+        { new: true },
+      )
       .lean<JobDocument>();
+    return flagged ?? this.jobs.findOne({ _id: jobId, status: 'leased', cancelRequested: true }).lean<JobDocument>();
   }
 
   /** failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. */
@@ -412,6 +481,8 @@ export class JobRepository {
             nextRunAt: now,
             workerId: null,
             cancelRequested: false,
+            cancelRequestedAt: null,
+            irreversibleAt: null,
             completedAt: null,
             progress: 0,
             updatedAt: now,
@@ -423,10 +494,18 @@ export class JobRepository {
   }
 }
 
-/** The stored form of a new job. The dedupe key is scoped by tenant, so tenants never collide. */
+/**
+ * Idempotency keys are scoped by the creating principal (tenant, role, sub): another service reusing
+ * a key gets a job of its own, never someone else's. The scheduler's subjects (`schedule:<name>`) are
+ * refused in tokens, so its keys cannot be taken by a client.
+ */
+function idempotencyScope(job: Pick<NewJob, 'tenant' | 'createdBy' | 'createdByRole'>): string {
+  return `${job.tenant ?? ''}/${job.createdByRole}:${job.createdBy}/`;
+}
+
+/** The stored form of a new job. */
 function newJobDocument(job: NewJob): JobDocument {
-  const dedupeKey =
-    job.idempotencyKey === null ? undefined : `${job.tenant === null ? '' : `${job.tenant}/`}${job.type}:${job.idempotencyKey}`;
+  const dedupeKey = job.idempotencyKey === null ? undefined : idempotencyScope(job) + `${job.type}:${job.idempotencyKey}`;
   const status = job.status ?? 'queued';
   return {
     _id: job.jobId,
@@ -454,6 +533,9 @@ function newJobDocument(job: NewJob): JobDocument {
     hasChildren: false,
     partial: false,
     createdBy: job.createdBy,
+    createdByRole: job.createdByRole,
+    cancelRequestedAt: null,
+    irreversibleAt: null,
     createdAt: job.now,
     updatedAt: job.now,
     startedAt: null,

@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
 
+import { jobModel, type JobModel } from './job-model';
 import { slotModel, type SlotModel } from './slot-model';
 
 const FREE = new Date(0);
@@ -17,8 +18,11 @@ export interface HeldSlot {
 export class SlotRepository {
   private readonly slots: SlotModel;
 
+  private readonly jobs: JobModel;
+
   constructor(connection: Connection) {
     this.slots = slotModel(connection);
+    this.jobs = jobModel(connection);
   }
 
   /** Creates any missing slot documents of a type (idempotent upserts). */
@@ -36,17 +40,32 @@ export class SlotRepository {
   }
 
   /**
-   * Takes up to `want` free slots, each for one of `leaseIds`. A slot is free when its expiry has
-   * passed; taking it is conditional on that, so two callers never take the same slot.
+   * Takes up to `leaseIds.length` free slots, one for each lease id. A slot is free when it was
+   * released, or when its expiry passed AND no leased job holds it any more: a lease stays valid
+   * until it is reclaimed (API.md), so an expired slot whose job is still leased (its heartbeat may
+   * be on the way) is not free — taking it would let two leases share one slot. The expiry alone
+   * frees a slot only when the job lease behind it is gone (a crash between taking the slot and
+   * claiming the job, or between reclaiming the job and releasing its slot). Taking a slot is
+   * conditional on what was read, so two callers never take the same slot.
    */
   async acquire(params: { type: string; limit: number; leaseIds: readonly string[]; now: Date; expiresAt: Date }): Promise<HeldSlot[]> {
     const { type, limit, leaseIds, now } = params;
     if (leaseIds.length === 0) return [];
-    const findFree = () =>
-      this.slots
-        .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1 })
-        .limit(leaseIds.length)
-        .lean<{ _id: string }[]>();
+    const findFree = async (): Promise<{ _id: string; leaseId: string | null }[]> => {
+      // Released slots first (expiresAt is the epoch), then expired ones.
+      const expired = await this.slots
+        .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1, leaseId: 1 })
+        .sort({ expiresAt: 1 })
+        .limit(leaseIds.length * 2)
+        .lean<{ _id: string; leaseId: string | null }[]>();
+      const heldIds = expired.flatMap((slot) => (slot.leaseId === null ? [] : [slot.leaseId]));
+      if (heldIds.length === 0) return expired.slice(0, leaseIds.length);
+      const live = await this.jobs
+        .find({ status: 'leased', leaseId: { $in: heldIds } }, { _id: 0, leaseId: 1 })
+        .lean<{ leaseId: string }[]>();
+      const stillLeased = new Set(live.map((job) => job.leaseId));
+      return expired.filter((slot) => slot.leaseId === null || !stillLeased.has(slot.leaseId)).slice(0, leaseIds.length);
+    };
     let free = await findFree();
     // No free slot: either all are held, or the slot documents do not exist yet (first use of the
     // type, or a raised limit). Only then is it worth counting them.
@@ -56,19 +75,21 @@ export class SlotRepository {
       free = await findFree();
     }
     if (free.length === 0) return [];
-    const wanted = free.map((slot, i) => ({ slotId: slot._id, leaseId: leaseIds[i]! }));
+    const wanted = free.map((slot, i) => ({ slotId: slot._id, previous: slot.leaseId, leaseId: leaseIds[i]! }));
     const result = await this.slots.bulkWrite(
-      wanted.map(({ slotId, leaseId }) => ({
+      wanted.map(({ slotId, previous, leaseId }) => ({
         updateOne: {
-          filter: { _id: slotId, expiresAt: { $lte: now } },
+          // Conditional on the holder read as well: a slot re-taken (or extended) since is left alone.
+          filter: { _id: slotId, leaseId: previous, expiresAt: { $lte: now } },
           update: { $set: { leaseId, expiresAt: params.expiresAt } },
         },
       })),
       { ordered: false },
     );
-    if (result.matchedCount === wanted.length) return wanted;
+    const taken = wanted.map(({ slotId, leaseId }) => ({ slotId, leaseId }));
+    if (result.matchedCount === wanted.length) return taken;
     const held = await this.slots
-      .find({ _id: { $in: wanted.map((w) => w.slotId) }, leaseId: { $in: wanted.map((w) => w.leaseId) } }, { _id: 1, leaseId: 1 })
+      .find({ _id: { $in: taken.map((w) => w.slotId) }, leaseId: { $in: taken.map((w) => w.leaseId) } }, { _id: 1, leaseId: 1 })
       .lean<{ _id: string; leaseId: string }[]>();
     return held.map((slot) => ({ slotId: slot._id, leaseId: slot.leaseId }));
   }
@@ -91,5 +112,13 @@ export class SlotRepository {
   /** How many slots of a type are held at `now` (for tests and stats). */
   async countHeld(type: string, now: Date): Promise<number> {
     return this.slots.countDocuments({ type, expiresAt: { $gt: now } });
+  }
+
+  /** How many of a type's slots a lease call could take now, at most `max` (one small query; for long-poll probes). */
+  async countFree(params: { type: string; limit: number; now: Date; max: number }): Promise<number> {
+    const { type, limit, now, max } = params;
+    const existing = await this.slots.countDocuments({ type, index: { $lt: limit } });
+    if (existing < limit) return max;
+    return this.slots.countDocuments({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { limit: max });
   }
 }

@@ -13,6 +13,12 @@ export interface JobContext<Payload> {
   signal: AbortSignal;
   /** 0-100; sent with the next heartbeat. */
   reportProgress(percent: number): void;
+  /**
+   * Call right before work that cannot be undone (moving money). Resolves once the API has recorded
+   * that this run passed its point of no return; if a cancel was requested first, the job is aborted
+   * (`signal` fires) and this rejects, so the work never starts after an acknowledged cancel.
+   */
+  pointOfNoReturn(): Promise<void>;
   logger: Logger;
 }
 

@@ -10,7 +10,7 @@ const MAX_REPORT_RETRY_MS = 60_000;
 /** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
 export interface WorkerApi {
   lease(params: { limit: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal }): Promise<LeaseResponse>;
-  heartbeat(jobId: string, body: { leaseId: string; progress?: number }): Promise<HeartbeatResponse>;
+  heartbeat(jobId: string, body: { leaseId: string; progress?: number; irreversible?: boolean }): Promise<HeartbeatResponse>;
   succeed(jobId: string, body: { leaseId: string; result?: unknown; durationMs?: number }): Promise<unknown>;
   fail(jobId: string, body: { leaseId: string; error: { message: string; code?: string; retryable?: boolean }; durationMs?: number }): Promise<unknown>;
 }
@@ -264,6 +264,20 @@ export class WorkerRunner {
           signal: controller.signal,
           reportProgress: (percent) => {
             progress = Math.max(0, Math.min(100, percent));
+          },
+          pointOfNoReturn: async () => {
+            if (controller.signal.aborted) throw controller.signal.reason;
+            let beat: HeartbeatResponse;
+            try {
+              beat = await api.heartbeat(job.jobId, { leaseId: job.leaseId, irreversible: true, ...(progress === undefined ? {} : { progress }) });
+            } catch (err) {
+              if (err instanceof ConflictApiError) controller.abort(new JobAbort('lease_lost'));
+              throw err;
+            }
+            if (beat.cancelRequested) {
+              controller.abort(new JobAbort('cancelled'));
+              throw controller.signal.reason;
+            }
           },
           logger: log,
         }),

@@ -58,7 +58,8 @@ const MATRIX: Record<string, Access> = {
   'GET /escrows/:escrowId': ADMIN,
 };
 
-// Every token in this file names the same subject, so "own jobs" checks pass for service and user.
+// Every token in this file names the same subject, so "own jobs" checks pass for the service (a user
+// token with that sub is another principal, and gets 403 access_denied from the owner rule).
 const SUB = 'matrix-owner';
 const db = useTestDatabase();
 let app: Express;
@@ -145,8 +146,11 @@ describe('the access matrix', () => {
     } else if (caller === 'no token') {
       expectError(res, 401, 'unauthenticated');
     } else if (access === 'any-role' || access.includes(caller)) {
-      // Allowed: whatever the route answers next (200, 404, 409, 422...), never 401 or 403.
-      const verdict = res.status === 401 || res.status === 403 ? `${res.status} ${JSON.stringify(res.body)}` : 'allowed';
+      // Allowed by role: whatever the route answers next (200, 404, 409, 422...), never 401 or 403
+      // permission_denied. A 403 access_denied is the owner rule's verdict, not the role's: a user
+      // token borrowing the service's sub is not the owner (ownership is sub, role and tenant).
+      const refusedByRole = res.status === 401 || (res.status === 403 && (res.body as { error?: { code?: string } }).error?.code !== 'access_denied');
+      const verdict = refusedByRole ? `${res.status} ${JSON.stringify(res.body)}` : 'allowed';
       expect({ route, caller, verdict }).toEqual({ route, caller, verdict: 'allowed' });
     } else {
       expectError(res, 403, 'permission_denied');

@@ -234,7 +234,7 @@ describe('cancel', () => {
   it('flags a leased job; the worker sees cancelRequested on its next heartbeat', async () => {
     const jobId = await enqueueJob(app, thumb(), 'svc-owner');
     const job = await leaseOne();
-    const res = await request(app).post(`/jobs/${jobId}/cancel`).set(bearer('user', 'svc-owner'));
+    const res = await request(app).post(`/jobs/${jobId}/cancel`).set(bearer('service', 'svc-owner'));
     expect(res.body).toEqual({ jobId, status: 'leased' });
     const beat = await report(app, jobId, 'heartbeat', { leaseId: job.leaseId });
     expect(beat.body.cancelRequested).toBe(true);
@@ -262,7 +262,8 @@ describe('GET /jobs/:jobId', () => {
   it('shows the owner and admins the job; others get 403 access_denied', async () => {
     const jobId = await enqueueJob(app, { type: 'payout.execute', payload: payoutPayload() }, 'svc-owner');
     expect((await request(app).get(`/jobs/${jobId}`).set(bearer('service', 'svc-owner'))).status).toBe(200);
-    expect((await request(app).get(`/jobs/${jobId}`).set(bearer('user', 'svc-owner'))).status).toBe(200);
+    // Ownership is (sub, role, tenant): a user token that borrows the service's sub is someone else.
+    expect((await request(app).get(`/jobs/${jobId}`).set(bearer('user', 'svc-owner'))).status).toBe(403);
     expect((await request(app).get(`/jobs/${jobId}`).set(admin)).status).toBe(200);
     const other = await request(app).get(`/jobs/${jobId}`).set(bearer('service', 'svc-other'));
     expect(other.status).toBe(403);

@@ -53,6 +53,7 @@ describe('partial results', () => {
       attempt: 1,
       signal: new AbortController().signal,
       reportProgress: () => undefined,
+      pointOfNoReturn: async () => undefined,
       logger: silentLogger,
     });
     expect(outcome).toBeInstanceOf(PartialResult);

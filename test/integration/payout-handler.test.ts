@@ -17,8 +17,8 @@ beforeAll(async () => {
   await ensurePayoutIndexes(db.connection);
 });
 
-function contextFor(payload: PayoutPayload, signal = new AbortController().signal): JobContext<PayoutPayload> {
-  return { jobId: 'job_test', type: 'payout.execute', payload, attempt: 1, signal, reportProgress: () => undefined, logger: silent };
+function contextFor(payload: PayoutPayload, signal = new AbortController().signal, pointOfNoReturn = async (): Promise<void> => undefined): JobContext<PayoutPayload> {
+  return { jobId: 'job_test', type: 'payout.execute', payload, attempt: 1, signal, reportProgress: () => undefined, pointOfNoReturn, logger: silent };
 }
 
 function sandboxWith(failureRate = 0, failurePoints?: SandboxFailurePoint[]): SandboxPaymentProvider {
@@ -51,6 +51,17 @@ async function failureOf(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('payout.execute handler', () => {
+  it('moves no money when the point of no return is refused (a cancel was acknowledged first)', async () => {
+    const sandbox = sandboxWith();
+    const handler = createPayoutHandler({ payouts: payoutsOn(sandbox) });
+    const escrow = await heldEscrow();
+    const refused = new Error('cancel requested');
+    const err = await failureOf(handler(contextFor({ escrowId: escrow.escrowId, batchId: 'batch_h' }, undefined, () => Promise.reject(refused))));
+    expect(err).toBe(refused);
+    expect(await sandbox.findTransfer(payoutIdempotencyKey(escrow.escrowId))).toBeNull();
+    expect((await payoutsOn(sandbox).getEscrow(escrow.escrowId)).status).toBe('held');
+  });
+
   it('pays the escrow and returns the transfer', async () => {
     const sandbox = sandboxWith();
     const handler = createPayoutHandler({ payouts: payoutsOn(sandbox) });

@@ -38,6 +38,7 @@ function fakeRun(payload: ThumbnailPayload, onProgress?: (percent: number, contr
     payload,
     attempt: 1,
     signal: controller.signal,
+    pointOfNoReturn: async () => undefined,
     reportProgress: (percent) => {
       progress.push(percent);
       onProgress?.(percent, controller);

@@ -21,7 +21,9 @@ export function createPayoutHandler(deps: PayoutHandlerDeps): JobHandler<PayoutP
     if (!parsed.success) throw new PermanentJobError(`payload is invalid: ${parsed.error.issues[0]?.message ?? 'unknown'}`, 'payload_invalid');
     const { escrowId, batchId } = parsed.data;
     try {
-      const result = await deps.payouts.executePayout({ escrowId, batchId, signal: context.signal });
+      // Money moves only after the API recorded this point of no return, which it refuses once a
+      // cancel was acknowledged: no payout ever starts after its cancel.
+      const result = await deps.payouts.executePayout({ escrowId, batchId, signal: context.signal, beforeTransfer: () => context.pointOfNoReturn() });
       context.logger.info({ jobId: context.jobId, ...result }, result.alreadyPaid ? 'escrow was already paid' : 'escrow paid');
       return result;
     } catch (rawErr) {
