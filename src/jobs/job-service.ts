@@ -443,7 +443,7 @@ export class JobService {
     // The job's lease is what counts (a slot is never taken while its job is leased); extending the
     // slot too just spares the next lease call a check.
     if (current.slotId) await this.deps.slots.extend({ slotId: current.slotId, leaseId: current.leaseId! }, leaseExpiresAt);
-    return { jobId: updated.job._id, leaseExpiresAt, cancelRequested: updated.job.cancelRequested };
+    return { jobId: updated._id, leaseExpiresAt, cancelRequested: updated.cancelRequested };
   }
 
   async succeed(target: ReportTarget, result: unknown, durationMs?: number): Promise<{ jobId: string; status: JobStatus }> {
@@ -524,6 +524,8 @@ export class JobService {
           return { jobId, status: 'cancelled' };
         }
         case 'leased': {
+          // Its handler already did what cannot be undone (moved money): too late to cancel.
+          if (job.irreversibleAt && !job.cancelRequested) throw new InvalidStateError('job has passed its point of no return and can no longer be cancelled');
           const flagged = await this.deps.jobs.requestCancel(jobId, now);
           if (!flagged) continue;
           if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });

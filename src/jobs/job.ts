@@ -62,7 +62,7 @@ export interface Job {
   createdByRole: Role | null;
   /** When a cancel of the running job was first acknowledged. */
   cancelRequestedAt: Date | null;
-  /** When the handler of the current lease passed its point of no return (see heartbeat `irreversible`). */
+  /** When a run of the job passed its point of no return (heartbeat `irreversible`); a cancel is refused from then on. */
   irreversibleAt: Date | null;
   createdAt: Date;
   updatedAt: Date;

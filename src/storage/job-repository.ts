@@ -265,7 +265,6 @@ export class JobRepository {
               slotId,
               attempt: candidate.attempt + 1,
               progress: 0,
-              irreversibleAt: null,
               updatedAt: now,
               startedAt: candidate.startedAt ?? now,
             },
@@ -356,25 +355,22 @@ export class JobRepository {
   }
 
   /**
-   * Extends the lease. With `irreversible`, also records that the handler is about to do what
-   * cannot be undone (move money), but only while no cancel is requested: that write and the
-   * cancel's flag meet on this one document, so one of them is first and both sides know which.
-   * Returns null when the caller does not hold the lease.
+   * Extends the lease. With `irreversible`, also records that the job passed a point of no return
+   * (its handler is about to move money), but only while no cancel is requested; a cancel is in
+   * turn refused once that is recorded. Both writes meet on this one document, so exactly one of
+   * them comes first, and both callers learn which. Returns null when the caller does not hold the lease.
    */
-  async heartbeat(
-    params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean },
-  ): Promise<{ job: JobDocument; irreversibleRecorded: boolean } | null> {
+  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean }): Promise<JobDocument | null> {
     const set: Record<string, unknown> = { leaseExpiresAt: params.leaseExpiresAt, updatedAt: params.now };
     if (params.progress !== undefined) set.progress = params.progress;
     const filter = { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) };
     if (params.irreversible) {
       const marked = await this.jobs
-        .findOneAndUpdate({ ...filter, cancelRequested: { $ne: true } }, { $set: { ...set, irreversibleAt: params.now } }, { new: true })
+        .findOneAndUpdate({ ...filter, cancelRequested: { $ne: true }, irreversibleAt: null }, { $set: { ...set, irreversibleAt: params.now } }, { new: true })
         .lean<JobDocument>();
-      if (marked) return { job: marked, irreversibleRecorded: true };
+      if (marked) return marked;
     }
-    const updated = await this.jobs.findOneAndUpdate(filter, { $set: set }, { new: true }).lean<JobDocument>();
-    return updated ? { job: updated, irreversibleRecorded: false } : null;
+    return this.jobs.findOneAndUpdate(filter, { $set: set }, { new: true }).lean<JobDocument>();
   }
 
   async succeed(params: FinishParams & { result: unknown; partial: boolean }): Promise<SucceededJob | null> {
@@ -454,13 +450,14 @@ export class JobRepository {
   }
 
   /**
-   * Leased → cancelRequested (the worker learns of it on its next heartbeat). The first
-   * acknowledgement's time is kept; a repeat finds the flag already set and changes nothing.
+   * Leased → cancelRequested (the worker learns of it on its next heartbeat), unless the job has
+   * passed a point of no return (money may have moved): then nothing changes and null comes back.
+   * The first acknowledgement's time is kept; a repeat finds the flag already set.
    */
   async requestCancel(jobId: string, now: Date): Promise<JobDocument | null> {
     const flagged = await this.jobs
       .findOneAndUpdate(
-        { _id: jobId, status: 'leased', cancelRequested: { $ne: true } },
+        { _id: jobId, status: 'leased', cancelRequested: { $ne: true }, irreversibleAt: null },
         { $set: { cancelRequested: true, cancelRequestedAt: now, updatedAt: now } },
         { new: true },
       )
@@ -482,7 +479,6 @@ export class JobRepository {
             workerId: null,
             cancelRequested: false,
             cancelRequestedAt: null,
-            irreversibleAt: null,
             completedAt: null,
             progress: 0,
             updatedAt: now,

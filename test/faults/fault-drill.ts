@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Connection } from 'mongoose';
 
 import type { ImageContentType } from '../../src/assets/asset';
-import { NetworkError, UnavailableApiError } from '../../src/client/errors';
+import { ConflictApiError, NetworkError, UnavailableApiError } from '../../src/client/errors';
 import { JobsClient } from '../../src/client/jobs-client';
 import type { JobStatus } from '../../src/client/types';
 import type { AttemptRecord } from '../../src/jobs/job';
@@ -37,7 +37,8 @@ export interface DrillSize {
   noopSleepMs: [number, number];
   workers: number;
   concurrency: number;
-  faults: { kills: number; restarts: number; pauses: number };
+  /** cancelKills: a worker frozen, every job it holds cancelled through the API, then the worker SIGKILLed. */
+  faults: { kills: number; restarts: number; pauses: number; cancelKills: number };
   /** Range of the random gap before each fault. */
   gapMs: [number, number];
   /** Range of how long the API stays down on a restart (a deploy, a crash loop), before the new process starts. */
@@ -54,7 +55,7 @@ export const DRILL_SIZES: Record<DrillSize['name'], DrillSize> = {
     noopSleepMs: [150, 700],
     workers: 2,
     concurrency: 4,
-    faults: { kills: 2, restarts: 1, pauses: 1 },
+    faults: { kills: 2, restarts: 1, pauses: 1, cancelKills: 1 },
     gapMs: [300, 1_500],
     apiDownMs: [1_500, 3_000],
     backlog: 24,
@@ -66,7 +67,7 @@ export const DRILL_SIZES: Record<DrillSize['name'], DrillSize> = {
     noopSleepMs: [0, 300],
     workers: 3,
     concurrency: 8,
-    faults: { kills: 8, restarts: 3, pauses: 3 },
+    faults: { kills: 8, restarts: 3, pauses: 3, cancelKills: 3 },
     gapMs: [1_000, 3_500],
     apiDownMs: [500, 4_000],
     backlog: 400,
@@ -83,6 +84,8 @@ interface JobSpec {
   expected: Expected;
   /** Cancelled specs are scheduled an hour out and cancelled while still queued. */
   cancel?: boolean;
+  /** Set when a cancel of the job, while it ran, was acknowledged (a cancel-then-kill fault). */
+  cancelAcknowledgedAt?: number;
 }
 
 interface StaleLease {
@@ -107,6 +110,13 @@ export interface DrillReport {
   faultsDone: DrillSize['faults'];
   kills: number;
   leasesHeldByKilledWorkers: number;
+  cancelKills: number;
+  /** Cancels of running jobs answered 200 (flagged or cancelled): each must end `cancelled`, and never run again. */
+  cancelsAcknowledged: number;
+  /** Of those, payouts: none may have moved money. */
+  payoutCancelsAcknowledged: number;
+  /** Cancels refused with 409 (a payout past its point of no return, or a job that finished first). */
+  cancelsRefused: number;
   restarts: number;
   apiDowntimeMs: number[];
   pauses: number;
@@ -181,6 +191,8 @@ export class FaultDrill {
   private leasesHeldByKilledWorkers = 0;
   private kills = 0;
   private pauses = 0;
+  private cancelKills = 0;
+  private cancelsRefused = 0;
   private readonly apiDowntimeMs: number[] = [];
   private baitCount = 0;
 
@@ -398,12 +410,14 @@ export class FaultDrill {
       ...Array.from({ length: faults.kills }, () => 'kill' as const),
       ...Array.from({ length: faults.restarts }, () => 'restart' as const),
       ...Array.from({ length: faults.pauses }, () => 'pause' as const),
+      ...Array.from({ length: faults.cancelKills }, () => 'cancelKill' as const),
     ]);
     try {
       for (const fault of plan) {
         await delay(this.between(gapMs));
         if (fault === 'kill') await this.killWorker();
         else if (fault === 'restart') await this.restartApi();
+        else if (fault === 'cancelKill') await this.cancelThenKill();
         else await this.pauseWorker();
       }
     } finally {
@@ -503,6 +517,61 @@ export class FaultDrill {
       return;
     }
     throw new Error('could not freeze a worker while it held a lease');
+  }
+
+  /**
+   * Cancel, then kill: freezes a worker that holds leases (so no report of its lands after the
+   * cancels), cancels every job it holds through the API as their owner, and SIGKILLs it. Each
+   * acknowledged cancel (200) must end the job `cancelled` — the reclaim of the dead worker's lease
+   * honours it — and the job must never be leased again; a payout may only refuse the cancel (409)
+   * when it had passed its point of no return.
+   */
+  private async cancelThenKill(): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      const victim = this.pick([...this.workers.values()]);
+      const holds = await waitFor(async () => ((await this.leasesOf(victim.id)).length > 0 ? true : undefined), { timeoutMs: 4_000, intervalMs: 20 }).catch(() => false);
+      if (!holds) {
+        await this.enqueueBait();
+        continue;
+      }
+      victim.process.signal('SIGSTOP');
+      const held = await this.settledLeases(victim.id);
+      if (held.length === 0) {
+        victim.process.signal('SIGCONT');
+        continue;
+      }
+      const specByJobId = new Map([...this.jobIdByKey].map(([key, jobId]) => [jobId, this.specs.find((s) => s.key === key)!]));
+      let acknowledged = 0;
+      for (const lease of held) {
+        const spec = specByJobId.get(lease.jobId);
+        const answer = await this.retryTransient(`cancel ${lease.jobId}`, () =>
+          this.client('service')
+            .cancel(lease.jobId)
+            .then((r) => r.status)
+            .catch((err: unknown) => {
+              if (err instanceof ConflictApiError) return 'refused' as const;
+              throw err;
+            }),
+        );
+        if (answer === 'refused') {
+          this.cancelsRefused += 1;
+          continue;
+        }
+        acknowledged += 1;
+        if (spec) {
+          spec.expected = 'cancelled';
+          spec.cancelAcknowledgedAt = Date.now();
+        }
+      }
+      victim.process.signal('SIGKILL');
+      await victim.process.exited;
+      this.workers.delete(victim.id);
+      this.cancelKills += 1;
+      this.params.log(`  cancel-then-kill: ${victim.id} frozen holding ${held.length} leases, ${acknowledged} cancels acknowledged, ${held.length - acknowledged} refused; killed (SIGKILL)`);
+      await this.startWorker();
+      return;
+    }
+    throw new Error('could not find a worker holding a lease to cancel and kill');
   }
 
   private async settledLeases(workerId: string): Promise<StaleLease[]> {
@@ -669,7 +738,20 @@ export class FaultDrill {
       }
     }
 
-    // Payouts: one transfer per escrow key, and the escrow paid with exactly that transfer.
+    // Acknowledged cancels of running jobs: each ended cancelled and no lease of it began after the
+    // cancel was answered.
+    const acknowledgedSpecs = this.specs.filter((spec) => spec.cancelAcknowledgedAt !== undefined);
+    const cancelledEscrows = new Set<string>();
+    for (const spec of acknowledgedSpecs) {
+      const doc = byId.get(this.jobIdByKey.get(spec.key)!);
+      if (doc?.status !== 'cancelled') problems.push(`cancel of ${spec.key} was acknowledged but the job is ${String(doc?.status)}`);
+      const later = (doc?.attempts ?? []).filter((a) => a.leasedAt.getTime() > spec.cancelAcknowledgedAt!);
+      if (later.length > 0) problems.push(`cancel of ${spec.key} was acknowledged, yet attempt ${later[0]!.attempt} was leased after it`);
+      if (spec.type === 'payout.execute') cancelledEscrows.add(String(spec.payload.escrowId));
+    }
+
+    // Payouts: one transfer per escrow key, and the escrow paid with exactly that transfer — except
+    // the escrows whose payout's cancel was acknowledged: no money moved for those.
     const transfers = await db.collection<{ _id: string; idempotencyKey: string }>('sandbox_payout_transfers').find({}).toArray();
     const transfersByKey = new Map<string, string[]>();
     for (const t of transfers) transfersByKey.set(t.idempotencyKey, [...(transfersByKey.get(t.idempotencyKey) ?? []), t._id]);
@@ -680,12 +762,16 @@ export class FaultDrill {
         duplicates += 1;
         problems.push(`duplicate: escrow ${escrow._id} has ${ids.length} transfers`);
       }
+      if (cancelledEscrows.has(escrow._id)) {
+        if (ids.length > 0 || escrow.status !== 'held') problems.push(`payout after its cancel: escrow ${escrow._id} is ${escrow.status} with ${ids.length} transfers`);
+        continue;
+      }
       if (ids.length === 0 || escrow.status !== 'paid' || escrow.transferId !== ids[0]) {
         lost += 1;
         problems.push(`payout: escrow ${escrow._id} is ${escrow.status} with transfer ${String(escrow.transferId)}; ledger has ${ids.join(',') || 'none'}`);
       }
     }
-    if (escrows.length !== this.escrowIds.length || transfers.length !== this.escrowIds.length) {
+    if (escrows.length !== this.escrowIds.length || transfers.length !== this.escrowIds.length - cancelledEscrows.size) {
       problems.push(`${escrows.length} escrows and ${transfers.length} transfers for ${this.escrowIds.length} payouts`);
     }
 
@@ -727,9 +813,13 @@ export class FaultDrill {
       byType,
       finalStatuses,
       faultsPlanned: this.params.size.faults,
-      faultsDone: { kills: this.kills, restarts: this.apiDowntimeMs.length, pauses: this.pauses },
+      faultsDone: { kills: this.kills, restarts: this.apiDowntimeMs.length, pauses: this.pauses, cancelKills: this.cancelKills },
       kills: this.kills,
       leasesHeldByKilledWorkers: this.leasesHeldByKilledWorkers,
+      cancelKills: this.cancelKills,
+      cancelsAcknowledged: acknowledgedSpecs.length,
+      payoutCancelsAcknowledged: cancelledEscrows.size,
+      cancelsRefused: this.cancelsRefused,
       restarts: this.apiDowntimeMs.length,
       apiDowntimeMs: this.apiDowntimeMs,
       pauses: this.pauses,
@@ -767,6 +857,7 @@ export function formatSummary(reports: readonly DrillReport[]): string {
     'kills (leases held)',
     'API restarts (down ms)',
     'pauses (stale leases)',
+    'cancel-then-kills: cancels acknowledged (payouts) / refused',
     'reclaims',
     'through API restarts: enqueue retries / lease backoffs / report retries / reports given up',
     'stale reports refused (409)',
@@ -788,6 +879,7 @@ export function formatSummary(reports: readonly DrillReport[]): string {
     `${r.kills} (${r.leasesHeldByKilledWorkers})`,
     `${r.restarts} (${r.apiDowntimeMs.join(', ')})`,
     `${r.pauses} (${r.staleLeases})`,
+    `${r.cancelKills}: ${r.cancelsAcknowledged} (${r.payoutCancelsAcknowledged}) / ${r.cancelsRefused}`,
     String(r.reclaims),
     `${r.enqueueRetries} / ${r.leaseBackoffs} / ${r.reportRetries} / ${r.reportsGivenUp}`,
     `${r.staleReportsRefused} (all workers: ${r.refusalsLogged})`,

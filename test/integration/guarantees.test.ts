@@ -130,12 +130,14 @@ describe('an acknowledged cancel is final (defects 1 and 2)', () => {
     }
   });
 
-  it('a point of no return is recorded only while no cancel is requested, and both sides learn which came first', async () => {
+  it('a point of no return is recorded only while no cancel is requested, and a cancel is refused after it', async () => {
     const id = await enqueue(noop);
     const [job] = await worker.lease({ limit: 1 });
     const committed = await worker.report(id, 'heartbeat', { leaseId: job!.leaseId, irreversible: true });
     expect(committed.body).toMatchObject({ cancelRequested: false });
     expect((await jobDoc(id)).irreversibleAt).toBeInstanceOf(Date);
+    expect(await post(`/jobs/${id}/cancel`, {})).toMatchObject({ status: 409, body: { error: { code: 'invalid_state' } } });
+    expect((await jobDoc(id)).cancelRequested).toBe(false);
 
     const other = await enqueue(noop);
     const [second] = await worker.lease({ limit: 1 });
@@ -145,6 +147,20 @@ describe('an acknowledged cancel is final (defects 1 and 2)', () => {
     const doc = await jobDoc(other);
     expect(doc.irreversibleAt).toBeNull();
     expect(doc.cancelRequestedAt).toBeInstanceOf(Date);
+  });
+
+  it('racing cancels against points of no return: exactly one side wins each time, never both', async () => {
+    for (let round = 0; round < 40; round += 1) {
+      const id = await enqueue(noop);
+      const [job] = await worker.lease({ limit: 1 });
+      const [beat, cancel] = await Promise.all([worker.report(id, 'heartbeat', { leaseId: job!.leaseId, irreversible: true }), post(`/jobs/${id}/cancel`, {})]);
+      const doc = await jobDoc(id);
+      const cancelWon = cancel.status === 200;
+      expect(cancelWon).toBe((beat.body as { cancelRequested: boolean }).cancelRequested);
+      expect(doc.cancelRequested).toBe(cancelWon);
+      expect(doc.irreversibleAt === null).toBe(cancelWon);
+      if (!cancelWon) expect(cancel.body).toMatchObject({ error: { code: 'invalid_state' } });
+    }
   });
 });
 
