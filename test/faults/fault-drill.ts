@@ -503,13 +503,17 @@ export class FaultDrill {
       );
       victim.process.signal('SIGCONT');
       const frozenMs = Date.now() - frozenAt;
-      const refused = await waitFor(
-        () => {
-          const logged = this.refusalsOf(victim);
-          return stale.every((s) => logged.has(`${s.jobId}#${s.attempt}`)) ? stale.length : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 100, what: `woken ${victim.id} to be refused on each of its ${stale.length} stale leases` },
-      );
+      const unrefused = (): StaleLease[] => {
+        const logged = this.refusalsOf(victim);
+        return stale.filter((s) => !logged.has(`${s.jobId}#${s.attempt}`));
+      };
+      const refused = await waitFor(() => (unrefused().length === 0 ? stale.length : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `woken ${victim.id} to be refused on each of its ${stale.length} stale leases`,
+      }).catch((err: unknown) => {
+        throw new Error(`${String(err)}; not refused: ${unrefused().map((s) => `${s.jobId}#${s.attempt} (${s.leaseId})`).join(', ')}`);
+      });
       this.staleLeases.push(...stale);
       this.staleReportsRefused += refused;
       this.pauses += 1;
