@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
 
@@ -10,7 +11,7 @@ import { ASSET_BUCKET } from '../../src/storage/asset-files';
 import { assetModel, ensureAssetIndexes } from '../../src/storage/asset-model';
 import { AssetStore } from '../../src/storage/asset-store';
 import { PermanentJobError, type JobContext } from '../../src/worker/handler';
-import { createThumbnailHandler, type ThumbnailHandlerDeps } from '../../src/worker/handlers/thumbnail-create';
+import { DEFAULT_THUMBNAIL_LIMITS, createThumbnailHandler, type ThumbnailHandlerDeps } from '../../src/worker/handlers/thumbnail-create';
 import { makeImage } from '../fixtures/images';
 import { silentLogger } from '../helpers/app';
 import { useTestDatabase } from '../helpers/database';
@@ -284,5 +285,104 @@ describe('thumbnail.create handler', () => {
 
     await expectPermanentFailure(createThumbnailHandler(deps)(fakeRun({ assetId, versionNumber: 1 }).context), 'asset_version_mismatch');
     expect(await getAsset(assetId)).toMatchObject({ versionNumber: 2, processed: false, thumbnailAssetIds: [] });
+  });
+});
+
+/** Uploads the bytes as the owner's PNG (only the signature is checked on upload). */
+async function uploadPngBytes(bytes: Buffer): Promise<string> {
+  return (await assets.createAsset({ principal: OWNER, content: bytes, contentType: 'image/png' })).assetId;
+}
+
+/**
+ * A 90-byte PNG whose header declares width × height while its pixel data is one pixel: decoding it
+ * would fail (image_undecodable), so a refusal by size proves the header alone was read.
+ */
+async function pngDeclaring(width: number, height: number): Promise<Buffer> {
+  const png = Buffer.from(await sharp({ create: { width: 1, height: 1, channels: 3, background: '#000000' } }).png().toBuffer());
+  // IHDR: 8-byte signature, 4-byte length, "IHDR", then width and height; its CRC covers type and data.
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(crc32(png.subarray(12, 29)), 29);
+  return png;
+}
+
+describe('thumbnail.create bounds its work (issue 11)', () => {
+  const handler = (limits?: ThumbnailHandlerDeps['limits']): ReturnType<typeof createThumbnailHandler> => createThumbnailHandler({ assets, ...(limits ? { limits } : {}) });
+
+  it('never enlarges: a 1x100 PNG asked for 4096 wide finishes at once with a thumbnail as wide as the source', async () => {
+    const assetId = await uploadImage('image/png', 1, 100);
+    const started = Date.now();
+
+    const result = await handler()(fakeRun({ assetId, versionNumber: 1, sizes: [4096] }).context);
+
+    // Enlarging it took 35-50 s of CPU and stored 5.5-23 MB.
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(result).toMatchObject({ widths: [4096], thumbnailWidths: [1], pixels: 100 });
+    const thumbnail = await readContent(result.thumbnailAssetIds[0]!);
+    expect(await sharp(thumbnail).metadata()).toMatchObject({ format: 'png', width: 1, height: 100 });
+    expect(thumbnail.length).toBeLessThan(2_000);
+  });
+
+  it('gives every width at or above the source one thumbnail, keyed by the width it comes out at', async () => {
+    const assetId = await uploadImage('image/webp', 100, 50);
+
+    const first = await handler()(fakeRun({ assetId, versionNumber: 1, sizes: [400, 60, 100, 4096] }).context);
+    expect(first.thumbnailWidths).toEqual([100, 60, 100, 100]);
+    expect(first.pixels).toBe(100 * 50 + 60 * 30);
+    const [atSource, sixty] = [first.thumbnailAssetIds[0]!, first.thumbnailAssetIds[1]!];
+    expect(first.thumbnailAssetIds).toEqual([atSource, sixty, atSource, atSource]);
+    expect(await countThumbnails(assetId)).toBe(2);
+    expect((await getAsset(atSource)).derivedFrom).toEqual({ assetId, versionNumber: 1, width: 100 });
+    expect((await getAsset(assetId)).thumbnailAssetIds).toEqual([atSource, sixty]);
+
+    // Another job asking for the source width itself finds the same thumbnail.
+    const second = await handler()(fakeRun({ assetId, versionNumber: 1, sizes: [100] }).context);
+    expect(second.thumbnailAssetIds).toEqual([atSource]);
+    expect(await countThumbnails(assetId)).toBe(2);
+    expect(await countThumbnailFiles(assetId)).toBe(2);
+  });
+
+  it('fails permanently (image_too_large) from the header alone for an image over the input-pixel limit', async () => {
+    const bomb = await pngDeclaring(20_000, 20_000);
+    expect(bomb.length).toBeLessThan(100);
+    const assetId = await uploadPngBytes(bomb);
+    const started = Date.now();
+
+    await expectPermanentFailure(handler()(fakeRun({ assetId, versionNumber: 1, sizes: [64] }).context), 'image_too_large');
+
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(await countThumbnails(assetId)).toBe(0);
+    expect((await getAsset(assetId)).processed).toBe(false);
+  });
+
+  it('refuses a real, decodable image just over the limit the same way', async () => {
+    // 7000 x 6000 = 42 megapixels of one colour: about 130 KB of PNG.
+    const solid = await sharp({ create: { width: 7_000, height: 6_000, channels: 3, background: '#336699' } }).png({ compressionLevel: 9 }).toBuffer();
+    expect(7_000 * 6_000).toBeGreaterThan(DEFAULT_THUMBNAIL_LIMITS.maxInputPixels);
+    const assetId = await uploadPngBytes(solid);
+
+    await expectPermanentFailure(handler()(fakeRun({ assetId, versionNumber: 1, sizes: [64] }).context), 'image_too_large');
+    expect(await countThumbnails(assetId)).toBe(0);
+  });
+
+  it('refuses, before making any, a thumbnail over the per-thumbnail pixel cap (a very tall source)', async () => {
+    const assetId = await uploadImage('image/png', 10, 2_000);
+
+    await expectPermanentFailure(handler({ maxThumbnailPixels: 10_000 })(fakeRun({ assetId, versionNumber: 1, sizes: [5, 10] }).context), 'thumbnail_too_large');
+    expect(await countThumbnails(assetId)).toBe(0);
+  });
+
+  it('refuses, before making any, a job whose thumbnails together exceed the per-job pixel cap', async () => {
+    const assetId = await uploadImage('image/jpeg', 200, 200);
+    const limits = { maxJobPixels: 50_000 };
+
+    // 200² + 150² = 62,500 pixels.
+    await expectPermanentFailure(handler(limits)(fakeRun({ assetId, versionNumber: 1, sizes: [100, 150, 200, 400] }).context), 'thumbnail_job_too_large');
+    expect(await countThumbnails(assetId)).toBe(0);
+    expect((await getAsset(assetId)).processed).toBe(false);
+
+    // Within the cap the same limits let it through.
+    const result = await handler(limits)(fakeRun({ assetId, versionNumber: 1, sizes: [100, 150] }).context);
+    expect(result.pixels).toBe(100 * 100 + 150 * 150);
   });
 });
