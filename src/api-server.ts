@@ -41,6 +41,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
+    assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     collectDefaultMetrics: true,
     scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS },
     retention: {

@@ -2,6 +2,7 @@ import os from 'node:os';
 
 import { z } from 'zod';
 
+import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_RETENTION } from './jobs/retention';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
 
@@ -57,6 +58,8 @@ const apiSchema = z.object({
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
+  // Asset uploads streamed at once per API instance; one more is answered 429.
+  ASSET_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),

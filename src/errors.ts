@@ -117,8 +117,11 @@ export class UnsupportedMediaTypeError extends AppError {
 }
 
 export class RateLimitedError extends AppError {
-  constructor(readonly retryAfterSeconds: number) {
-    super('rate_limited', 'too many requests; retry later');
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = 'too many requests; retry later',
+  ) {
+    super('rate_limited', message);
   }
 }
 

@@ -47,6 +47,8 @@ export interface ApiWiringParams {
   leasePollIntervalMs?: number;
   /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
   limits?: RequestLimits;
+  /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
+  assetUploadConcurrency?: number;
   /** How often the queue gauges are refreshed once started (default 5 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
@@ -127,7 +129,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
       requestLimitRoutes(params.limits),
       jobRoutes({ jobs: services.jobs }),
       escrowRoutes({ payouts: services.payouts }),
-      assetRoutes({ assets: services.assets }),
+      assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
       ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),
       ...(services.schedules ? [scheduleRoutes({ schedules: services.schedules })] : []),
     ],

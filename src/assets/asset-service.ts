@@ -2,25 +2,47 @@ import type { Readable } from 'node:stream';
 
 import type { Connection } from 'mongoose';
 
-import { ConflictError, InvalidStateError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
+import { authorize, ownershipOf, type Action, type Ownership } from '../auth/access';
+import type { Principal } from '../auth/roles';
+import { ConflictError, InvalidStateError, NotFoundError, UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
 import { AssetStore } from '../storage/asset-store';
-import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, receiptOf, type Asset, type DerivedFrom, type ImageContentType, type UploadReceipt } from './asset';
+import {
+  IMAGE_CONTENT_TYPES,
+  IMAGE_SIGNATURE_BYTES,
+  MAX_ASSET_BYTES,
+  isImageContentType,
+  receiptOf,
+  type Asset,
+  type DerivedFrom,
+  type ImageContentType,
+  type UploadReceipt,
+} from './asset';
 import { newAssetId, parseAssetId } from './asset-id';
 import { sniffImageType } from './image-format';
+import { UploadBody } from './upload-body';
 
 export interface AssetServiceDeps {
   store: AssetStore;
   now?: () => Date;
   newAssetId?: () => string;
+  /** The largest upload accepted (default MAX_ASSET_BYTES). */
+  maxUploadBytes?: number;
 }
 
 export interface UploadParams {
-  /** The image bytes exactly as received. */
-  bytes: Buffer;
+  /** Who uploads: the owner of a new asset; for a new version, checked against the asset's owner. */
+  principal: Principal;
+  /** The image bytes as they arrive (streamed into storage, never held whole), or all of them. */
+  content: AsyncIterable<Uint8Array> | Buffer;
   /** The declared media type (parameters such as `; charset` already stripped). */
   contentType: string;
   filename?: string;
-  createdBy: string;
+}
+
+/** Names one asset for a principal's read. */
+export interface AssetRef {
+  principal: Principal;
+  assetId: string;
 }
 
 export interface AssetContent {
@@ -38,7 +60,8 @@ export interface StoreThumbnailParams extends ThumbnailKey {
   bytes: Buffer;
   contentType: ImageContentType;
   filename: string;
-  createdBy: string;
+  /** The source asset's owner: a thumbnail is readable by whoever may read its source. */
+  owner: Ownership;
 }
 
 const MAX_FILENAME_LENGTH = 255;
@@ -65,31 +88,33 @@ export class AssetService {
   private readonly store: AssetStore;
   private readonly now: () => Date;
   private readonly newAssetId: () => string;
+  private readonly maxUploadBytes: number;
 
   constructor(deps: AssetServiceDeps) {
     this.store = deps.store;
     this.now = deps.now ?? (() => new Date());
     this.newAssetId = deps.newAssetId ?? newAssetId;
+    this.maxUploadBytes = deps.maxUploadBytes ?? MAX_ASSET_BYTES;
   }
 
-  /** Stores a new asset whose first version is the given image. */
+  /** Stores a new asset, owned by the uploader, whose first version is the given image. */
   async createAsset(params: UploadParams): Promise<UploadReceipt> {
-    const contentType = checkImage(params);
+    const contentType = acceptedImageType(params.contentType);
     const filename = parseFilename(params.filename);
     const assetId = this.newAssetId();
+    const { fileId, size } = await this.storeUpload({ content: params.content, contentType, filename: filename ?? assetId, assetId });
     const createdAt = this.now();
-    const fileId = await this.store.files.upload({ bytes: params.bytes, filename: filename ?? assetId, metadata: { assetId, contentType } });
     const asset: Asset = {
       assetId,
       filename: filename ?? null,
       contentType,
-      size: params.bytes.length,
+      size,
       versionNumber: 1,
-      versions: [{ versionNumber: 1, fileId, size: params.bytes.length, contentType, createdAt }],
+      versions: [{ versionNumber: 1, fileId, size, contentType, createdAt }],
       processed: false,
       thumbnailAssetIds: [],
       derivedFrom: null,
-      createdBy: params.createdBy,
+      ...ownershipOf(params.principal),
       createdAt,
       updatedAt: createdAt,
     };
@@ -103,20 +128,23 @@ export class AssetService {
     return receiptOf(asset);
   }
 
-  /** Stores the image as the asset's next version, which becomes current and unprocessed. */
+  /**
+   * Stores the image as the asset's next version, which becomes current and unprocessed. Only its
+   * owner or an admin (of its tenant) may; anyone else gets `asset_not_found`, as for an unknown id.
+   */
   async addVersion(params: UploadParams & { assetId: string }): Promise<UploadReceipt> {
     const assetId = parseAssetId(params.assetId);
-    const contentType = checkImage(params);
+    const contentType = acceptedImageType(params.contentType);
     const filename = parseFilename(params.filename);
-    // Checked before storing any bytes, so an unknown asset costs no upload.
-    const current = await this.getAsset(assetId);
+    // Checked before reading any bytes, so a forbidden or unknown asset costs no upload.
+    const current = await this.authorized({ principal: params.principal, assetId }, 'write');
     if (current.derivedFrom) throw new InvalidStateError('a thumbnail is made by the thumbnail job and takes no new versions');
 
-    const fileId = await this.store.files.upload({ bytes: params.bytes, filename: filename ?? current.filename ?? assetId, metadata: { assetId, contentType } });
+    const { fileId, size } = await this.storeUpload({ content: params.content, contentType, filename: filename ?? current.filename ?? assetId, assetId });
     try {
       let expectedVersionNumber = current.versionNumber;
       for (let round = 0; round < MAX_VERSION_ROUNDS; round += 1) {
-        const version = { versionNumber: expectedVersionNumber + 1, fileId, size: params.bytes.length, contentType, createdAt: this.now() };
+        const version = { versionNumber: expectedVersionNumber + 1, fileId, size, contentType, createdAt: this.now() };
         const updated = await this.store.appendVersion({ assetId, expectedVersionNumber, version, ...(filename !== undefined ? { filename } : {}) });
         if (updated) return receiptOf(updated);
         // Another upload became current first: build on top of it.
@@ -131,20 +159,22 @@ export class AssetService {
     }
   }
 
+  /**
+   * The asset whoever asks, for the thumbnail handler: it runs in a worker process with the
+   * database at hand, on the asset its job names. Callers on behalf of a principal use `getAsset`.
+   */
   async findAsset(assetId: string): Promise<Asset | null> {
     return this.store.findAsset(assetId);
   }
 
-  /** The asset's metadata; 404 `asset_not_found` when there is none. */
-  async getAsset(assetId: string): Promise<Asset> {
-    const asset = await this.store.findAsset(parseAssetId(assetId));
-    if (!asset) throw assetNotFound(assetId);
-    return asset;
+  /** The asset's metadata, if the principal may read it; otherwise `asset_not_found`, as for an unknown id. */
+  async getAsset(ref: AssetRef): Promise<Asset> {
+    return this.authorized(ref, 'read');
   }
 
-  /** A stream of the current version's bytes, with what a reader needs to label them. */
-  async openContent(assetId: string): Promise<AssetContent> {
-    const asset = await this.getAsset(assetId);
+  /** A stream of the current version's bytes, with what a reader needs to label them (same access as getAsset). */
+  async openContent(ref: AssetRef): Promise<AssetContent> {
+    const asset = await this.authorized(ref, 'read');
     const version = currentVersionOf(asset);
     return { stream: await this.store.files.openDownload(version.fileId), contentType: version.contentType, size: version.size, versionNumber: version.versionNumber };
   }
@@ -188,7 +218,9 @@ export class AssetService {
       processed: false,
       thumbnailAssetIds: [],
       derivedFrom: key,
-      createdBy: params.createdBy,
+      createdBy: params.owner.createdBy,
+      createdByRole: params.owner.createdByRole,
+      tenant: params.owner.tenant,
       createdAt,
       updatedAt: createdAt,
     };
@@ -215,10 +247,40 @@ export class AssetService {
     return this.store.recordThumbnails({ ...params, now: this.now() });
   }
 
+  /** The asset when the principal may take `action` on it (src/auth/access.ts decides); else `asset_not_found`. */
+  private async authorized(ref: AssetRef, action: Action): Promise<Asset> {
+    const assetId = parseAssetId(ref.assetId);
+    return authorize({ principal: ref.principal, kind: 'asset', action, id: assetId, resource: await this.store.findAsset(assetId) });
+  }
+
+  /**
+   * Streams an upload into GridFS after checking its first bytes against the declared type. An empty
+   * body, a wrong signature or a body over the limit stores nothing: the check comes before the
+   * first write, and a limit passed mid-stream deletes what was written (see AssetFiles.uploadChunks).
+   */
+  private async storeUpload(params: {
+    content: UploadParams['content'];
+    contentType: ImageContentType;
+    filename: string;
+    assetId: string;
+  }): Promise<{ fileId: string; size: number }> {
+    const body = new UploadBody(Buffer.isBuffer(params.content) ? chunksOf(params.content) : params.content, this.maxUploadBytes);
+    try {
+      checkSignature(await body.peek(IMAGE_SIGNATURE_BYTES), params.contentType);
+      return await this.store.files.uploadChunks({ chunks: body.chunks(), filename: params.filename, metadata: { assetId: params.assetId, contentType: params.contentType } });
+    } finally {
+      await body.close().catch(() => undefined);
+    }
+  }
+
   // Best effort: an unreferenced GridFS file wastes space but never changes what readers see.
   private async discardFile(fileId: string): Promise<void> {
     await this.store.files.delete(fileId).catch(() => undefined);
   }
+}
+
+async function* chunksOf(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
 }
 
 /** The service on a connection (the model and the GridFS bucket are bound to it, not to the global mongoose). */
@@ -236,17 +298,19 @@ function currentVersionOf(asset: Asset): Asset['versions'][number] {
   return version;
 }
 
-/** The declared type must be an accepted image type, and the bytes must carry that type's signature. */
-function checkImage(params: UploadParams): ImageContentType {
-  const declared = params.contentType;
+/** The declared type must be an accepted image type. */
+function acceptedImageType(declared: string): ImageContentType {
   if (!isImageContentType(declared)) {
     throw new UnsupportedMediaTypeError(`Content-Type must be one of ${IMAGE_CONTENT_TYPES.join(', ')}`);
   }
-  if (params.bytes.length === 0) throw new ValidationError('the body must be the image bytes', [{ field: 'body', message: 'is empty' }]);
-  if (params.bytes.length > MAX_ASSET_BYTES) throw new PayloadTooLargeError(`an image may be at most ${MAX_ASSET_BYTES} bytes`);
-  const actual = sniffImageType(params.bytes);
+  return declared;
+}
+
+/** The body's first bytes must carry the declared type's signature (magic bytes). */
+function checkSignature(head: Buffer, declared: ImageContentType): void {
+  if (head.length === 0) throw new ValidationError('the body must be the image bytes', [{ field: 'body', message: 'is empty' }]);
+  const actual = sniffImageType(head);
   if (actual !== declared) {
     throw new UnsupportedMediaTypeError(`the body is not a ${declared} image${actual ? ` (its bytes are ${actual})` : ''}`);
   }
-  return declared;
 }

@@ -5,13 +5,21 @@
  * - processed: the thumbnail job has run for the current version.
  * - thumbnail (derived asset): an asset made from one version of another at one width; there is
  *   at most one per (source asset id, version number, width).
+ * - owner: the principal (sub, role, tenant) whose upload created the asset; thumbnails belong to
+ *   their source's owner. Who may read or add versions is decided in src/auth/access.ts.
  */
+
+import type { Ownership } from '../auth/access';
+import type { Role } from '../auth/roles';
 
 export const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
 export type ImageContentType = (typeof IMAGE_CONTENT_TYPES)[number];
 
 /** The largest image an upload may carry (the HTTP body limit uses the same number). */
 export const MAX_ASSET_BYTES = 25 * 1024 * 1024;
+
+/** How many leading bytes the signature check needs (WebP's is the longest: "RIFF", length, "WEBP"). */
+export const IMAGE_SIGNATURE_BYTES = 12;
 
 export function isImageContentType(value: string): value is ImageContentType {
   return (IMAGE_CONTENT_TYPES as readonly string[]).includes(value);
@@ -34,7 +42,7 @@ export interface DerivedFrom {
 }
 
 /** An asset as the domain sees it (a plain object; storage details stay in src/storage). */
-export interface Asset {
+export interface Asset extends Ownership {
   assetId: string;
   filename: string | null;
   /** Content type and size of the current version. */
@@ -47,6 +55,9 @@ export interface Asset {
   thumbnailAssetIds: string[];
   derivedFrom: DerivedFrom | null;
   createdBy: string;
+  /** Null on assets stored before roles were recorded (they count as created by a service). */
+  createdByRole: Role | null;
+  tenant: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -71,6 +82,8 @@ export interface AssetView {
   derivedFrom: DerivedFrom | null;
   versions: { versionNumber: number; contentType: ImageContentType; size: number; createdAt: Date }[];
   createdBy: string;
+  createdByRole: Role | null;
+  tenant: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -87,6 +100,8 @@ export function toAssetView(asset: Asset): AssetView {
     derivedFrom: asset.derivedFrom ? { ...asset.derivedFrom } : null,
     versions: asset.versions.map((v) => ({ versionNumber: v.versionNumber, contentType: v.contentType, size: v.size, createdAt: v.createdAt })),
     createdBy: asset.createdBy,
+    createdByRole: asset.createdByRole,
+    tenant: asset.tenant,
     createdAt: asset.createdAt,
     updatedAt: asset.updatedAt,
   };

@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 
-import express, { Router, type Request, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 
 import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, toAssetView, type ImageContentType } from '../assets/asset';
 import { parseAssetId } from '../assets/asset-id';
@@ -8,9 +8,12 @@ import type { AssetService } from '../assets/asset-service';
 import { UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
 import { requirePermission } from './auth';
 import { principalOf } from './request-context';
+import { DEFAULT_UPLOAD_CONCURRENCY, closeConnectionOnUnreadBody, limitConcurrentUploads, refuseOversizedBody, requestBody } from './upload-limits';
 
 export interface AssetRoutesDeps {
   assets: AssetService;
+  /** Uploads streamed at once by this process (ASSET_UPLOAD_CONCURRENCY); one more is a 429. */
+  uploadConcurrency?: number;
 }
 
 /** The declared media type without parameters (`image/PNG; x=y` → `image/png`); 415 unless it is an accepted image type. */
@@ -22,33 +25,28 @@ function imageContentTypeOf(req: Request): ImageContentType {
   return mediaType;
 }
 
-/** Runs before the body is read, so a wrong type is refused without buffering up to 25 MB. */
+/** Runs before the body is read, so a wrong type is refused without reading it. */
 const requireImageContentType: RequestHandler = (req, _res, next) => {
   imageContentTypeOf(req);
   next();
 };
 
-// Raw bytes on these routes only; the app's JSON parser ignores image types. Over the limit: 413.
-const readImageBody = express.raw({ type: () => true, limit: MAX_ASSET_BYTES });
-
-function imageBytesOf(req: Request): Buffer {
-  const body: unknown = req.body;
-  if (!Buffer.isBuffer(body) || body.length === 0) {
-    throw new ValidationError('the body must be the image bytes', [{ field: 'body', message: 'is empty' }]);
-  }
-  return body;
-}
-
-/** Assets: image uploads (each upload to an existing asset is a new version), metadata and content. */
+/**
+ * Assets: image uploads (each upload to an existing asset is a new version), metadata and content.
+ * Bodies are streamed into storage by the asset service, never buffered here; who may read or
+ * upload over an asset is the service's (and src/auth/access.ts's) decision.
+ */
 export function assetRoutes(deps: AssetRoutesDeps): Router {
   const router = Router();
+  // Cheap refusals first, so they never take an upload slot.
+  const beforeBody = [requireImageContentType, refuseOversizedBody(MAX_ASSET_BYTES), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
 
-  router.post('/assets', requirePermission('assets:write'), requireImageContentType, readImageBody, async (req, res) => {
+  router.post('/assets', requirePermission('assets:write'), ...beforeBody, async (req, res) => {
     const receipt = await deps.assets.createAsset({
-      bytes: imageBytesOf(req),
+      principal: principalOf(req),
+      content: requestBody(req),
       contentType: imageContentTypeOf(req),
       filename: filenameOf(req),
-      createdBy: principalOf(req).sub,
     });
     res.status(201).json(receipt);
   });
@@ -61,27 +59,26 @@ export function assetRoutes(deps: AssetRoutesDeps): Router {
       parseAssetId(req.params.assetId);
       next();
     },
-    requireImageContentType,
-    readImageBody,
+    ...beforeBody,
     async (req, res) => {
       const receipt = await deps.assets.addVersion({
+        principal: principalOf(req),
         assetId: parseAssetId(req.params.assetId),
-        bytes: imageBytesOf(req),
+        content: requestBody(req),
         contentType: imageContentTypeOf(req),
         filename: filenameOf(req),
-        createdBy: principalOf(req).sub,
       });
       res.status(201).json(receipt);
     },
   );
 
   router.get('/assets/:assetId', requirePermission('assets:read'), async (req, res) => {
-    const asset = await deps.assets.getAsset(parseAssetId(req.params.assetId));
+    const asset = await deps.assets.getAsset({ principal: principalOf(req), assetId: parseAssetId(req.params.assetId) });
     res.json(toAssetView(asset));
   });
 
   router.get('/assets/:assetId/content', requirePermission('assets:read'), async (req, res) => {
-    const content = await deps.assets.openContent(parseAssetId(req.params.assetId));
+    const content = await deps.assets.openContent({ principal: principalOf(req), assetId: parseAssetId(req.params.assetId) });
     res.status(200);
     res.setHeader('Content-Type', content.contentType);
     res.setHeader('Content-Length', String(content.size));
@@ -97,6 +94,7 @@ export function assetRoutes(deps: AssetRoutesDeps): Router {
     }
   });
 
+  router.use(closeConnectionOnUnreadBody);
   return router;
 }
 

@@ -650,7 +650,13 @@ const schemas: JsonObject = {
           required: ['versionNumber', 'contentType', 'size', 'createdAt'],
         },
       },
-      createdBy: { type: 'string' },
+      createdBy: { type: 'string', description: 'The `sub` of the token that uploaded it (for a thumbnail: of its source).' },
+      createdByRole: {
+        type: ['string', 'null'],
+        enum: [...ROLES, null],
+        description: 'The role of that token; null on assets stored before roles were recorded (they count as created by a service).',
+      },
+      tenant: { type: ['string', 'null'], description: 'The tenant of that token; null when it had none.' },
       createdAt: dateTime,
       updatedAt: dateTime,
     },
@@ -711,7 +717,9 @@ function workerReport(params: { operationId: string; summary: string; descriptio
 
 const imageBody: JsonObject = {
   required: true,
-  description: `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes) with their Content-Type.`,
+  description:
+    `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes, not compressed) with their Content-Type; streamed into storage. ` +
+    'A declared Content-Length over the limit is refused before the body is read; a chunked body as soon as it passes the limit.',
   content: Object.fromEntries(IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
 };
 
@@ -720,6 +728,16 @@ const rateLimited: JsonObject = {
   ...errorResponse('Too many calls with this token (per-token rate limit of this API instance); retry after Retry-After seconds.', ['rate_limited']),
   headers: { 'Retry-After': { description: 'Seconds to wait before the next call.', schema: { type: 'integer', minimum: 1 } } },
 };
+
+/** 429 on uploads: this API instance already streams ASSET_UPLOAD_CONCURRENCY of them. */
+const uploadsBusy: JsonObject = {
+  ...errorResponse('Too many uploads in progress on this API instance (ASSET_UPLOAD_CONCURRENCY); retry after Retry-After seconds.', ['rate_limited']),
+  headers: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 1 } } },
+};
+
+/** Who does not own an asset (nor may read every asset of its tenant) gets the answer an unknown id gets. */
+const assetNotFound: [number, string, string[]] = [404, 'No asset with this id that the caller may see (owner, admin, or worker for reads; within the tenant).', ['asset_not_found']];
+const assetWriteNotFound: [number, string, string[]] = [404, 'No asset with this id that the caller may change (its owner or an admin, within the tenant).', ['asset_not_found']];
 
 const paths: JsonObject = {
   '/healthz': {
@@ -960,8 +978,9 @@ const paths: JsonObject = {
       parameters: [queryParam({ name: 'filename', schema: { type: 'string' }, description: 'Original file name (optional).' })],
       requestBody: imageBody,
       responses: {
-        '201': jsonBody(ref('UploadReceipt'), 'Stored as version 1.'),
-        ...errors([...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed']),
+        '201': jsonBody(ref('UploadReceipt'), 'Stored as version 1, owned by the caller (its sub, role and tenant).'),
+        ...errors(['BadRequest', ...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed']),
+        '429': uploadsBusy,
       },
     },
   },
@@ -975,12 +994,10 @@ const paths: JsonObject = {
       responses: {
         '201': jsonBody(ref('UploadReceipt'), 'Stored as versionNumber + 1.'),
         ...errors(
-          [...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed'],
-          [
-            [404, 'No asset with this id.', ['asset_not_found']],
-            [409, 'A thumbnail takes no new versions, or too many concurrent uploads to this asset.', ['invalid_state', 'conflict']],
-          ],
+          ['BadRequest', ...AUTHED, 'PayloadTooLarge', 'UnsupportedMediaType', 'ValidationFailed'],
+          [assetWriteNotFound, [409, 'A thumbnail takes no new versions, or too many concurrent uploads to this asset.', ['invalid_state', 'conflict']]],
         ),
+        '429': uploadsBusy,
       },
     },
     get: {
@@ -990,7 +1007,7 @@ const paths: JsonObject = {
       parameters: [assetIdParam],
       responses: {
         '200': jsonBody(ref('Asset'), 'The asset, including `processed` and `thumbnailAssetIds`.'),
-        ...errors([...AUTHED, 'ValidationFailed'], [[404, 'No asset with this id.', ['asset_not_found']]]),
+        ...errors([...AUTHED, 'ValidationFailed'], [assetNotFound]),
       },
     },
   },
@@ -1006,7 +1023,7 @@ const paths: JsonObject = {
           headers: { 'X-Asset-Version': { description: 'The version served.', schema: { type: 'integer', minimum: 1 } } },
           content: Object.fromEntries(IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
         },
-        ...errors([...AUTHED, 'ValidationFailed'], [[404, 'No asset with this id.', ['asset_not_found']]]),
+        ...errors([...AUTHED, 'ValidationFailed'], [assetNotFound]),
       },
     },
   },

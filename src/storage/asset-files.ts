@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 import mongoose, { type Connection } from 'mongoose';
 
@@ -14,10 +13,36 @@ export class AssetFiles {
 
   /** Stores the bytes as one GridFS file and returns its id. */
   async upload(params: { bytes: Buffer; filename: string; metadata: Record<string, unknown> }): Promise<string> {
-    const upload = this.openBucket().openUploadStream(params.filename, { metadata: params.metadata });
-    // One chunk in an array: Readable.from(buffer) would iterate it byte by byte.
-    await pipeline(Readable.from([params.bytes]), upload);
-    return upload.id.toHexString();
+    return (await this.uploadChunks({ chunks: [params.bytes], filename: params.filename, metadata: params.metadata })).fileId;
+  }
+
+  /**
+   * Streams the chunks into one GridFS file, pulling the next only once the last is written (GridFS
+   * writes a 255 KB chunk document at a time), so memory stays bounded whatever the size. When the
+   * chunks fail (a body over the limit, a client that hung up) or a write fails, every chunk already
+   * written is deleted before the error is passed on: no partial file is left. The files document
+   * that makes a GridFS file visible is only written at the end.
+   */
+  async uploadChunks(params: { chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; filename: string; metadata: Record<string, unknown> }): Promise<{ fileId: string; size: number }> {
+    const bucket = this.openBucket();
+    const upload = bucket.openUploadStream(params.filename, { metadata: params.metadata });
+    // Failures surface through the write and end callbacks; without a listener an 'error' event would crash the process.
+    upload.on('error', () => undefined);
+    let size = 0;
+    try {
+      for await (const chunk of params.chunks) {
+        // One chunk in flight at a time: after a failure no insert can land behind the clean-up.
+        await new Promise<void>((resolve, reject) => upload.write(chunk, (err) => (err ? reject(err) : resolve())));
+        size += chunk.length;
+      }
+      await new Promise<void>((resolve, reject) => upload.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    } catch (rawErr) {
+      // Deletes the chunks written so far (and the files document, had the end got that far).
+      await bucket.delete(upload.id).catch(() => undefined);
+      upload.destroy();
+      throw rawErr;
+    }
+    return { fileId: upload.id.toHexString(), size };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 
 import { IMAGE_CONTENT_TYPES, type ImageContentType } from '../assets/asset';
+import { ROLES, type Role } from '../auth/roles';
 import { ASSET_BUCKET } from './asset-files';
 
 export interface AssetVersionDocument {
@@ -33,6 +34,9 @@ export interface AssetDocument {
    */
   derivedKey?: string;
   createdBy: string;
+  /** Absent on assets stored before roles were recorded. */
+  createdByRole?: Role | null;
+  tenant?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -74,6 +78,8 @@ const assetSchema = new Schema<AssetDocument>(
     derivedFrom: { type: derivedFromSchema, default: null },
     derivedKey: { type: String },
     createdBy: { type: String, required: true },
+    createdByRole: { type: String, enum: [...ROLES], default: null },
+    tenant: { type: String, default: null },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },

@@ -29,6 +29,8 @@ function toAsset(doc: AssetDocument): Asset {
       ? { assetId: doc.derivedFrom.assetId, versionNumber: doc.derivedFrom.versionNumber, width: doc.derivedFrom.width }
       : null,
     createdBy: doc.createdBy,
+    createdByRole: doc.createdByRole ?? null,
+    tenant: doc.tenant ?? null,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
   };

@@ -24,7 +24,8 @@ beforeAll(async () => {
     logger: silentLogger,
     jwtSecret: TEST_JWT_SECRET,
     isDatabaseReady: async () => true,
-    routers: [assetRoutes({ assets: createAssetService(db.connection) })],
+    // Above the default, so that concurrent uploads to one asset race in the service, not at the door.
+    routers: [assetRoutes({ assets: createAssetService(db.connection), uploadConcurrency: 16 })],
   });
 });
 
@@ -81,7 +82,7 @@ describe('uploading an image', () => {
     const created = await request(app).post('/assets?filename=cat.webp').set(bearer('admin', 'ops')).set('Content-Type', 'image/webp').send(bytes);
     expect(created.status).toBe(201);
 
-    const res = await request(app).get(`/assets/${created.body.assetId}`).set(service);
+    const res = await request(app).get(`/assets/${created.body.assetId}`).set(bearer('admin', 'ops'));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       assetId: created.body.assetId,
@@ -94,6 +95,8 @@ describe('uploading an image', () => {
       derivedFrom: null,
       versions: [{ versionNumber: 1, contentType: 'image/webp', size: bytes.length, createdAt: expect.any(String) }],
       createdBy: 'ops',
+      createdByRole: 'admin',
+      tenant: null,
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
     });
