@@ -160,6 +160,7 @@ describe('asset ownership', () => {
       attempt: 1,
       signal: new AbortController().signal,
       reportProgress: () => undefined,
+      pointOfNoReturn: async () => undefined,
       logger: silentLogger,
     });
     const thumbnailId = result.thumbnailAssetIds[0]!;
