@@ -1,4 +1,5 @@
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/embedded-db';
+import { databaseNameInUri, uriWithDatabase } from '../../src/mongo-uri';
 
 declare global {
   var __JOBS_TEST_DB__: EmbeddedDatabase | undefined;
@@ -8,6 +9,12 @@ declare global {
 export default async function globalSetup(): Promise<void> {
   if (process.env.MONGODB_URI) {
     process.env.JOBS_TEST_DB_KIND = 'MONGODB_URI';
+    // Each test file makes its own database; a database named in the URI would win over the ones
+    // given to the processes the tests start (MONGODB_DB_NAME), so it is taken out.
+    if (databaseNameInUri(process.env.MONGODB_URI) !== undefined) {
+      process.env.MONGODB_URI = uriWithDatabase(process.env.MONGODB_URI, '');
+      process.stderr.write('\ntest database: the database named in MONGODB_URI is not used; each test file makes its own\n');
+    }
     return;
   }
   const db = await startEmbeddedDatabase({ port: 0 });
