@@ -524,7 +524,8 @@ const schemas: JsonObject = {
       oldestQueuedJobAgeMs: {
         type: ['integer', 'null'],
         minimum: 0,
-        description: 'now − createdAt of the earliest-created job in status `queued` (scheduled and backing-off jobs included); null when no job is queued.',
+        description:
+          'How long the longest-waiting due job has been due: now − nextRunAt over jobs in status `queued` with nextRunAt ≤ now (jobs scheduled for later never count); null when no job is due.',
       },
       byType: {
         type: 'object',
@@ -533,14 +534,20 @@ const schemas: JsonObject = {
       },
       oldestQueuedJobAgeMsByType: {
         type: 'object',
-        description: 'oldestQueuedJobAgeMs per type (null when none of the type is queued).',
+        description: 'oldestQueuedJobAgeMs per type (null when none of the type is due).',
         additionalProperties: { type: ['integer', 'null'], minimum: 0 },
       },
+      scheduled: {
+        type: 'integer',
+        minimum: 0,
+        description: 'Of the `queued` jobs (statusCounts.queued), those not due yet: a future scheduleAt, or waiting out a retry backoff.',
+      },
+      scheduledByType: { type: 'object', description: '`scheduled` per type.', additionalProperties: { type: 'integer', minimum: 0 } },
       partialSucceeded: { type: 'integer', minimum: 0, description: 'Of the succeeded jobs, those with a partial result (some items failed).' },
       partialSucceededByType: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } },
       generatedAt: { ...dateTime, description: 'The clock reading the ages are computed against.' },
     },
-    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'partialSucceeded', 'partialSucceededByType', 'generatedAt'],
+    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'scheduled', 'scheduledByType', 'partialSucceeded', 'partialSucceededByType', 'generatedAt'],
     additionalProperties: false,
   },
   Throughput: {
@@ -746,7 +753,7 @@ const paths: JsonObject = {
       operationId: 'metrics',
       summary: 'Prometheus metrics',
       description:
-        'Prometheus text exposition format. Counters `jobs_enqueued_total`, `jobs_leased_total`, `jobs_succeeded_total`, `jobs_failed_total` (failed attempts), `jobs_dead_lettered_total`, `jobs_retries_scheduled_total`, `jobs_reclaimed_total`, `jobs_cancelled_total`, `jobs_requeued_total` by `type`; gauges `jobs_queue_depth`, `jobs_oldest_queued_age_seconds` by `type` and `jobs_status_count` by `type` and `status` (refreshed every few seconds by one aggregation, not per scrape); histograms `http_request_duration_seconds` by `method`, `route`, `status` and `job_run_duration_seconds` by `type`, `outcome`.',
+        'Prometheus text exposition format. Counters `jobs_enqueued_total`, `jobs_leased_total`, `jobs_succeeded_total`, `jobs_failed_total` (failed attempts), `jobs_dead_lettered_total`, `jobs_retries_scheduled_total`, `jobs_reclaimed_total`, `jobs_cancelled_total`, `jobs_requeued_total` by `type`; gauges `jobs_queue_depth`, `jobs_scheduled` (queued, not yet due), `jobs_oldest_queued_age_seconds` (how long the longest-waiting due job has been due) by `type` and `jobs_status_count` by `type` and `status` (refreshed every few seconds by one aggregation, not per scrape); histograms `http_request_duration_seconds` by `method`, `route`, `status` and `job_run_duration_seconds` by `type`, `outcome`.',
       security: noAuth,
       responses: {
         '200': {

@@ -76,6 +76,8 @@ async function seedJobs(): Promise<{ deadJobId: string }> {
   for (let i = 0; i < 3; i += 1) await enqueueJob(app, { type: 'thumbnail.create', payload: thumbnailPayload({ versionNumber: i + 1 }) }, 'media');
   const [running] = await leaseJobs(app, { type: 'thumbnail.create' });
   expect(running).toBeDefined();
+  // Due in an hour: counted as scheduled, not as a backlog.
+  await enqueueJob(app, { type: 'noop', payload: {}, scheduleAt: new Date(Date.now() + 3_600_000).toISOString() }, 'media');
   for (const schedule of [
     { name: 'nightly-thumbnails', cron: '0 3 * * *', timeZone: 'Europe/Berlin' },
     { name: 'hourly-payouts', cron: '0 * * * *', paused: true, type: 'payout.execute', payload: payoutPayload() },
@@ -86,7 +88,13 @@ async function seedJobs(): Promise<{ deadJobId: string }> {
   return { deadJobId };
 }
 
-async function apiStats(): Promise<{ totalJobs: number; statusCounts: Record<string, number>; byType: Record<string, Record<string, number>> }> {
+async function apiStats(): Promise<{
+  totalJobs: number;
+  statusCounts: Record<string, number>;
+  byType: Record<string, Record<string, number>>;
+  scheduled: number;
+  scheduledByType: Record<string, number>;
+}> {
   return (await request(app).get('/admin/jobs/stats').set(bearer('admin'))).body;
 }
 
@@ -127,6 +135,10 @@ it('lets an admin sign in, see the queue, filter it, and requeue a dead job', as
     }
   }
   expect(stats.statusCounts.dlq).toBe(1);
+  expect({ scheduled: stats.scheduled, shown: await text(page, '#count-scheduled') }).toEqual({ scheduled: 1, shown: '1' });
+  for (const [type, count] of Object.entries(stats.scheduledByType)) {
+    expect({ type, shown: await text(page, `#by-type-body tr[data-type="${type}"] td[data-count="scheduled"]`) }).toEqual({ type, shown: String(count) });
+  }
   // Schedules, by name, each with its next run (none while paused).
   await waitFor(async () => ((await page.locator('#schedules-body tr').count()) === 2 ? true : undefined), { what: 'the schedules list' });
   expect(await page.locator('#schedules-body tr').evaluateAll((rows) => rows.map((r) => `${(r as HTMLElement).dataset.schedule}:${(r as HTMLElement).dataset.state}`))).toEqual([
