@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -6,6 +6,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import request from 'supertest';
 
 import { buildTestApp } from '../helpers/app';
+import { chromiumForTests } from '../helpers/chromium';
 import { useTestDatabase } from '../helpers/database';
 import { jobDocument } from '../helpers/job-documents';
 import { enqueueJob, leaseJobs, payoutPayload, report, thumbnailPayload } from '../helpers/jobs';
@@ -13,8 +14,6 @@ import { waitFor } from '../helpers/poll';
 import { listen } from '../helpers/server';
 import { bearer, tokenFor } from '../helpers/tokens';
 
-// Debian's chromium, never a downloaded browser (CI installs it when missing).
-const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -36,12 +35,13 @@ const requestedUrls: string[] = [];
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Debian's chromium is missing at ${CHROMIUM}: apt-get install -y chromium (.ci/run does this)`);
+  // Found or installed once per run by the test setup (test/helpers/chromium.ts).
+  const executablePath = chromiumForTests();
   app = buildTestApp(db);
   server = await listen(app);
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'jobs-dashboard-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport: { width: 1440, height: 1000 },
