@@ -211,6 +211,14 @@ it('serves interactive API docs that render from local assets', async () => {
   await page.goto(`${server.baseUrl}/docs`);
   await waitFor(async () => ((await page.locator('.opblock').count()) >= 20 ? true : undefined), { what: 'Swagger UI to render the operations' });
   expect(await page.locator('.opblock-summary-path', { hasText: '/admin/jobs/stats' }).count()).toBe(1);
+  // "Try it out" on POST /jobs starts from a body the API accepts (its first example), not a generated
+  // sample without `type`.
+  const enqueue = page.locator('#operations-jobs-enqueueJob');
+  await enqueue.locator('.opblock-summary').click();
+  await enqueue.locator('button.try-out__btn').click();
+  const body = enqueue.locator('textarea.body-param__text');
+  await body.waitFor({ state: 'visible' });
+  expect(JSON.parse(await body.inputValue())).toEqual({ type: 'noop', payload: { sleepMs: 1000 } });
   expect(consoleErrors).toEqual([]);
   expect(requestedUrls.filter((url) => !url.startsWith(server.baseUrl) && !url.startsWith('data:'))).toEqual([]);
   await page.close();
