@@ -111,7 +111,17 @@ async function main(): Promise<void> {
       lastStats = await res.json();
     });
     const rawAggregation = await time(RUNS, () =>
-      jobs.aggregate([{ $group: { _id: { type: '$type', status: '$status' }, count: { $sum: 1 }, oldestCreatedAt: { $min: '$createdAt' } } }]).toArray(),
+      jobs
+        .aggregate([
+          {
+            $group: {
+              _id: { type: '$type', status: '$status', partial: '$partial', scheduled: { $and: [{ $eq: ['$status', 'queued'] }, { $gt: ['$nextRunAt', new Date()] }] } },
+              count: { $sum: 1 },
+              earliestNextRunAt: { $min: '$nextRunAt' },
+            },
+          },
+        ])
+        .toArray(),
     );
     const perStatusCounts = await time(RUNS, () => Promise.all(JOB_STATUSES.map((status) => jobs.countDocuments({ status }))));
 

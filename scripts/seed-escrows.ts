@@ -2,13 +2,16 @@ import 'dotenv/config';
 
 import { parseArgs } from 'node:util';
 
+import { localDataDir, readLocalDatabaseUri } from '../src/local-secret';
+import { databaseNameInUri } from '../src/mongo-uri';
 import { createPayouts, ensurePayoutIndexes } from '../src/payouts/create-payouts';
 import { connectDatabase } from '../src/storage/connection';
 
 /**
  * `tsx scripts/seed-escrows.ts --count 20 --batch batch_1 [--amount 1000] [--currency EUR]`:
- * creates held escrows in MONGODB_URI (database MONGODB_DB_NAME, default `jobs`) and prints their ids,
- * one per line, ready to enqueue as `payout.execute` jobs.
+ * creates held escrows in MONGODB_URI (or, unset, the database `npm start` runs, from .data/mongodb-uri;
+ * database: the one the URI names, else MONGODB_DB_NAME, else `jobs`) and prints their ids, one per
+ * line, ready to enqueue as `payout.execute` jobs.
  */
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -29,12 +32,12 @@ async function main(): Promise<void> {
   const amount = Number(values.amount);
   if (!Number.isSafeInteger(amount) || amount < 1) fail('--amount must be a positive integer of minor units');
   if (!values.batch) fail('--batch is required (e.g. --batch batch_1)');
-  const uri = process.env.MONGODB_URI;
-  if (!uri) fail('MONGODB_URI is not set (start a database with `npm run db` and export the URI it prints)');
+  const uri = process.env.MONGODB_URI || readLocalDatabaseUri(localDataDir(process.env.LOCAL_DATA_DIR));
+  if (!uri) fail('MONGODB_URI is not set and `npm start` is not running (set it, or start `npm start` first)');
 
   const connection = await connectDatabase({
     uri,
-    dbName: process.env.MONGODB_DB_NAME || 'jobs',
+    dbName: databaseNameInUri(uri) ?? (process.env.MONGODB_DB_NAME || 'jobs'),
     timeoutMs: 5_000,
     writeConcern: 'majority',
     readPreference: 'primary',

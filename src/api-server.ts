@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 import type { Connection } from 'mongoose';
 
@@ -15,6 +16,8 @@ export interface RunningApi {
   server: Server;
   connection: Connection;
   port: number;
+  /** Stops the schedule ticks and the retention cleaner (close() does it too, first). */
+  stopBackgroundTasks(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (bounded), then closes the database. */
   close(): Promise<void>;
 }
@@ -59,6 +62,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     const s = app.listen(config.PORT, () => resolve(s));
     s.once('error', reject);
   });
+  const unusedConnections = trackUnusedConnections(server);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port }, 'API listening');
@@ -69,23 +73,43 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   services.scheduler?.start();
   services.retention?.start();
 
+  let stoppingTasks: Promise<void> | undefined;
+  // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.
+  const stopBackgroundTasks = (): Promise<void> => {
+    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop()]).then(() => undefined);
+    return stoppingTasks;
+  };
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await stopBackgroundTasks();
       // Waiting long-polls answer (empty) at once, so in-flight requests can finish.
       services.jobs.close();
-      await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
+      await closeServer(server, config.SHUTDOWN_TIMEOUT_MS, unusedConnections);
       await services.metrics?.queueGauges.stop();
-      await services.scheduler?.stop();
-      await services.retention?.stop();
       await connection.close();
     })();
     return closing;
   };
-  return { server, connection, port, close };
+  return { server, connection, port, stopBackgroundTasks, close };
 }
 
-async function closeServer(server: Server, timeoutMs: number): Promise<void> {
+/**
+ * Connections that have not sent a byte yet. closeIdleConnections() skips a connection that never
+ * carried a request — HTTP clients such as undici open one ahead of use — and server.close() would
+ * wait for the client's keep-alive timeout (seconds) to end it. One that sent nothing has nothing
+ * in flight, so closing it loses nothing.
+ */
+function trackUnusedConnections(server: Server): () => Socket[] {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return () => [...sockets].filter((socket) => socket.bytesRead === 0);
+}
+
+async function closeServer(server: Server, timeoutMs: number, unusedConnections: () => Socket[]): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // server.close() only stops new connections: keep-alive clients (workers) would go on sending
   // requests on theirs until the timeout cut them mid-request (a report applied, its answer lost).
@@ -93,8 +117,12 @@ async function closeServer(server: Server, timeoutMs: number): Promise<void> {
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
     if (!res.headersSent) res.setHeader('Connection', 'close');
   });
-  server.closeIdleConnections();
-  const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+  const closeIdle = (): void => {
+    server.closeIdleConnections();
+    for (const socket of unusedConnections()) socket.destroy();
+  };
+  closeIdle();
+  const sweeper = setInterval(closeIdle, 100);
   const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
   await closed;
   clearInterval(sweeper);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_RETENTION } from './jobs/retention';
+import { databaseNameInUri } from './mongo-uri';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
 
 /**
@@ -34,17 +35,33 @@ const offOrAtLeast = (min: number, max: number) =>
   integer(0, max).refine((n) => n === 0 || n >= min, `must be 0 (off) or from ${min} to ${max}`);
 
 const mongoUri = z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URI');
+const DATABASE_NAME = /^[A-Za-z0-9_-]{1,63}$/;
+const DEFAULT_DATABASE_NAME = 'jobs';
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const writeConcern = z.union([z.literal('majority'), z.string().regex(/^\d+$/).transform(Number)]);
 const readPreference = z.enum(['primary', 'primaryPreferred']);
 
 const databaseSchema = {
   MONGODB_URI: mongoUri,
-  MONGODB_DB_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('jobs'),
+  // Only when MONGODB_URI names no database (see withDatabaseName).
+  MONGODB_DB_NAME: z.string().regex(DATABASE_NAME, 'must be 1-63 letters, digits, _ or -').optional(),
   DB_TIMEOUT_MS: integer(100, 120_000).default(5_000),
   DB_WRITE_CONCERN: writeConcern.default('majority'),
   DB_READ_PREFERENCE: readPreference.default('primary'),
 };
+
+/** The URI's database wins when it names one (as for every MongoDB client); MONGODB_DB_NAME only otherwise. */
+function withDatabaseName<T extends { MONGODB_URI: string; MONGODB_DB_NAME?: string | undefined }>(
+  config: T,
+  ctx: z.RefinementCtx,
+): Omit<T, 'MONGODB_DB_NAME'> & { MONGODB_DB_NAME: string } {
+  const named = databaseNameInUri(config.MONGODB_URI);
+  if (named !== undefined && !DATABASE_NAME.test(named)) {
+    ctx.addIssue({ code: 'custom', path: ['MONGODB_URI'], message: 'names a database that is not 1-63 letters, digits, _ or -' });
+    return z.NEVER;
+  }
+  return { ...config, MONGODB_DB_NAME: named ?? config.MONGODB_DB_NAME ?? DEFAULT_DATABASE_NAME };
+}
 
 const apiSchema = z.object({
   ...databaseSchema,
@@ -73,7 +90,7 @@ const apiSchema = z.object({
   // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
   path: ['SCHEDULER_MISFIRE_GRACE_MS'],
   message: 'must be at least SCHEDULER_INTERVAL_MS',
-});
+}).transform(withDatabaseName);
 
 const workerSchema = z.object({
   JOBS_API_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
@@ -99,7 +116,7 @@ const workerSchema = z.object({
   JOB_POLICY_OVERRIDES: z.string().optional(),
   // Handlers read assets and escrows directly, so workers connect to the database too.
   ...databaseSchema,
-});
+}).transform(withDatabaseName);
 
 export type ApiConfig = Readonly<z.infer<typeof apiSchema>>;
 export type WorkerConfig = Readonly<z.infer<typeof workerSchema>>;

@@ -3,7 +3,8 @@ import 'dotenv/config';
 import { z } from 'zod';
 
 import { startEmbeddedDatabase } from './embedded-db';
-import { exitOnStartupError } from './process-signals';
+import { createLogger } from './logger';
+import { exitOnStartupError, onShutdownSignal } from './process-signals';
 
 /** `npm run db`: an embedded MongoDB in the foreground; prints its URI once it accepts connections. */
 async function main(): Promise<void> {
@@ -15,17 +16,8 @@ async function main(): Promise<void> {
   });
   process.stderr.write(`started ${db.kind}\n`);
   process.stdout.write(`MONGODB_URI=${db.uri}\n`);
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    db.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  // The database runs in its own process group (see java-server.ts): it stops when this process says so.
+  onShutdownSignal(createLogger({ level: 'warn', name: 'jobs-db' }), () => db.stop());
 }
 
 main().catch(exitOnStartupError);

@@ -33,7 +33,10 @@ export async function startJavaServer(options: JavaServerOptions): Promise<Embed
   const args = ['-cp', path.join(LIB_DIR, '*'), LAUNCHER, '--port', String(options.port), '--exit-on-stdin-eof'];
   if (options.dataFile) args.push('--h2', options.dataFile);
   // stdin stays open as a pipe: when this process dies, the pipe closes and the server exits too.
-  const child = spawn('java', ['-XX:TieredStopAtLevel=1', '-Xss1m', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group (detached): Ctrl-C signals the terminal's foreground group, and the
+  // database must outlive the API and worker that are still finishing and reporting jobs; stop()
+  // ends it last, explicitly.
+  const child = spawn('java', ['-XX:TieredStopAtLevel=1', '-Xss1m', ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const port = await waitForListening(child, options.startTimeoutMs ?? 30_000);
   const kind = options.dataFile ? 'mongo-java-server (H2 file)' : 'mongo-java-server (in memory)';
   return {

@@ -20,6 +20,9 @@ export async function startRealMongod(options: MemoryServerOptions): Promise<Emb
   const warn = console.warn;
   console.warn = () => undefined;
   const server = await MongoMemoryServer.create({
+    // Its own process group, as for mongo-java-server (see java-server.ts): Ctrl-C must not stop it
+    // before the API and worker; the library's watchdog still ends it if this process dies.
+    spawn: { detached: true },
     instance: {
       ip: '127.0.0.1',
       port: options.port === 0 ? undefined : options.port,

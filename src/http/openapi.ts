@@ -59,6 +59,28 @@ function jsonBody(schema: JsonObject, description?: string): JsonObject {
   return { ...(description ? { description } : {}), content: { 'application/json': { schema } } };
 }
 
+/**
+ * A request body with ready-to-send examples: /docs' "Try it out" starts from the first one (its
+ * generated sample would leave out `type`), and test/integration/openapi.test.ts sends every one.
+ */
+function jsonBodyWithExamples(schema: JsonObject, examples: Record<string, { summary: string; value: Json }>): JsonObject {
+  return { content: { 'application/json': { schema, examples } } };
+}
+
+const ENQUEUE_EXAMPLES: Record<string, { summary: string; value: Json }> = {
+  noop: { summary: 'noop: succeeds after a second', value: { type: 'noop', payload: { sleepMs: 1000 } } },
+  noopFailing: { summary: 'noop that fails every attempt: retried, then dead-lettered', value: { type: 'noop', payload: { fail: 'retryable' }, maxAttempts: 2 } },
+  scheduled: { summary: 'noop that runs at a given time (scheduleAt)', value: { type: 'noop', payload: {}, scheduleAt: '2030-01-01T09:00:00Z', priority: 80 } },
+  thumbnail: {
+    summary: 'thumbnail.create for an uploaded asset (POST /assets gives the id)',
+    value: { type: 'thumbnail.create', payload: { assetId: 'asset_65f0c2a1b3d4e5f60718293a', versionNumber: 1, sizes: [128, 512] } },
+  },
+  payout: {
+    summary: 'payout.execute for an escrow (POST /escrows gives the id), at most once per key',
+    value: { type: 'payout.execute', payload: { batchId: 'batch_1', escrowId: 'escrow_65f0c2a1b3d4e5f60718293a' }, idempotencyKey: 'payout:escrow_65f0c2a1b3d4e5f60718293a' },
+  },
+};
+
 /** Turns a zod schema into a JSON Schema 2020-12 object for components.schemas. */
 function fromZod(schema: z.ZodType): JsonObject {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
@@ -271,7 +293,12 @@ const SCHEDULE_PATHS: JsonObject = {
       tags: ['admin'],
       operationId: 'createSchedule',
       summary: 'Create a recurring schedule (admin)',
-      requestBody: { required: true, ...jsonBody(ref('CreateScheduleRequest')) },
+      requestBody: {
+        required: true,
+        ...jsonBodyWithExamples(ref('CreateScheduleRequest'), {
+          nightly: { summary: 'A noop every night at 03:00 Berlin time', value: { name: 'nightly-noop', type: 'noop', payload: {}, cron: '0 3 * * *', timeZone: 'Europe/Berlin' } },
+        }),
+      },
       responses: {
         '201': jsonBody(ref('Schedule'), 'Created; `nextRunAt` is the first occurrence after now (null when created paused).'),
         ...errors(
@@ -300,7 +327,13 @@ const SCHEDULE_PATHS: JsonObject = {
       operationId: 'updateSchedule',
       summary: 'Edit, pause (`{"paused": true}`) or resume (`{"paused": false}`) a schedule (admin)',
       parameters: [scheduleNameParam],
-      requestBody: { required: true, ...jsonBody(ref('UpdateScheduleRequest')) },
+      requestBody: {
+        required: true,
+        ...jsonBodyWithExamples(ref('UpdateScheduleRequest'), {
+          pause: { summary: 'Pause it', value: { paused: true } },
+          retime: { summary: 'Run it at 04:30 instead', value: { cron: '30 4 * * *' } },
+        }),
+      },
       responses: {
         '200': jsonBody(ref('Schedule'), 'The schedule after the edit.'),
         ...errors(
@@ -524,7 +557,8 @@ const schemas: JsonObject = {
       oldestQueuedJobAgeMs: {
         type: ['integer', 'null'],
         minimum: 0,
-        description: 'now − createdAt of the earliest-created job in status `queued` (scheduled and backing-off jobs included); null when no job is queued.',
+        description:
+          'How long the longest-waiting due job has been due: now − nextRunAt over jobs in status `queued` with nextRunAt ≤ now (jobs scheduled for later never count); null when no job is due.',
       },
       byType: {
         type: 'object',
@@ -533,14 +567,20 @@ const schemas: JsonObject = {
       },
       oldestQueuedJobAgeMsByType: {
         type: 'object',
-        description: 'oldestQueuedJobAgeMs per type (null when none of the type is queued).',
+        description: 'oldestQueuedJobAgeMs per type (null when none of the type is due).',
         additionalProperties: { type: ['integer', 'null'], minimum: 0 },
       },
+      scheduled: {
+        type: 'integer',
+        minimum: 0,
+        description: 'Of the `queued` jobs (statusCounts.queued), those not due yet: a future scheduleAt, or waiting out a retry backoff.',
+      },
+      scheduledByType: { type: 'object', description: '`scheduled` per type.', additionalProperties: { type: 'integer', minimum: 0 } },
       partialSucceeded: { type: 'integer', minimum: 0, description: 'Of the succeeded jobs, those with a partial result (some items failed).' },
       partialSucceededByType: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } },
       generatedAt: { ...dateTime, description: 'The clock reading the ages are computed against.' },
     },
-    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'partialSucceeded', 'partialSucceededByType', 'generatedAt'],
+    required: ['totalJobs', 'statusCounts', 'oldestQueuedJobAgeMs', 'byType', 'oldestQueuedJobAgeMsByType', 'scheduled', 'scheduledByType', 'partialSucceeded', 'partialSucceededByType', 'generatedAt'],
     additionalProperties: false,
   },
   Throughput: {
@@ -764,7 +804,7 @@ const paths: JsonObject = {
       operationId: 'metrics',
       summary: 'Prometheus metrics',
       description:
-        'Prometheus text exposition format. Counters `jobs_enqueued_total`, `jobs_leased_total`, `jobs_succeeded_total`, `jobs_failed_total` (failed attempts), `jobs_dead_lettered_total`, `jobs_retries_scheduled_total`, `jobs_reclaimed_total`, `jobs_cancelled_total`, `jobs_requeued_total` by `type`; gauges `jobs_queue_depth`, `jobs_oldest_queued_age_seconds` by `type` and `jobs_status_count` by `type` and `status` (refreshed every few seconds by one aggregation, not per scrape); histograms `http_request_duration_seconds` by `method`, `route`, `status` and `job_run_duration_seconds` by `type`, `outcome`.',
+        'Prometheus text exposition format. Counters `jobs_enqueued_total`, `jobs_leased_total`, `jobs_succeeded_total`, `jobs_failed_total` (failed attempts), `jobs_dead_lettered_total`, `jobs_retries_scheduled_total`, `jobs_reclaimed_total`, `jobs_cancelled_total`, `jobs_requeued_total` by `type`; gauges `jobs_queue_depth`, `jobs_scheduled` (queued, not yet due), `jobs_oldest_queued_age_seconds` (how long the longest-waiting due job has been due) by `type` and `jobs_status_count` by `type` and `status` (refreshed every few seconds by one aggregation, not per scrape); histograms `http_request_duration_seconds` by `method`, `route`, `status` and `job_run_duration_seconds` by `type`, `outcome`.',
       security: noAuth,
       responses: {
         '200': {
@@ -814,7 +854,7 @@ const paths: JsonObject = {
       tags: ['jobs'],
       operationId: 'enqueueJob',
       summary: 'Enqueue a job (service, admin)',
-      requestBody: { required: true, ...jsonBody(ref('EnqueueRequest')) },
+      requestBody: { required: true, ...jsonBodyWithExamples(ref('EnqueueRequest'), ENQUEUE_EXAMPLES) },
       responses: {
         '201': jsonBody(ref('EnqueueResponse'), 'Created; status `queued`, attempt 0.'),
         '200': jsonBody(ref('EnqueueResponse'), 'The idempotency key was used before for this type: the first job.'),
@@ -837,7 +877,15 @@ const paths: JsonObject = {
       summary: 'Enqueue up to 1,000 jobs at once (service, admin)',
       description:
         'Each job is validated on its own (a bad one does not refuse the others); the valid ones are inserted in one round trip. Idempotency keys are honoured per job.',
-      requestBody: { required: true, ...jsonBody(ref('BatchEnqueueRequest')) },
+      requestBody: {
+        required: true,
+        ...jsonBodyWithExamples(ref('BatchEnqueueRequest'), {
+          mixed: {
+            summary: 'Three jobs in one request',
+            value: { jobs: [{ type: 'noop', payload: {} }, { type: 'noop', payload: { sleepMs: 500 }, priority: 90 }, { type: 'noop', payload: { failItems: ['b'] } }] },
+          },
+        }),
+      },
       responses: {
         '200': jsonBody(ref('BatchEnqueueResponse'), 'One result per job, in request order.'),
         ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [

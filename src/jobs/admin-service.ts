@@ -10,11 +10,18 @@ export type StatusCounts = Record<JobStatus, number>;
 export interface QueueStats {
   totalJobs: number;
   statusCounts: StatusCounts;
-  /** now − createdAt of the earliest-created job whose status is `queued`; null when none is queued. */
+  /**
+   * How long the longest-waiting due job has been due: now − nextRunAt over jobs `queued` with
+   * nextRunAt ≤ now; null when none is due. Jobs scheduled for later never count, so a job due in an
+   * hour is no backlog.
+   */
   oldestQueuedJobAgeMs: number | null;
   /** Every registered type (and any other type found in the collection), each with every status key. */
   byType: Record<string, StatusCounts>;
   oldestQueuedJobAgeMsByType: Record<string, number | null>;
+  /** Of the queued jobs, those not due yet (a future scheduleAt, or waiting out a retry backoff). */
+  scheduled: number;
+  scheduledByType: Record<string, number>;
   /** Of the succeeded jobs, those that finished with a partial result (some items failed). */
   partialSucceeded: number;
   partialSucceededByType: Record<string, number>;
@@ -76,10 +83,12 @@ export class AdminService {
 
   /** `tenant`: counts only that tenant's jobs (a tenant token). */
   async stats(tenant?: string): Promise<QueueStats> {
-    const rows = await this.deps.queries.countByTypeAndStatus(tenant === undefined ? {} : { tenant });
+    const now = this.deps.clock.now();
+    const rows = await this.deps.queries.countByTypeAndStatus({ now, ...(tenant === undefined ? {} : { tenant }) });
     let partialSucceeded = 0;
     const partialByType = new Map<string, number>(this.deps.registry.typeNames().map((t) => [t, 0]));
-    const now = this.deps.clock.now();
+    let scheduled = 0;
+    const scheduledByType = new Map<string, number>(this.deps.registry.typeNames().map((t) => [t, 0]));
     const statusCounts = zeroCounts();
     const byType = new Map<string, StatusCounts>(this.deps.registry.typeNames().map((t) => [t, zeroCounts()]));
     const oldestByType = new Map<string, number | null>(this.deps.registry.typeNames().map((t) => [t, null]));
@@ -97,9 +106,13 @@ export class AdminService {
       counts[row.status] += row.count;
       byType.set(row.type, counts);
       if (!oldestByType.has(row.type)) oldestByType.set(row.type, null);
-      if (row.status === 'queued' && row.oldestCreatedAt) {
-        // Clamped at 0: a document written by a clock ahead of ours is not "negative minutes old".
-        const age = Math.max(0, now.getTime() - row.oldestCreatedAt.getTime());
+      if (!scheduledByType.has(row.type)) scheduledByType.set(row.type, 0);
+      if (row.status === 'queued' && row.scheduled) {
+        scheduled += row.count;
+        scheduledByType.set(row.type, scheduledByType.get(row.type)! + row.count);
+      } else if (row.status === 'queued' && row.earliestNextRunAt) {
+        // Clamped at 0: a job that became due within the clock skew between servers is not "negative minutes" late.
+        const age = Math.max(0, now.getTime() - row.earliestNextRunAt.getTime());
         oldestByType.set(row.type, Math.max(age, oldestByType.get(row.type) ?? 0));
       }
     }
@@ -110,6 +123,8 @@ export class AdminService {
       oldestQueuedJobAgeMs: ages.length > 0 ? Math.max(...ages) : null,
       byType: Object.fromEntries([...byType].sort(([a], [b]) => a.localeCompare(b))),
       oldestQueuedJobAgeMsByType: Object.fromEntries([...oldestByType].sort(([a], [b]) => a.localeCompare(b))),
+      scheduled,
+      scheduledByType: Object.fromEntries([...scheduledByType].sort(([a], [b]) => a.localeCompare(b))),
       partialSucceeded,
       partialSucceededByType: Object.fromEntries([...partialByType].sort(([a], [b]) => a.localeCompare(b))),
       generatedAt: now,

@@ -37,6 +37,12 @@ export const noop = defineJobType({
     sleepMs: z.number().int().min(0).max(60_000).optional(),
     /** Items to report as failed: the job then succeeds with a partial result. */
     failItems: z.array(z.string().min(1).max(200)).max(100).optional(),
+    /**
+     * Fail on demand (after sleepMs), to watch retries and the dead letter without waiting for a
+     * timeout: `retryable` fails every attempt (retried with backoff, then `dlq`), `permanent` fails
+     * at once (`failed`, no retry).
+     */
+    fail: z.enum(['retryable', 'permanent']).optional(),
   }),
   policy: { maxAttempts: 3, timeoutSeconds: 30, concurrencyLimit: null, backoffBaseSeconds: 1, backoffCapSeconds: 30 },
 });

@@ -14,12 +14,13 @@ export interface QueueGaugesParams {
 }
 
 /**
- * Queue depth and oldest-job age by type. A scrape reads the last values; they are refreshed by one
+ * Queue depth, scheduled (not yet due) jobs and how late the due ones are, by type. A scrape reads the last values; they are refreshed by one
  * aggregation every `intervalMs` (start/stop), never per scrape, so many scrapers cost nothing more.
  */
 export class QueueGauges {
   readonly depth: Gauge<'type'>;
   readonly oldestAge: Gauge<'type'>;
+  readonly scheduled: Gauge<'type'>;
   readonly jobsByStatus: Gauge<'type' | 'status'>;
   readonly lastRefresh: Gauge;
   private timer: NodeJS.Timeout | undefined;
@@ -30,7 +31,13 @@ export class QueueGauges {
     this.depth = new Gauge({ name: 'jobs_queue_depth', help: 'Jobs in status queued (due or scheduled), by type.', labelNames: ['type'], registers });
     this.oldestAge = new Gauge({
       name: 'jobs_oldest_queued_age_seconds',
-      help: 'Age (now - createdAt) of the oldest queued job of the type; 0 when none is queued.',
+      help: 'How long the longest-waiting due job of the type has been due (now - nextRunAt, queued jobs with nextRunAt <= now); 0 when none is due.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.scheduled = new Gauge({
+      name: 'jobs_scheduled',
+      help: 'Queued jobs of the type that are not due yet (a future scheduleAt or a retry backoff); part of jobs_queue_depth.',
       labelNames: ['type'],
       registers,
     });
@@ -75,11 +82,13 @@ export class QueueGauges {
     // vanished from the collection stop being reported.
     this.depth.reset();
     this.oldestAge.reset();
+    this.scheduled.reset();
     this.jobsByStatus.reset();
     for (const [type, counts] of Object.entries(stats.byType)) {
       this.depth.labels(type).set(counts.queued);
       for (const [status, count] of Object.entries(counts)) this.jobsByStatus.labels(type, status).set(count);
       this.oldestAge.labels(type).set((stats.oldestQueuedJobAgeMsByType[type] ?? 0) / 1000);
+      this.scheduled.labels(type).set(stats.scheduledByType[type] ?? 0);
     }
     this.lastRefresh.set(stats.generatedAt.getTime() / 1000);
   }

@@ -42,8 +42,20 @@ export function cronProblem(expression: string): string | undefined {
   }
 }
 
+/**
+ * A UTC offset ("+02:00", "-0530", "+02") is not a time zone: it has no daylight-saving rules, so a
+ * schedule "at 03:00" in it drifts by an hour against the place it was meant for. Whether Intl
+ * accepts one depends on the runtime's ICU (Node 20 refuses it, Node 24 accepts it), so the rule is
+ * decided here, the same everywhere: refused. A fixed offset is spelled as an IANA zone (Etc/GMT-2
+ * for +02:00, POSIX's inverted sign) or UTC.
+ */
+const UTC_OFFSET = /^[+-]\d/;
+
 /** Why a time zone is not a usable IANA zone name, or undefined when it is. */
 export function timeZoneProblem(timeZone: string): string | undefined {
+  if (UTC_OFFSET.test(timeZone.trim())) {
+    return `timeZone must be an IANA time zone name such as "Europe/Berlin" or "UTC", not a UTC offset (got "${timeZone}"; a fixed offset is written like "Etc/GMT-2" for +02:00)`;
+  }
   try {
     // Intl knows the IANA database; Luxon (inside cron-parser) must accept the name as well.
     new Intl.DateTimeFormat('en-US', { timeZone });

@@ -26,14 +26,16 @@ export interface JobListPage {
   jobs: Job[];
 }
 
-/** How many jobs of one type are in one status, and when the earliest of them was created. */
+/** How many jobs of one type are in one status, and the earliest `nextRunAt` among them. */
 export interface TypeStatusCount {
   type: string;
   status: JobStatus;
   count: number;
-  oldestCreatedAt: Date | null;
+  earliestNextRunAt: Date | null;
   /** Succeeded with a partial result (some items failed). */
   partial: boolean;
+  /** Queued but not due yet (`nextRunAt` after the `now` asked about): a scheduleAt or a retry backoff. */
+  scheduled: boolean;
 }
 
 export type FinishedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'dlq'>;
@@ -49,8 +51,11 @@ export interface CompletionCount {
 export interface JobQueries {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
-  /** Counts per (type, status) in one aggregation: one pass over the collection, whatever the number of statuses. */
-  countByTypeAndStatus(params?: { tenant?: string }): Promise<TypeStatusCount[]>;
+  /**
+   * Counts per (type, status) in one aggregation: one pass over the collection, whatever the number
+   * of statuses; queued jobs are split into due and scheduled as of `now`.
+   */
+  countByTypeAndStatus(params: { now: Date; tenant?: string }): Promise<TypeStatusCount[]>;
   /** Jobs that reached succeeded/failed/dlq in [from, to), per UTC minute of `completedAt`. */
   countCompletionsPerMinute(params: { from: Date; to: Date; tenant?: string }): Promise<CompletionCount[]>;
 }
@@ -75,9 +80,9 @@ function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
 }
 
 interface TypeStatusGroup {
-  _id: { type: string; status: JobStatus; partial?: boolean | null };
+  _id: { type: string; status: JobStatus; partial?: boolean | null; scheduled?: boolean | null };
   count: number;
-  oldestCreatedAt: Date | null;
+  earliestNextRunAt: Date | null;
 }
 
 interface CompletionGroup {
@@ -98,21 +103,30 @@ export function createJobQueries(connection: Connection): JobQueries {
       return { total, jobs: docs.map(toJob) };
     },
 
-    async countByTypeAndStatus(params = {}) {
-      // One $group over (type, status). $min of createdAt per group gives the oldest queued job of
-      // each type in the same pass, so stats never cost one query per status or per type. The key is
-      // a document: the test server takes an array key (['$type', '$status']) literally.
+    async countByTypeAndStatus(params) {
+      // One $group over (type, status), queued jobs split by whether they are due. $min of nextRunAt
+      // per group gives, for the due ones, the job that has waited longest since it became due, in
+      // the same pass, so stats never cost one query per status or per type. The key is a document:
+      // the test server takes an array key (['$type', '$status']) literally.
       const match = params.tenant === undefined ? [] : [{ $match: { tenant: params.tenant } }];
+      const scheduled = { $and: [{ $eq: ['$status', 'queued'] }, { $gt: ['$nextRunAt', params.now] }] };
       const groups = await jobs.aggregate<TypeStatusGroup>([
         ...match,
-        { $group: { _id: { type: '$type', status: '$status', partial: '$partial' }, count: { $sum: 1 }, oldestCreatedAt: { $min: '$createdAt' } } },
+        {
+          $group: {
+            _id: { type: '$type', status: '$status', partial: '$partial', scheduled },
+            count: { $sum: 1 },
+            earliestNextRunAt: { $min: '$nextRunAt' },
+          },
+        },
       ]);
       return groups.map((g) => ({
         type: g._id.type,
         status: g._id.status,
         count: g.count,
-        oldestCreatedAt: g.oldestCreatedAt instanceof Date ? g.oldestCreatedAt : null,
+        earliestNextRunAt: g.earliestNextRunAt instanceof Date ? g.earliestNextRunAt : null,
         partial: g._id.partial === true,
+        scheduled: g._id.scheduled === true,
       }));
     },
 

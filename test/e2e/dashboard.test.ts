@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -6,6 +6,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import request from 'supertest';
 
 import { buildTestApp } from '../helpers/app';
+import { chromiumForTests } from '../helpers/chromium';
 import { useTestDatabase } from '../helpers/database';
 import { jobDocument } from '../helpers/job-documents';
 import { enqueueJob, leaseJobs, payoutPayload, report, thumbnailPayload } from '../helpers/jobs';
@@ -13,8 +14,6 @@ import { waitFor } from '../helpers/poll';
 import { listen } from '../helpers/server';
 import { bearer, tokenFor } from '../helpers/tokens';
 
-// Debian's chromium, never a downloaded browser (CI installs it when missing).
-const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -36,12 +35,13 @@ const requestedUrls: string[] = [];
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Debian's chromium is missing at ${CHROMIUM}: apt-get install -y chromium (.ci/run does this)`);
+  // Found or installed once per run by the test setup (test/helpers/chromium.ts).
+  const executablePath = chromiumForTests();
   app = buildTestApp(db);
   server = await listen(app);
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'jobs-dashboard-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport: { width: 1440, height: 1000 },
@@ -76,6 +76,8 @@ async function seedJobs(): Promise<{ deadJobId: string }> {
   for (let i = 0; i < 3; i += 1) await enqueueJob(app, { type: 'thumbnail.create', payload: thumbnailPayload({ versionNumber: i + 1 }) }, 'media');
   const [running] = await leaseJobs(app, { type: 'thumbnail.create' });
   expect(running).toBeDefined();
+  // Due in an hour: counted as scheduled, not as a backlog.
+  await enqueueJob(app, { type: 'noop', payload: {}, scheduleAt: new Date(Date.now() + 3_600_000).toISOString() }, 'media');
   for (const schedule of [
     { name: 'nightly-thumbnails', cron: '0 3 * * *', timeZone: 'Europe/Berlin' },
     { name: 'hourly-payouts', cron: '0 * * * *', paused: true, type: 'payout.execute', payload: payoutPayload() },
@@ -86,7 +88,13 @@ async function seedJobs(): Promise<{ deadJobId: string }> {
   return { deadJobId };
 }
 
-async function apiStats(): Promise<{ totalJobs: number; statusCounts: Record<string, number>; byType: Record<string, Record<string, number>> }> {
+async function apiStats(): Promise<{
+  totalJobs: number;
+  statusCounts: Record<string, number>;
+  byType: Record<string, Record<string, number>>;
+  scheduled: number;
+  scheduledByType: Record<string, number>;
+}> {
   return (await request(app).get('/admin/jobs/stats').set(bearer('admin'))).body;
 }
 
@@ -127,6 +135,10 @@ it('lets an admin sign in, see the queue, filter it, and requeue a dead job', as
     }
   }
   expect(stats.statusCounts.dlq).toBe(1);
+  expect({ scheduled: stats.scheduled, shown: await text(page, '#count-scheduled') }).toEqual({ scheduled: 1, shown: '1' });
+  for (const [type, count] of Object.entries(stats.scheduledByType)) {
+    expect({ type, shown: await text(page, `#by-type-body tr[data-type="${type}"] td[data-count="scheduled"]`) }).toEqual({ type, shown: String(count) });
+  }
   // Schedules, by name, each with its next run (none while paused).
   await waitFor(async () => ((await page.locator('#schedules-body tr').count()) === 2 ? true : undefined), { what: 'the schedules list' });
   expect(await page.locator('#schedules-body tr').evaluateAll((rows) => rows.map((r) => `${(r as HTMLElement).dataset.schedule}:${(r as HTMLElement).dataset.state}`))).toEqual([
@@ -199,6 +211,14 @@ it('serves interactive API docs that render from local assets', async () => {
   await page.goto(`${server.baseUrl}/docs`);
   await waitFor(async () => ((await page.locator('.opblock').count()) >= 20 ? true : undefined), { what: 'Swagger UI to render the operations' });
   expect(await page.locator('.opblock-summary-path', { hasText: '/admin/jobs/stats' }).count()).toBe(1);
+  // "Try it out" on POST /jobs starts from a body the API accepts (its first example), not a generated
+  // sample without `type`.
+  const enqueue = page.locator('#operations-jobs-enqueueJob');
+  await enqueue.locator('.opblock-summary').click();
+  await enqueue.locator('button.try-out__btn').click();
+  const body = enqueue.locator('textarea.body-param__text');
+  await body.waitFor({ state: 'visible' });
+  expect(JSON.parse(await body.inputValue())).toEqual({ type: 'noop', payload: { sleepMs: 1000 } });
   expect(consoleErrors).toEqual([]);
   expect(requestedUrls.filter((url) => !url.startsWith(server.baseUrl) && !url.startsWith('data:'))).toEqual([]);
   await page.close();

@@ -16,6 +16,8 @@ export function jobDocument(params: {
   completedAt?: Date | null;
   tenant?: string | null;
   partial?: boolean;
+  /** Default: createdAt (due since it was created). */
+  nextRunAt?: Date;
 }): JobDocument {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
@@ -32,7 +34,7 @@ export function jobDocument(params: {
     payload: type === 'payout.execute' ? { batchId: 'batch_1', escrowId: 'escrow_1' } : { assetId: 'asset_0123456789abcdef01234567', versionNumber: 1 },
     attempt,
     maxAttempts: 3,
-    nextRunAt: createdAt,
+    nextRunAt: params.nextRunAt ?? createdAt,
     leaseId,
     leaseExpiresAt: leaseId ? new Date(createdAt.getTime() + 300_000) : null,
     workerId: attempt > 0 ? 'worker-seed' : null,

@@ -156,6 +156,8 @@ describe('GET /admin/jobs/stats', () => {
       oldestQueuedJobAgeMs: null,
       byType: { noop: zeros, 'payout.execute': zeros, 'thumbnail.create': zeros },
       oldestQueuedJobAgeMsByType: { noop: null, 'payout.execute': null, 'thumbnail.create': null },
+      scheduled: 0,
+      scheduledByType: { noop: 0, 'payout.execute': 0, 'thumbnail.create': 0 },
       partialSucceeded: 0,
       partialSucceededByType: { noop: 0, 'payout.execute': 0, 'thumbnail.create': 0 },
       generatedAt: clock.now().toISOString(),
@@ -195,10 +197,35 @@ describe('GET /admin/jobs/stats', () => {
         'thumbnail.create': { waiting: 2, queued: 3, leased: 2, succeeded: 7, failed: 1, cancelled: 1, dlq: 2 },
       },
       oldestQueuedJobAgeMsByType: { 'legacy.type': null, noop: null, 'payout.execute': 15 * MINUTE, 'thumbnail.create': 3 * MINUTE },
+      scheduled: 0,
+      scheduledByType: { 'legacy.type': 0, noop: 0, 'payout.execute': 0, 'thumbnail.create': 0 },
       partialSucceeded: 2,
       partialSucceededByType: { noop: 0, 'payout.execute': 0, 'thumbnail.create': 2 },
       generatedAt: clock.now().toISOString(),
     });
+  });
+
+  it('tells due from scheduled: the age counts only due jobs, by how long they have been due', async () => {
+    const now = clock.now().getTime();
+    await seed(
+      // Created an hour ago, due (its retry backoff over) five minutes ago: five minutes late.
+      jobDocument({ type: 'noop', status: 'queued', createdAt: minutesAgo(60), nextRunAt: new Date(now - 5 * MINUTE) }),
+      // Due in an hour (scheduleAt), however long ago it was enqueued: no backlog at all.
+      jobDocument({ type: 'noop', status: 'queued', createdAt: minutesAgo(120), nextRunAt: new Date(now + 60 * MINUTE) }),
+      jobDocument({ type: 'payout.execute', status: 'queued', createdAt: minutesAgo(1), nextRunAt: new Date(now + 1_000) }),
+    );
+    const res = await request(app).get('/admin/jobs/stats').set(admin);
+    expect(res.body).toMatchObject({
+      statusCounts: { queued: 3 },
+      oldestQueuedJobAgeMs: 5 * MINUTE,
+      oldestQueuedJobAgeMsByType: { noop: 5 * MINUTE, 'payout.execute': null, 'thumbnail.create': null },
+      scheduled: 2,
+      scheduledByType: { noop: 1, 'payout.execute': 1, 'thumbnail.create': 0 },
+    });
+    // Once the payout's time comes, it is due, and late by as long as the clock has gone past it.
+    clock.advance(3_000);
+    const later = await request(app).get('/admin/jobs/stats').set(admin);
+    expect(later.body).toMatchObject({ scheduled: 1, scheduledByType: { 'payout.execute': 0 }, oldestQueuedJobAgeMsByType: { 'payout.execute': 2_000 } });
   });
 
   it('computes the age against the injected clock', async () => {

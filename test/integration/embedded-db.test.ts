@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 import mongoose from 'mongoose';
+
+import { startEmbeddedDatabase } from '../../src/embedded-db';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -31,5 +34,25 @@ describe('npm run db', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
+  });
+});
+
+describe('the embedded database on a port that is taken', () => {
+  it('moves to a free port when asked to (npm start\'s default), and says so', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const taken = (squatter.address() as AddressInfo).port;
+    const told: number[] = [];
+    const db = await startEmbeddedDatabase({ port: taken, fallbackToFreePort: true, onPortTaken: (port) => told.push(port), javaOnly: true });
+    try {
+      expect(told).toEqual([taken]);
+      expect(db.port).not.toBe(taken);
+      const connection = await mongoose.createConnection(db.uri, { dbName: 'port_check' }).asPromise();
+      expect((await connection.db!.command({ ping: 1 })).ok).toBe(1);
+      await connection.close();
+    } finally {
+      await db.stop();
+      squatter.close();
+    }
   });
 });

@@ -155,6 +155,26 @@ describe('GET /metrics', () => {
     expect(sampleValue(later, 'jobs_oldest_queued_age_seconds', { type: THUMB })).toBe(0);
   });
 
+  it('counts scheduled jobs apart, and never as a backlog in the oldest-age gauge', async () => {
+    const now = clock.now().getTime();
+    await db.connection.collection('jobs').insertMany([
+      // Enqueued long ago for an hour from now: scheduled, no age.
+      jobDocument({ status: 'queued', type: THUMB, createdAt: new Date(now - 3_600_000), nextRunAt: new Date(now + 3_600_000) }),
+      // Created ten minutes ago, due for the last 20 s (e.g. a retry whose backoff ran out).
+      jobDocument({ status: 'queued', type: PAYOUT, createdAt: new Date(now - 600_000), nextRunAt: new Date(now - 20_000) }),
+      jobDocument({ status: 'queued', type: PAYOUT, createdAt: new Date(now - 600_000), nextRunAt: new Date(now + 5_000) }),
+    ] as unknown as Record<string, unknown>[]);
+    await services.metrics!.queueGauges.refresh();
+    const families = await scrape();
+    expect(families.get('jobs_scheduled')?.type).toBe('gauge');
+    expect(sampleValue(families, 'jobs_scheduled', { type: THUMB })).toBe(1);
+    expect(sampleValue(families, 'jobs_scheduled', { type: PAYOUT })).toBe(1);
+    expect(sampleValue(families, 'jobs_oldest_queued_age_seconds', { type: THUMB })).toBe(0);
+    expect(sampleValue(families, 'jobs_oldest_queued_age_seconds', { type: PAYOUT })).toBe(20);
+    // Depth still counts every queued job, due or not.
+    expect(sampleValue(families, 'jobs_queue_depth', { type: PAYOUT })).toBe(2);
+  });
+
   it('refreshes the gauges on an interval between start() and stop()', async () => {
     const own = wireServices(wiring({ metricsRefreshIntervalMs: 20 }));
     const ownApp = createApp(wireApi(wiring(), own));

@@ -215,6 +215,48 @@ describe('responses match the document', () => {
   });
 });
 
+describe('request body examples (what /docs\' "Try it out" sends)', () => {
+  const withExamples = Object.entries(paths).flatMap(([path, item]) =>
+    Object.entries(item).flatMap(([method, operation]) => {
+      const media = ((operation.requestBody as JsonObject | undefined)?.content as Record<string, JsonObject> | undefined)?.['application/json'];
+      const examples = (media?.examples ?? {}) as Record<string, { value: unknown }>;
+      return Object.entries(examples).map(([name, example]) => ({ method, path, name, value: example.value, schema: media!.schema as JsonObject }));
+    }),
+  );
+
+  it('exist for enqueueing, batches and schedules, and each matches its schema', () => {
+    expect(withExamples.filter((e) => e.method === 'post' && e.path === '/jobs').map((e) => e.name)).toEqual(expect.arrayContaining(['noop', 'thumbnail', 'payout']));
+    for (const path of ['/jobs/batch', '/admin/schedules', '/admin/schedules/{name}']) expect(withExamples.some((e) => e.path === path)).toBe(true);
+    for (const example of withExamples) {
+      const validate = schemaAjv.compile(relink(example.schema) as JsonObject);
+      expect({ example: `${example.method} ${example.path} ${example.name}`, errors: validate(example.value) ? null : schemaAjv.errorsText(validate.errors) }).toEqual({
+        example: `${example.method} ${example.path} ${example.name}`,
+        errors: null,
+      });
+    }
+  });
+
+  it('are accepted by the API as they stand', async () => {
+    const admin = bearer('admin');
+    for (const example of withExamples.filter((e) => e.path === '/jobs')) {
+      const res = await request(app).post('/jobs').set(bearer('service')).send(example.value as object);
+      expect({ example: example.name, status: res.status }).toEqual({ example: example.name, status: 201 });
+    }
+    for (const example of withExamples.filter((e) => e.path === '/jobs/batch')) {
+      const res = await request(app).post('/jobs/batch').set(bearer('service')).send(example.value as object);
+      expect(res.status).toBe(200);
+      expect(res.body.rejected).toBe(0);
+    }
+    const [create] = withExamples.filter((e) => e.path === '/admin/schedules');
+    const created = await request(app).post('/admin/schedules').set(admin).send(create!.value as object);
+    expect(created.status).toBe(201);
+    for (const example of withExamples.filter((e) => e.path === '/admin/schedules/{name}')) {
+      const res = await request(app).patch(`/admin/schedules/${created.body.name as string}`).set(admin).send(example.value as object);
+      expect({ example: example.name, status: res.status }).toEqual({ example: example.name, status: 200 });
+    }
+  });
+});
+
 describe('interactive docs at /docs', () => {
   it('serves Swagger UI from this service, pointed at /openapi.json, without a token', async () => {
     const page = await request(app).get('/docs');

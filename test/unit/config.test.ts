@@ -1,4 +1,5 @@
 import { ConfigError, loadApiConfig, loadWorkerConfig } from '../../src/config';
+import { databaseNameInUri, uriWithDatabase } from '../../src/mongo-uri';
 
 const valid = { MONGODB_URI: 'mongodb://127.0.0.1:27017/', JWT_SECRET: 'x'.repeat(32) };
 
@@ -60,5 +61,42 @@ describe('worker configuration', () => {
   it('rejects a worker id outside 5-128 characters and a non-http URL', () => {
     expect(errorOf(() => loadWorkerConfig({ JOBS_API_URL: 'http://x', WORKER_TOKEN: 't', WORKER_ID: 'abc' })).variable).toBe('WORKER_ID');
     expect(errorOf(() => loadWorkerConfig({ JOBS_API_URL: 'ftp://x', WORKER_TOKEN: 't' })).variable).toBe('JOBS_API_URL');
+  });
+});
+
+describe('database name', () => {
+  const worker = { JOBS_API_URL: 'http://localhost:3000', WORKER_TOKEN: 't' };
+
+  it.each([
+    ['mongodb://127.0.0.1:27017/', undefined, 'jobs'],
+    ['mongodb://127.0.0.1:27017', undefined, 'jobs'],
+    ['mongodb://127.0.0.1:27017/?replicaSet=rs0', 'other', 'other'],
+    ['mongodb://127.0.0.1:27017/mydb', undefined, 'mydb'],
+    ['mongodb://127.0.0.1:27017/mydb', 'other', 'mydb'],
+    ['mongodb://u:p%40ss@h1:27017,h2:27018/mydb?replicaSet=rs0&w=majority', 'other', 'mydb'],
+    ['mongodb+srv://cluster0.example.net/prod_jobs?retryWrites=true', undefined, 'prod_jobs'],
+  ])('MONGODB_URI %s with MONGODB_DB_NAME %s uses database %s (API and worker alike)', (uri, dbName, expected) => {
+    const env = { MONGODB_URI: uri, ...(dbName ? { MONGODB_DB_NAME: dbName } : {}) };
+    expect(loadApiConfig({ ...valid, ...env }).MONGODB_DB_NAME).toBe(expected);
+    expect(loadWorkerConfig({ ...worker, ...env }).MONGODB_DB_NAME).toBe(expected);
+  });
+
+  it('refuses a URI whose database name MongoDB would not accept, naming MONGODB_URI', () => {
+    const err = errorOf(() => loadApiConfig({ ...valid, MONGODB_URI: 'mongodb://127.0.0.1:27017/my.db' }));
+    expect(err.variable).toBe('MONGODB_URI');
+    expect(err.message).toContain('names a database');
+  });
+});
+
+describe('database in a MongoDB URI', () => {
+  it.each([
+    ['mongodb://127.0.0.1:27017/', 'mydb', 'mongodb://127.0.0.1:27017/mydb'],
+    ['mongodb://127.0.0.1:27017', 'mydb', 'mongodb://127.0.0.1:27017/mydb'],
+    ['mongodb://h1,h2/old?replicaSet=rs0', 'mydb', 'mongodb://h1,h2/mydb?replicaSet=rs0'],
+    ['mongodb://h1?directConnection=true', '', 'mongodb://h1/?directConnection=true'],
+    ['mongodb://h1/old', '', 'mongodb://h1/'],
+  ])('%s naming %j is %s', (uri, dbName, expected) => {
+    expect(uriWithDatabase(uri, dbName)).toBe(expected);
+    expect(databaseNameInUri(expected)).toBe(dbName === '' ? undefined : dbName);
   });
 });

@@ -224,6 +224,7 @@
     $('count-total').textContent = String(stats.totalJobs);
     for (const status of STATUSES) $('count-' + status).textContent = String(stats.statusCounts[status]);
     $('count-partial').textContent = String(stats.partialSucceeded ?? 0);
+    $('count-scheduled').textContent = String(stats.scheduled ?? 0);
     $('oldest-queued').textContent = formatAge(stats.oldestQueuedJobAgeMs);
 
     const body = $('by-type-body');
@@ -231,6 +232,7 @@
     for (const [type, counts] of Object.entries(stats.byType)) {
       const row = el('tr', { dataset: { type } }, [el('td', { text: type })]);
       for (const status of STATUSES) row.appendChild(el('td', { text: String(counts[status]), dataset: { status } }));
+      row.appendChild(el('td', { text: String((stats.scheduledByType || {})[type] ?? 0), dataset: { count: 'scheduled' } }));
       row.appendChild(el('td', { text: formatAge(stats.oldestQueuedJobAgeMsByType[type]) }));
       body.appendChild(row);
       addTypeOption(type);
