@@ -258,7 +258,7 @@ const SCHEDULE_SCHEMAS: JsonObject = {
 };
 
 const scheduleNameParam: JsonObject = { name: 'name', in: 'path', required: true, schema: scheduleName };
-const scheduleNotFound: [number, string, string[]] = [404, 'No schedule with this name.', ['not_found']];
+const scheduleNotFound: [number, string, string[]] = [404, 'No schedule with this name (or one of another tenant).', ['not_found']];
 const scheduleInvalid: [number, string, string[]] = [
   422,
   'A field is invalid (an unparsable cron expression, an unknown time zone, ...), or the payload does not match its type\'s schema.',
@@ -276,14 +276,14 @@ const SCHEDULE_PATHS: JsonObject = {
         '201': jsonBody(ref('Schedule'), 'Created; `nextRunAt` is the first occurrence after now (null when created paused).'),
         ...errors(
           ['BadRequest', ...AUTHED],
-          [[404, 'The type is not registered.', ['job_type_not_found']], [409, 'A schedule with this name exists.', ['conflict']], scheduleInvalid],
+          [[404, 'The type is not registered.', ['job_type_not_found']], [409, 'A schedule with this name exists (names are unique across tenants).', ['conflict']], scheduleInvalid],
         ),
       },
     },
     get: {
       tags: ['admin'],
       operationId: 'listSchedules',
-      summary: 'List schedules with their next and last runs (admin)',
+      summary: 'List schedules with their next and last runs (admin; a tenant admin sees its tenant\'s)',
       responses: { '200': jsonBody(ref('ScheduleList'), 'Every schedule, by name.'), ...errors(AUTHED) },
     },
   },
@@ -503,7 +503,7 @@ const schemas: JsonObject = {
     properties: {
       page: { type: 'integer', minimum: 1 },
       per_page: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE },
-      total: { type: 'integer', minimum: 0, description: 'Jobs matching the filters, over all pages.' },
+      total: { type: 'integer', minimum: 0, description: 'Jobs (escrows) matching the filters, over all pages.' },
       total_pages: { type: 'integer', minimum: 0, description: 'ceil(total / per_page); 0 when nothing matches.' },
     },
     required: ['page', 'per_page', 'total', 'total_pages'],
@@ -669,10 +669,17 @@ const schemas: JsonObject = {
       transferId: { type: ['string', 'null'], description: 'Set exactly when paid.' },
       paidAt: nullableDateTime,
       createdBy: { type: 'string' },
+      tenant: { type: ['string', 'null'], description: 'The tenant of the token that created it: only that tenant (and admins without a tenant) can see it.' },
       createdAt: dateTime,
       updatedAt: dateTime,
     },
-    required: ['escrowId', 'batchId', 'amount', 'currency', 'payee', 'status', 'transferId', 'paidAt', 'createdBy', 'createdAt', 'updatedAt'],
+    required: ['escrowId', 'batchId', 'amount', 'currency', 'payee', 'status', 'transferId', 'paidAt', 'createdBy', 'tenant', 'createdAt', 'updatedAt'],
+  },
+  EscrowPage: {
+    type: 'object',
+    properties: { meta: ref('PageMeta'), data: { type: 'array', items: ref('Escrow'), description: 'Newest first.' } },
+    required: ['meta', 'data'],
+    additionalProperties: false,
   },
   Health: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] },
   Ready: { type: 'object', properties: { status: { const: 'ready' } }, required: ['status'] },
@@ -1021,14 +1028,25 @@ const paths: JsonObject = {
         ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [[409, 'The escrow id is in use.', ['conflict']]]),
       },
     },
+    get: {
+      tags: ['escrows'],
+      operationId: 'listEscrows',
+      summary: 'List escrows, newest first (admin; a tenant admin sees its tenant\'s)',
+      description: 'Pages beyond the last answer 200 with an empty `data`.',
+      parameters: [
+        queryParam({ name: 'page', schema: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 }, description: '1-based page number.' }),
+        queryParam({ name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE, default: DEFAULT_PER_PAGE }, description: 'Page size.' }),
+      ],
+      responses: { '200': jsonBody(ref('EscrowPage'), 'One page of escrows.'), ...errors([...AUTHED, 'ValidationFailed']) },
+    },
   },
   '/escrows/{escrowId}': {
     get: {
       tags: ['escrows'],
       operationId: 'getEscrow',
-      summary: 'An escrow (admin)',
+      summary: 'An escrow (admin; a tenant admin sees its tenant\'s)',
       parameters: [{ name: 'escrowId', in: 'path', required: true, schema: { type: 'string' } }],
-      responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id.', ['escrow_not_found']]]) },
+      responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id (or one of another tenant).', ['escrow_not_found']]]) },
     },
   },
   ...SCHEDULE_PATHS,
