@@ -4,7 +4,7 @@ import { ConflictError } from '../errors';
 import type { Clock } from '../jobs/job';
 import type { JobRegistry } from '../jobs/registry';
 import type { ScheduleDocument } from '../storage/schedule-model';
-import { toSchedule, type ScheduleChanges, type ScheduleRepository } from '../storage/schedule-repository';
+import { toSchedule, type ScheduleChanges, type ScheduleEditBasis, type ScheduleRepository } from '../storage/schedule-repository';
 import { nextOccurrence } from './cron';
 import type { Schedule } from './schedule';
 
@@ -73,21 +73,30 @@ export class ScheduleService {
    * Applies a partial edit. Pausing clears nextRunAt; resuming, or changing the cron expression or
    * time zone of an active schedule, computes it afresh from now (occurrences missed while paused are
    * not caught up). A field given with its current value is no change, so it never moves nextRunAt.
-   * The write is conditional on the revision read and on the caller's access scope, so an edit never
-   * overwrites a concurrent claim or edit with stale values, nor lands on a schedule the caller may
-   * not see; a lost race is retried on a fresh read. Only timing changes (cron, timeZone, paused,
-   * catchUp) invalidate a claim in progress; an occurrence claimed while the payload is being edited
-   * fires with the payload its claim found (the current one at that instant).
+   *
+   * The write is conditional on what the edit was computed from (the timing it re-timed, the type it
+   * validated a payload against) and on the caller's access scope, so an edit never writes values
+   * derived from a stale read, nor lands on a schedule the caller may not see; a lost race is retried
+   * on a fresh read. Concurrent edits of independent fields both apply; of the same field, the last
+   * one wins. Only timing changes (cron, timeZone, paused, catchUp) invalidate a claim in progress: an
+   * occurrence claimed while the payload is being edited fires with the payload current at its claim.
    */
   async update(principal: Principal, name: string, input: UpdateScheduleInput): Promise<Schedule> {
     for (let round = 0; round < MAX_EDIT_ROUNDS; round += 1) {
       const current = await this.read(principal, name, 'write');
       const changes: ScheduleChanges = {};
+      const expected: ScheduleEditBasis = {};
       if (input.type !== undefined || input.payload !== undefined) {
         const type = input.type ?? current.type;
         changes.type = type;
         changes.payload = this.deps.registry.parsePayload(type, input.payload === undefined ? current.payload : input.payload);
+        // A new payload was validated against the current type; a new type against the current payload.
+        if (input.type === undefined) expected.type = current.type;
+        if (input.payload === undefined) expected.revision = current.revision;
       }
+      const timing = [input.cron, input.timeZone, input.paused, input.catchUp].some((value) => value !== undefined);
+      // Compared with, and computed from, the current timing.
+      if (timing) expected.timingRevision = current.timingRevision;
       const cron = input.cron?.trim();
       if (cron !== undefined && cron !== current.cron) changes.cron = cron;
       if (input.timeZone !== undefined && input.timeZone !== current.timeZone) changes.timeZone = input.timeZone;
@@ -103,7 +112,7 @@ export class ScheduleService {
         changes.nextRunAt = nextOccurrence({ cron: changes.cron ?? current.cron, timeZone: changes.timeZone ?? current.timeZone, name }, now);
       }
       const scope = scopeOf(principal, 'schedule', 'write');
-      const updated = await this.deps.schedules.update({ name, revision: current.revision, scope, changes, now });
+      const updated = await this.deps.schedules.update({ name, expected, scope, changes, now });
       if (updated) return toSchedule(updated);
     }
     throw new ConflictError(`schedule "${name}" kept changing while it was being edited; retry`);

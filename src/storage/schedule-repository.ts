@@ -37,6 +37,18 @@ export function changesTiming(changes: ScheduleChanges): boolean {
   return TIMING_FIELDS.some((field) => changes[field] !== undefined);
 }
 
+/**
+ * What an edit was computed from, and must still hold when it is written: the whole schedule
+ * (`revision`), its timing (`timingRevision`; an edit of it or a resume), or only its type (a new
+ * payload validated against it). Edits that rely on nothing (priority; type and payload together)
+ * give none, so concurrent edits of the payload do not refuse each other: the last one wins.
+ */
+export interface ScheduleEditBasis {
+  revision?: number;
+  timingRevision?: number | undefined;
+  type?: string;
+}
+
 /** The atomic operations on schedules. Every change is one conditional update of one document. */
 export class ScheduleRepository {
   private readonly schedules: ScheduleModel;
@@ -66,15 +78,24 @@ export class ScheduleRepository {
   }
 
   /**
-   * Applies an edit if nothing changed the schedule since `revision` was read and it is still within
-   * the caller's `scope` (checked in the same filter, so a race cannot slip past it); null otherwise.
-   * Edits of the timing also bump `timingRevision`, which invalidates claims planned on the old timing.
+   * Applies an edit if the schedule still has the values the edit was computed from (`expected`) and
+   * is still within the caller's `scope` (checked in the same filter, so a race cannot slip past
+   * either); null otherwise. Edits of the timing also bump `timingRevision`, which invalidates claims
+   * planned on the old timing.
    */
-  async update(params: { name: string; revision: number; scope: AccessScope; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+  async update(params: { name: string; expected: ScheduleEditBasis; scope: AccessScope; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+    const { expected } = params;
     const bump = changesTiming(params.changes) ? { revision: 1, timingRevision: 1 } : { revision: 1 };
     return this.schedules
       .findOneAndUpdate(
-        { ...accessFilter(params.scope), _id: params.name, revision: params.revision },
+        {
+          ...accessFilter(params.scope),
+          _id: params.name,
+          ...(expected.revision === undefined ? {} : { revision: expected.revision }),
+          // null also matches a schedule written before timingRevision existed (no field).
+          ...('timingRevision' in expected ? { timingRevision: expected.timingRevision ?? null } : {}),
+          ...(expected.type === undefined ? {} : { type: expected.type }),
+        },
         { $set: { ...params.changes, updatedAt: params.now }, $inc: bump },
         { returnDocument: 'after' },
       )

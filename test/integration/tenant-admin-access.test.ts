@@ -5,11 +5,11 @@ import { createApp } from '../../src/app';
 import { scheduleRoutes } from '../../src/http/schedule-routes';
 import { ScheduleService } from '../../src/schedules/schedule-service';
 import type { ScheduleDocument } from '../../src/storage/schedule-model';
-import { ScheduleRepository } from '../../src/storage/schedule-repository';
 import { wireApi, wireServices, type ApiServices, type ApiWiringParams } from '../../src/wiring';
 import { silentLogger } from '../helpers/app';
 import { TestClock } from '../helpers/clock';
 import { useTestDatabase } from '../helpers/database';
+import { HeldReadRepository } from '../helpers/held-read-repository';
 import { TEST_JWT_SECRET, tokenFor } from '../helpers/tokens';
 
 /**
@@ -132,34 +132,6 @@ describe("a tenant admin and another tenant's schedules", () => {
     expect(JSON.stringify(res.body)).not.toMatch(/globex|17 3|sleepMs/);
   });
 });
-
-/**
- * A repository whose next read by name stops until released: it holds an edit or delete between
- * the read that authorized it and its write, while the test changes the schedule under it.
- */
-class HeldReadRepository extends ScheduleRepository {
-  private hold: { reached: () => void; released: Promise<void> } | undefined;
-
-  holdNextRead(): { reached: Promise<void>; release: () => void } {
-    let reached!: () => void;
-    let release!: () => void;
-    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    this.hold = { reached, released };
-    return { reached: reachedPromise, release };
-  }
-
-  override async findByName(name: string): Promise<ScheduleDocument | null> {
-    const doc = await super.findByName(name);
-    const hold = this.hold;
-    if (hold) {
-      this.hold = undefined;
-      hold.reached();
-      await hold.released;
-    }
-    return doc;
-  }
-}
 
 describe('the tenant check is part of the conditional write', () => {
   let held: HeldReadRepository;
