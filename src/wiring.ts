@@ -47,6 +47,8 @@ export interface ApiWiringParams {
   leasePollIntervalMs?: number;
   /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
   limits?: RequestLimits;
+  /** A request body that sends nothing for this long is cut with 408 (default 10 s; 0: never). */
+  bodyIdleTimeoutMs?: number;
   /** How often the queue gauges are refreshed once started (default 5 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
@@ -120,6 +122,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     jwtSecret: params.jwtSecret,
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
+    ...(params.bodyIdleTimeoutMs === undefined ? {} : { bodyIdleTimeoutMs: params.bodyIdleTimeoutMs }),
     middleware: services.metrics ? [httpMetrics(services.metrics.http)] : [],
     publicRouters: [...(services.metrics ? [metricsRoutes({ registry: services.metrics.registry })] : []), docsRoutes(), dashboardRoutes()],
     routers: [

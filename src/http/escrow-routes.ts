@@ -5,6 +5,7 @@ import { NotFoundError } from '../errors';
 import { parseEscrowInput } from '../payouts/escrow-input';
 import type { Escrow, PayoutService } from '../payouts/payout-service';
 import { requirePermission } from './auth';
+import { readJsonBody } from './body';
 import { pageMeta, paginationQuery } from './pagination';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
@@ -23,7 +24,7 @@ function escrowView(escrow: Escrow): Omit<Escrow, 'createdByRole'> {
 export function escrowRoutes(deps: EscrowRoutesDeps): Router {
   const router = Router();
 
-  router.post('/escrows', requirePermission('admin'), async (req, res) => {
+  router.post('/escrows', requirePermission('admin'), readJsonBody, async (req, res) => {
     const input = parseEscrowInput(req.body);
     const escrow = await deps.payouts.createEscrow({ ...input, ...ownershipOf(principalOf(req)) });
     res.status(201).json(escrowView(escrow));

@@ -38,6 +38,7 @@ const ERROR_CODES = [
   'invalid_state',
   'conflict',
   'payload_too_large',
+  'request_timeout',
   'unsupported_media_type',
   'rate_limited',
   'unavailable',
@@ -1061,7 +1062,7 @@ export function buildOpenApiDocument(): JsonObject {
       version: '0.1.0',
       summary: 'A background-jobs service on MongoDB: enqueue over HTTP, lease atomically, retry with backoff, dead-letter.',
       description:
-        'Every endpoint but health, metrics, this document, /docs and the dashboard page needs `Authorization: Bearer <JWT>` (HS256 with JWT_SECRET; claims `sub`, `role` = admin | service | worker | user, optional `exp`). Every error body is `{ "error": { "code", "message", "details"? } }`; no 5xx for any input a client can send.',
+        'Every endpoint but health, metrics, this document, /docs and the dashboard page needs `Authorization: Bearer <JWT>` (HS256 with JWT_SECRET; claims `sub`, `role` = admin | service | worker | user, optional `exp`). Every error body is `{ "error": { "code", "message", "details"? } }`; no 5xx for any input a client can send. The token (401) and the role (403) are checked before a body is read or validated (400/413/422); a request body that stalls (HTTP_BODY_IDLE_TIMEOUT_MS) or a request that does not arrive in full within HTTP_REQUEST_TIMEOUT_MS is answered 408 (`request_timeout`) and its connection closed.',
     },
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
     tags: [

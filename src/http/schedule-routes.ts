@@ -5,6 +5,7 @@ import { cronProblem, timeZoneProblem } from '../schedules/cron';
 import { CATCH_UP_POLICIES, DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
 import type { ScheduleService } from '../schedules/schedule-service';
 import { requirePermission } from './auth';
+import { readJsonBody } from './body';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
 
@@ -67,7 +68,7 @@ export function scheduleRoutes(deps: { schedules: ScheduleService }): Router {
   const router = Router();
   router.use('/admin/schedules', requirePermission('admin'));
 
-  router.post('/admin/schedules', async (req, res) => {
+  router.post('/admin/schedules', readJsonBody, async (req, res) => {
     const body = parseRequest(createScheduleBody, req.body, 'body');
     const created = await schedules.create(principalOf(req), {
       name: body.name,
@@ -91,7 +92,7 @@ export function scheduleRoutes(deps: { schedules: ScheduleService }): Router {
     res.json(await schedules.get(principalOf(req), name));
   });
 
-  router.patch('/admin/schedules/:name', async (req, res) => {
+  router.patch('/admin/schedules/:name', readJsonBody, async (req, res) => {
     const { name } = parseRequest(nameParams, req.params, 'params');
     const body = parseRequest(updateScheduleBody, req.body, 'body');
     const updated = await schedules.update(principalOf(req), name, {
