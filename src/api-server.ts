@@ -5,6 +5,7 @@ import type { Connection } from 'mongoose';
 
 import { createApp } from './app';
 import type { ApiConfig } from './config';
+import { createHttpServer } from './http/timeouts';
 import type { Logger } from './logger';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry, parsePolicyOverrides } from './jobs/registry';
@@ -45,6 +46,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
+    bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     collectDefaultMetrics: true,
     scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS },
     retention: {
@@ -58,9 +60,14 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   };
   const services = wireServices(wiring);
   const app = createApp(wireApi(wiring, services));
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.PORT, () => resolve(s));
-    s.once('error', reject);
+  // Slow clients cannot hold a connection: headers, whole requests and stalled bodies are timed out.
+  const server = createHttpServer(app, { headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const unusedConnections = trackUnusedConnections(server);
   const address = server.address();

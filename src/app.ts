@@ -4,10 +4,11 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import { pinoHttp } from 'pino-http';
 
 import { authenticate } from './http/auth';
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, limitBodyIdleTime } from './http/body';
 import { errorHandler, notFoundRoute, type ErrorTranslator } from './http/error-handler';
 import { healthRoutes } from './http/health-routes';
 import { principalOf } from './http/request-context';
-import { rejectUnsafeKeys } from './http/sanitize';
+import { rejectUnsafeQueryKeys } from './http/sanitize';
 import type { Logger } from './logger';
 
 export interface AppDeps {
@@ -16,15 +17,19 @@ export interface AppDeps {
   isDatabaseReady(): Promise<boolean>;
   /** Recognise storage errors (database down → 503) without the HTTP layer knowing the driver. */
   errorTranslators?: readonly ErrorTranslator[];
-  /** Run before body parsing and every route (e.g. request metrics). */
+  /** Run before every route, authentication included (e.g. request metrics). */
   middleware?: readonly RequestHandler[];
-  /** Routers that need no token (mounted before authentication). */
+  /** Routers that need no token (mounted before authentication); they read no bodies. */
   publicRouters?: readonly Router[];
-  /** Routers behind authentication. */
+  /**
+   * Routers behind authentication. No body is parsed for them: a route that takes a JSON body lists
+   * `readJsonBody` (src/http/body.ts) after its permission check, so 401 and 403 come before any body
+   * is read (API.md).
+   */
   routers?: readonly Router[];
+  /** A request body that sends nothing for this long is cut with 408 (0: no limit; default 10 s). */
+  bodyIdleTimeoutMs?: number;
 }
-
-export const BODY_LIMIT = '1mb';
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the Express app from its dependencies; it neither listens nor connects. */
@@ -48,14 +53,15 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   for (const handler of deps.middleware ?? []) app.use(handler);
-  app.use(express.json({ limit: BODY_LIMIT, strict: false }));
-  app.use(rejectUnsafeKeys);
 
   app.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));
   for (const router of deps.publicRouters ?? []) app.use(router);
 
   const protectedRoutes = express.Router();
+  // The token first: an unauthenticated request is answered 401 without its body being read.
   protectedRoutes.use(authenticate(deps.jwtSecret));
+  protectedRoutes.use(rejectUnsafeQueryKeys);
+  protectedRoutes.use(limitBodyIdleTime(deps.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS));
   protectedRoutes.get('/auth/whoami', (req, res) => {
     res.json(principalOf(req));
   });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import { z } from 'zod';
 
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
+import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
 import { DEFAULT_RETENTION } from './jobs/retention';
 import { databaseNameInUri } from './mongo-uri';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
@@ -86,11 +87,24 @@ const apiSchema = z.object({
   RETENTION_INTERVAL_MS: offOrAtLeast(1_000, 86_400_000).default(DEFAULT_RETENTION.intervalMs),
   RETENTION_BATCH_SIZE: integer(1, 10_000).default(DEFAULT_RETENTION.batchSize),
   RETENTION_BATCH_PAUSE_MS: integer(0, 60_000).default(DEFAULT_RETENTION.batchPauseMs),
-}).refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_INTERVAL_MS, {
-  // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
-  path: ['SCHEDULER_MISFIRE_GRACE_MS'],
-  message: 'must be at least SCHEDULER_INTERVAL_MS',
-}).transform(withDatabaseName);
+  // Slow clients (src/api-server.ts): the headers must arrive within the first, the whole request
+  // (headers and body; not the answer, so long-polls are unaffected) within the second, and a body
+  // may not stall for longer than the third.
+  HTTP_HEADERS_TIMEOUT_MS: integer(100, 600_000).default(DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs),
+  HTTP_REQUEST_TIMEOUT_MS: integer(100, 3_600_000).default(DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs),
+  HTTP_BODY_IDLE_TIMEOUT_MS: integer(100, 600_000).default(DEFAULT_HTTP_TIMEOUTS.bodyIdleTimeoutMs),
+})
+  .refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_INTERVAL_MS, {
+    // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
+    path: ['SCHEDULER_MISFIRE_GRACE_MS'],
+    message: 'must be at least SCHEDULER_INTERVAL_MS',
+  })
+  .refine((c) => c.HTTP_HEADERS_TIMEOUT_MS <= c.HTTP_REQUEST_TIMEOUT_MS, {
+    // Node refuses a headers timeout longer than the request timeout (the headers are part of the request).
+    path: ['HTTP_HEADERS_TIMEOUT_MS'],
+    message: 'must be at most HTTP_REQUEST_TIMEOUT_MS',
+  })
+  .transform(withDatabaseName);
 
 const workerSchema = z.object({
   JOBS_API_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),

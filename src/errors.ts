@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'invalid_state'
   | 'conflict'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'unavailable'
@@ -107,6 +108,13 @@ export class ConflictError extends AppError {
 export class PayloadTooLargeError extends AppError {
   constructor(message = 'request body is too large') {
     super('payload_too_large', message);
+  }
+}
+
+/** The client stopped sending its request body. */
+export class RequestTimeoutError extends AppError {
+  constructor(message = 'the request body did not arrive in time') {
+    super('request_timeout', message);
   }
 }
 

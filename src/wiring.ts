@@ -49,6 +49,8 @@ export interface ApiWiringParams {
   limits?: RequestLimits;
   /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
   assetUploadConcurrency?: number;
+  /** A request body that sends nothing for this long is cut with 408 (default 10 s; 0: never). */
+  bodyIdleTimeoutMs?: number;
   /** How often the queue gauges are refreshed once started (default 5 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
@@ -122,6 +124,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     jwtSecret: params.jwtSecret,
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
+    ...(params.bodyIdleTimeoutMs === undefined ? {} : { bodyIdleTimeoutMs: params.bodyIdleTimeoutMs }),
     middleware: services.metrics ? [httpMetrics(services.metrics.http)] : [],
     publicRouters: [...(services.metrics ? [metricsRoutes({ registry: services.metrics.registry })] : []), docsRoutes(), dashboardRoutes()],
     routers: [

@@ -1,6 +1,7 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
 import { AppError, NotFoundError, PayloadTooLargeError, RateLimitedError, BadRequestError, coerceError, UnsupportedMediaTypeError, type ErrorCode } from '../errors';
+import { closeIfBodyPending } from './pending-body';
 
 /** The one place where error codes become HTTP statuses. */
 export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
@@ -17,6 +18,7 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   invalid_state: 409,
   conflict: 409,
   payload_too_large: 413,
+  request_timeout: 408,
   unsupported_media_type: 415,
   validation_error: 422,
   payload_invalid: 422,
@@ -88,11 +90,17 @@ export function errorHandler(translators: readonly ErrorTranslator[]): ErrorRequ
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
       return;
     }
-    const status = STATUS_BY_CODE[known.code];
-    if (status >= 500) req.log.warn({ err, cause: err === known ? undefined : err.message }, known.message);
-    if (known instanceof RateLimitedError) res.setHeader('Retry-After', String(known.retryAfterSeconds));
-    const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
-    if (known.details !== undefined) body.details = known.details;
-    res.status(status).json({ error: body });
+    if (STATUS_BY_CODE[known.code] >= 500) req.log.warn({ err, cause: err === known ? undefined : err.message }, known.message);
+    // An early answer (401, 403, ...) to a request whose body was never read: do not read it now either.
+    closeIfBodyPending(req, res);
+    sendError(res, known);
   };
+}
+
+/** Answers with the error shape `{ error: { code, message, details? } }` and the status its code maps to. */
+export function sendError(res: Response, known: AppError): void {
+  if (known instanceof RateLimitedError) res.setHeader('Retry-After', String(known.retryAfterSeconds));
+  const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
+  if (known.details !== undefined) body.details = known.details;
+  res.status(STATUS_BY_CODE[known.code]).json({ error: body });
 }

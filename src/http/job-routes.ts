@@ -5,6 +5,7 @@ import { AppError, ValidationError, type FieldError } from '../errors';
 import type { Job } from '../jobs/job';
 import { MAX_BATCH, type EnqueueInput, type JobService, type ReportTarget } from '../jobs/job-service';
 import { requirePermission } from './auth';
+import { readJsonBody } from './body';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
 
@@ -108,14 +109,14 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
   const { jobs } = deps;
   const router = Router();
 
-  router.post('/jobs', requirePermission('jobs:enqueue'), async (req, res) => {
+  router.post('/jobs', requirePermission('jobs:enqueue'), readJsonBody, async (req, res) => {
     const body = parseRequest(enqueueBody, req.body, 'body');
     const { job, created } = await jobs.enqueue(principalOf(req), toEnqueueInput(body));
     res.status(created ? 201 : 200).json(enqueueAnswer(job));
   });
 
   // Up to 1,000 jobs, each validated on its own; 200 with one result per job, in request order.
-  router.post('/jobs/batch', requirePermission('jobs:enqueue'), async (req, res) => {
+  router.post('/jobs/batch', requirePermission('jobs:enqueue'), readJsonBody, async (req, res) => {
     const { jobs: items } = parseRequest(batchBody, req.body, 'body');
     const inputs: (EnqueueInput | AppError)[] = items.map((item, index) => {
       try {
@@ -160,17 +161,17 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
     res.json(result);
   });
 
-  router.post('/jobs/:jobId/heartbeat', requirePermission('jobs:work'), async (req, res) => {
+  router.post('/jobs/:jobId/heartbeat', requirePermission('jobs:work'), readJsonBody, async (req, res) => {
     const body = parseRequest(heartbeatBody, req.body ?? {}, 'body');
     res.json(await jobs.heartbeat(reportTarget(req, body), { progress: body.progress, irreversible: body.irreversible }));
   });
 
-  router.post('/jobs/:jobId/succeed', requirePermission('jobs:work'), async (req, res) => {
+  router.post('/jobs/:jobId/succeed', requirePermission('jobs:work'), readJsonBody, async (req, res) => {
     const body = parseRequest(succeedBody, req.body ?? {}, 'body');
     res.json(await jobs.succeed(reportTarget(req, body), body.result, body.durationMs));
   });
 
-  router.post('/jobs/:jobId/fail', requirePermission('jobs:work'), async (req, res) => {
+  router.post('/jobs/:jobId/fail', requirePermission('jobs:work'), readJsonBody, async (req, res) => {
     const body = parseRequest(failBody, req.body, 'body');
     res.json(await jobs.fail(reportTarget(req, body), body.error, body.durationMs));
   });

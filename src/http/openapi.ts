@@ -38,6 +38,7 @@ const ERROR_CODES = [
   'invalid_state',
   'conflict',
   'payload_too_large',
+  'request_timeout',
   'unsupported_media_type',
   'rate_limited',
   'unavailable',
@@ -280,7 +281,7 @@ const SCHEDULE_SCHEMAS: JsonObject = {
 };
 
 const scheduleNameParam: JsonObject = { name: 'name', in: 'path', required: true, schema: scheduleName };
-const scheduleNotFound: [number, string, string[]] = [404, 'No schedule with this name.', ['not_found']];
+const scheduleNotFound: [number, string, string[]] = [404, 'No schedule with this name (or one of another tenant).', ['not_found']];
 const scheduleInvalid: [number, string, string[]] = [
   422,
   'A field is invalid (an unparsable cron expression, an unknown time zone, ...), or the payload does not match its type\'s schema.',
@@ -303,14 +304,14 @@ const SCHEDULE_PATHS: JsonObject = {
         '201': jsonBody(ref('Schedule'), 'Created; `nextRunAt` is the first occurrence after now (null when created paused).'),
         ...errors(
           ['BadRequest', ...AUTHED],
-          [[404, 'The type is not registered.', ['job_type_not_found']], [409, 'A schedule with this name exists.', ['conflict']], scheduleInvalid],
+          [[404, 'The type is not registered.', ['job_type_not_found']], [409, 'A schedule with this name exists (names are unique across tenants).', ['conflict']], scheduleInvalid],
         ),
       },
     },
     get: {
       tags: ['admin'],
       operationId: 'listSchedules',
-      summary: 'List schedules with their next and last runs (admin)',
+      summary: 'List schedules with their next and last runs (admin; a tenant admin sees its tenant\'s)',
       responses: { '200': jsonBody(ref('ScheduleList'), 'Every schedule, by name.'), ...errors(AUTHED) },
     },
   },
@@ -536,7 +537,7 @@ const schemas: JsonObject = {
     properties: {
       page: { type: 'integer', minimum: 1 },
       per_page: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE },
-      total: { type: 'integer', minimum: 0, description: 'Jobs matching the filters, over all pages.' },
+      total: { type: 'integer', minimum: 0, description: 'Jobs (escrows) matching the filters, over all pages.' },
       total_pages: { type: 'integer', minimum: 0, description: 'ceil(total / per_page); 0 when nothing matches.' },
     },
     required: ['page', 'per_page', 'total', 'total_pages'],
@@ -715,10 +716,17 @@ const schemas: JsonObject = {
       transferId: { type: ['string', 'null'], description: 'Set exactly when paid.' },
       paidAt: nullableDateTime,
       createdBy: { type: 'string' },
+      tenant: { type: ['string', 'null'], description: 'The tenant of the token that created it: only that tenant (and admins without a tenant) can see it.' },
       createdAt: dateTime,
       updatedAt: dateTime,
     },
-    required: ['escrowId', 'batchId', 'amount', 'currency', 'payee', 'status', 'transferId', 'paidAt', 'createdBy', 'createdAt', 'updatedAt'],
+    required: ['escrowId', 'batchId', 'amount', 'currency', 'payee', 'status', 'transferId', 'paidAt', 'createdBy', 'tenant', 'createdAt', 'updatedAt'],
+  },
+  EscrowPage: {
+    type: 'object',
+    properties: { meta: ref('PageMeta'), data: { type: 'array', items: ref('Escrow'), description: 'Newest first.' } },
+    required: ['meta', 'data'],
+    additionalProperties: false,
   },
   Health: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] },
   Ready: { type: 'object', properties: { status: { const: 'ready' } }, required: ['status'] },
@@ -1086,14 +1094,25 @@ const paths: JsonObject = {
         ...errors(['BadRequest', ...AUTHED, 'ValidationFailed'], [[409, 'The escrow id is in use.', ['conflict']]]),
       },
     },
+    get: {
+      tags: ['escrows'],
+      operationId: 'listEscrows',
+      summary: 'List escrows, newest first (admin; a tenant admin sees its tenant\'s)',
+      description: 'Pages beyond the last answer 200 with an empty `data`.',
+      parameters: [
+        queryParam({ name: 'page', schema: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 }, description: '1-based page number.' }),
+        queryParam({ name: 'per_page', schema: { type: 'integer', minimum: 1, maximum: MAX_PER_PAGE, default: DEFAULT_PER_PAGE }, description: 'Page size.' }),
+      ],
+      responses: { '200': jsonBody(ref('EscrowPage'), 'One page of escrows.'), ...errors([...AUTHED, 'ValidationFailed']) },
+    },
   },
   '/escrows/{escrowId}': {
     get: {
       tags: ['escrows'],
       operationId: 'getEscrow',
-      summary: 'An escrow (admin)',
+      summary: 'An escrow (admin; a tenant admin sees its tenant\'s)',
       parameters: [{ name: 'escrowId', in: 'path', required: true, schema: { type: 'string' } }],
-      responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id.', ['escrow_not_found']]]) },
+      responses: { '200': jsonBody(ref('Escrow'), 'The escrow.'), ...errors(AUTHED, [[404, 'No escrow with this id (or one of another tenant).', ['escrow_not_found']]]) },
     },
   },
   ...SCHEDULE_PATHS,
@@ -1108,7 +1127,7 @@ export function buildOpenApiDocument(): JsonObject {
       version: '0.1.0',
       summary: 'A background-jobs service on MongoDB: enqueue over HTTP, lease atomically, retry with backoff, dead-letter.',
       description:
-        'Every endpoint but health, metrics, this document, /docs and the dashboard page needs `Authorization: Bearer <JWT>` (HS256 with JWT_SECRET; claims `sub`, `role` = admin | service | worker | user, optional `exp`). Every error body is `{ "error": { "code", "message", "details"? } }`; no 5xx for any input a client can send.',
+        'Every endpoint but health, metrics, this document, /docs and the dashboard page needs `Authorization: Bearer <JWT>` (HS256 with JWT_SECRET; claims `sub`, `role` = admin | service | worker | user, optional `exp`). Every error body is `{ "error": { "code", "message", "details"? } }`; no 5xx for any input a client can send. The token (401) and the role (403) are checked before a body is read or validated (400/413/422); a request body that stalls (HTTP_BODY_IDLE_TIMEOUT_MS) or a request that does not arrive in full within HTTP_REQUEST_TIMEOUT_MS is answered 408 (`request_timeout`) and its connection closed.',
     },
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
     tags: [

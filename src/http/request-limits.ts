@@ -2,6 +2,7 @@ import { Router, type Request, type RequestHandler } from 'express';
 
 import { PayloadTooLargeError } from '../errors';
 import { requirePermission } from './auth';
+import { readJsonBody } from './body';
 import { rateLimit, TokenBuckets } from './rate-limit';
 
 /** A job's payload as JSON may be at most this many bytes (the request body itself: 1 MB). */
@@ -46,7 +47,7 @@ export const limitBatchPayloadSizes: RequestHandler = (req, _res, next) => {
 /**
  * Guards that run before the job routes: per-token rate limits on enqueue and lease, and the payload
  * size limit on enqueue. Each checks the permission first, so a caller without it gets the route's
- * 403, not a 429 or 413.
+ * 403, not a 429 or 413, and its body is not read.
  */
 export function requestLimitRoutes(limits: RequestLimits = {}): Router {
   const router = Router();
@@ -55,8 +56,9 @@ export function requestLimitRoutes(limits: RequestLimits = {}): Router {
   const leaseBuckets = limits.leasePerMinute ? new TokenBuckets({ perMinute: limits.leasePerMinute, ...clock }) : undefined;
 
   const enqueue = requirePermission('jobs:enqueue');
-  router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), limitJobPayloadSize);
-  router.post('/jobs/batch', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
+  // The body is read after the permission and the (per-call) rate limit; a batch's cost needs its body.
+  router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), readJsonBody, limitJobPayloadSize);
+  router.post('/jobs/batch', enqueue, readJsonBody, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
   if (leaseBuckets) router.get('/jobs/lease', requirePermission('jobs:work'), rateLimit(leaseBuckets));
   return router;
 }

@@ -9,13 +9,18 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /**
  * Rejects request values that could change the meaning of a database query or pollute prototypes:
  * keys starting with `$`, keys containing `.` or NUL, prototype keys, and nesting deeper than MAX_DEPTH.
- * Runs before any handler, so such values never reach a query.
+ * The query is checked for every authenticated request before any route; a body right after it is
+ * parsed (src/http/body.ts), so such values never reach a handler or a query.
  */
-export const rejectUnsafeKeys: RequestHandler = (req, _res, next) => {
-  const problem = findUnsafeKey(req.body, 'body', 0) ?? findUnsafeKey(req.query, 'query', 0);
-  if (problem) throw new ValidationError(problem.message, [problem]);
-  next();
+export const rejectUnsafeQueryKeys: RequestHandler = (req, _res, next) => {
+  next(unsafeKeyError(req.query, 'query'));
 };
+
+/** The 422 for the first unsafe key in a request part, or undefined when there is none. */
+export function unsafeKeyError(value: unknown, path: 'body' | 'query'): ValidationError | undefined {
+  const problem = findUnsafeKey(value, path, 0);
+  return problem ? new ValidationError(problem.message, [problem]) : undefined;
+}
 
 function findUnsafeKey(value: unknown, path: string, depth: number): { field: string; message: string } | undefined {
   if (depth > MAX_DEPTH) return { field: path, message: `nesting deeper than ${MAX_DEPTH} levels is not accepted` };

@@ -5,6 +5,7 @@ import { cronProblem, timeZoneProblem } from '../schedules/cron';
 import { CATCH_UP_POLICIES, DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
 import type { ScheduleService } from '../schedules/schedule-service';
 import { requirePermission } from './auth';
+import { readJsonBody } from './body';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
 
@@ -61,13 +62,13 @@ export const updateScheduleBody = z
 
 const nameParams = z.object({ name: z.string().regex(SCHEDULE_NAME, NAME_RULE) });
 
-/** `/admin/schedules` (admin only): each route maps onto one ScheduleService call. */
+/** `/admin/schedules` (admin only; a tenant admin sees its tenant's): each route maps onto one ScheduleService call. */
 export function scheduleRoutes(deps: { schedules: ScheduleService }): Router {
   const { schedules } = deps;
   const router = Router();
   router.use('/admin/schedules', requirePermission('admin'));
 
-  router.post('/admin/schedules', async (req, res) => {
+  router.post('/admin/schedules', readJsonBody, async (req, res) => {
     const body = parseRequest(createScheduleBody, req.body, 'body');
     const created = await schedules.create(principalOf(req), {
       name: body.name,
@@ -82,19 +83,19 @@ export function scheduleRoutes(deps: { schedules: ScheduleService }): Router {
     res.status(201).json(created);
   });
 
-  router.get('/admin/schedules', async (_req, res) => {
-    res.json({ data: await schedules.list() });
+  router.get('/admin/schedules', async (req, res) => {
+    res.json({ data: await schedules.list(principalOf(req)) });
   });
 
   router.get('/admin/schedules/:name', async (req, res) => {
     const { name } = parseRequest(nameParams, req.params, 'params');
-    res.json(await schedules.get(name));
+    res.json(await schedules.get(principalOf(req), name));
   });
 
-  router.patch('/admin/schedules/:name', async (req, res) => {
+  router.patch('/admin/schedules/:name', readJsonBody, async (req, res) => {
     const { name } = parseRequest(nameParams, req.params, 'params');
     const body = parseRequest(updateScheduleBody, req.body, 'body');
-    const updated = await schedules.update(name, {
+    const updated = await schedules.update(principalOf(req), name, {
       ...(body.type === undefined ? {} : { type: body.type }),
       ...(body.payload === undefined ? {} : { payload: body.payload }),
       ...(body.cron === undefined ? {} : { cron: body.cron }),
@@ -108,7 +109,7 @@ export function scheduleRoutes(deps: { schedules: ScheduleService }): Router {
 
   router.delete('/admin/schedules/:name', async (req, res) => {
     const { name } = parseRequest(nameParams, req.params, 'params');
-    await schedules.delete(name);
+    await schedules.delete(principalOf(req), name);
     res.status(204).end();
   });
 

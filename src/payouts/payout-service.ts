@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+import { authorize, scopeOf } from '../auth/access';
+import type { Principal, Role } from '../auth/roles';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
 import type { EscrowRecord, EscrowStore } from '../storage/escrow-store';
@@ -14,8 +16,19 @@ import { PayoutError } from './payout-errors';
 export type Escrow = EscrowRecord;
 
 export interface NewEscrow extends EscrowInput {
-  /** The principal that created it. */
+  /** The principal that created it (src/auth/access.ts `ownershipOf` gives all three). */
   createdBy: string;
+  createdByRole?: Role | null;
+  /** A tenant admin's escrow belongs to its tenant: other tenants' tokens cannot see it. */
+  tenant?: string | null;
+}
+
+export interface EscrowListing {
+  escrows: Escrow[];
+  page: number;
+  perPage: number;
+  total: number;
+  totalPages: number;
 }
 
 export interface ExecutePayoutParams {
@@ -60,7 +73,7 @@ export class PayoutService {
 
   /** Creates a held escrow. Invalid input → ValidationError; an escrow id in use → ConflictError. */
   async createEscrow(params: NewEscrow): Promise<Escrow> {
-    const { createdBy, ...fields } = params;
+    const { createdBy, createdByRole = null, tenant = null, ...fields } = params;
     // Validated here as well as at the route: the seed script and other callers come in typed, not checked.
     const input = parseEscrowInput(fields);
     if (typeof createdBy !== 'string' || createdBy.length === 0) {
@@ -75,6 +88,8 @@ export class PayoutService {
         currency: input.currency,
         payee: input.payee,
         createdBy,
+        createdByRole,
+        tenant,
         now: this.now(),
       });
     } catch (rawErr) {
@@ -83,10 +98,24 @@ export class PayoutService {
     }
   }
 
+  /** For trusted callers (handlers, scripts); requests from principals use readEscrow. */
   async getEscrow(escrowId: string): Promise<Escrow> {
     const escrow = await this.escrows.findEscrow(escrowId);
     if (!escrow) throw new NotFoundError('escrow_not_found', `escrow "${escrowId}" does not exist`);
     return escrow;
+  }
+
+  /** The escrow if the principal may see it; another tenant's answers 404 like a missing one. */
+  async readEscrow(principal: Principal, escrowId: string): Promise<Escrow> {
+    const escrow = await this.escrows.findEscrow(escrowId);
+    return authorize({ principal, kind: 'escrow', action: 'read', id: escrowId, resource: escrow });
+  }
+
+  /** One page of the escrows the principal may see (a tenant token: its tenant's), newest first. */
+  async listEscrows(principal: Principal, params: { page: number; perPage: number }): Promise<EscrowListing> {
+    const { page, perPage } = params;
+    const { escrows, total } = await this.escrows.listEscrows({ scope: scopeOf(principal, 'escrow'), skip: (page - 1) * perPage, limit: perPage });
+    return { escrows, page, perPage, total, totalPages: Math.ceil(total / perPage) };
   }
 
   /**

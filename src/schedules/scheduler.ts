@@ -38,8 +38,11 @@ const UNDELIVERABLE = new Set(['job_type_not_found', 'payload_invalid', 'validat
  * schedule documents (no leader, no lock):
  *
  * 1. Claim: read a due schedule, plan the occurrence to fire and the next one, and write both with a
- *    compare-and-set on the revision read. One instance wins per revision; the losers do nothing.
- *    The occurrence to fire is stored as `pendingRunAt` in the same atomic update.
+ *    compare-and-set on the due occurrence and the timing read (`nextRunAt`, `timingRevision`). One
+ *    instance wins per occurrence; the losers do nothing. Edits of the timing make the claim fail (it
+ *    was planned on the old timing); edits of the payload, type or priority do not, so no storm of
+ *    them can starve a schedule. The occurrence to fire is stored as `pendingRunAt` in the same atomic
+ *    update, and its job gets the payload current at the claim.
  * 2. Deliver: enqueue the job with the idempotency key `schedule:<name>:<occurrence ISO>`, then clear
  *    `pendingRunAt`. A crash between claim and enqueue leaves it set, and the next tick of any
  *    instance delivers it (every tick starts with pending occurrences, and a due claim is refused
@@ -105,11 +108,19 @@ export class Scheduler {
         catchUp: doc.catchUp,
         misfireGraceMs: this.deps.misfireGraceMs,
       });
-      const won = await this.deps.schedules.claim({ name: doc._id, revision: doc.revision, fire: plan.fire, nextRunAt: plan.nextRunAt, now });
-      // Lost: another instance claimed this revision, or an edit changed the schedule; nothing to do.
-      if (!won) return;
+      const claimed = await this.deps.schedules.claim({
+        name: doc._id,
+        timingRevision: doc.timingRevision,
+        dueAt: doc.nextRunAt!,
+        fire: plan.fire,
+        nextRunAt: plan.nextRunAt,
+        now,
+      });
+      // Lost: another instance claimed this occurrence, or an edit changed the timing; nothing to do.
+      if (!claimed) return;
       if (plan.fire) {
-        await this.deliver(doc, plan.fire, report);
+        // The schedule as the claim left it: edits of the payload made before the claim are in it.
+        await this.deliver(claimed, plan.fire, report);
       } else {
         report.skipped.push(`${doc._id}@${doc.nextRunAt!.toISOString()}`);
         this.deps.logger.info({ schedule: doc._id, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');

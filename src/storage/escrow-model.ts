@@ -1,5 +1,7 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
+import { ROLES, type Role } from '../auth/roles';
+
 export const ESCROW_STATUSES = ['held', 'paid'] as const;
 export type EscrowStatus = (typeof ESCROW_STATUSES)[number];
 
@@ -16,6 +18,10 @@ export interface EscrowDocument {
   transferId: string | null;
   paidAt: Date | null;
   createdBy: string;
+  /** The creator's role; null on escrows written before it was stored. */
+  createdByRole: Role | null;
+  /** The creator's tenant: only that tenant's tokens (and tenant-less admins) see the escrow. */
+  tenant: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -33,6 +39,8 @@ const escrowSchema = new Schema<EscrowDocument>(
     transferId: { type: String, default: null },
     paidAt: { type: Date, default: null },
     createdBy: { type: String, required: true },
+    createdByRole: { type: String, enum: ROLES, default: null },
+    tenant: { type: String, default: null },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -41,6 +49,9 @@ const escrowSchema = new Schema<EscrowDocument>(
 );
 // Listing a batch's open escrows; ignored by the test server, used by MongoDB.
 escrowSchema.index({ batchId: 1, status: 1 });
+// GET /escrows: a tenant's (or everyone's) escrows, newest first.
+escrowSchema.index({ tenant: 1, createdAt: -1, _id: -1 });
+escrowSchema.index({ createdAt: -1, _id: -1 });
 
 /** The Escrow model on the given connection (registered once per connection). */
 export function escrowModel(connection: Connection): Model<EscrowDocument> {

@@ -1,5 +1,8 @@
 import type { Connection } from 'mongoose';
 
+import type { AccessScope } from '../auth/access';
+import type { Role } from '../auth/roles';
+import { accessFilter } from './access-scope';
 import { ensureEscrowIndexes, escrowModel, type EscrowDocument } from './escrow-model';
 
 interface EscrowFields {
@@ -9,6 +12,9 @@ interface EscrowFields {
   currency: string;
   payee: string;
   createdBy: string;
+  /** null: written before roles were stored. */
+  createdByRole: Role | null;
+  tenant: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -25,13 +31,23 @@ export interface NewEscrowRecord {
   currency: string;
   payee: string;
   createdBy: string;
+  createdByRole: Role | null;
+  tenant: string | null;
   now: Date;
+}
+
+export interface EscrowPage {
+  escrows: EscrowRecord[];
+  /** How many escrows the scope holds in all. */
+  total: number;
 }
 
 export interface EscrowStore {
   /** Inserts a held escrow; a duplicate escrow id rejects with the driver's code 11000. */
   insertEscrow(escrow: NewEscrowRecord): Promise<EscrowRecord>;
   findEscrow(escrowId: string): Promise<EscrowRecord | null>;
+  /** The escrows within `scope` (src/auth/access.ts), newest first. */
+  listEscrows(params: { scope: AccessScope; skip: number; limit: number }): Promise<EscrowPage>;
   /**
    * held → paid with the transfer id, in one conditional update. Null when the escrow is not held
    * (already paid by someone else, or missing): exactly one caller can win the transition.
@@ -55,6 +71,8 @@ export function createEscrowStore(connection: Connection): EscrowStore {
         transferId: null,
         paidAt: null,
         createdBy: escrow.createdBy,
+        createdByRole: escrow.createdByRole,
+        tenant: escrow.tenant,
         createdAt: escrow.now,
         updatedAt: escrow.now,
       };
@@ -66,6 +84,15 @@ export function createEscrowStore(connection: Connection): EscrowStore {
     async findEscrow(escrowId) {
       const doc = await Escrow.findById(escrowId).lean<EscrowDocument>().exec();
       return doc ? toEscrowRecord(doc) : null;
+    },
+
+    async listEscrows({ scope, skip, limit }) {
+      const filter = accessFilter(scope);
+      const [docs, total] = await Promise.all([
+        Escrow.find(filter).sort({ createdAt: -1, _id: -1 }).skip(skip).limit(limit).lean<EscrowDocument[]>().exec(),
+        Escrow.countDocuments(filter).exec(),
+      ]);
+      return { escrows: docs.map(toEscrowRecord), total };
     },
 
     async markEscrowPaid({ escrowId, transferId, now }) {
@@ -91,6 +118,8 @@ function toEscrowRecord(doc: EscrowDocument): EscrowRecord {
     currency: doc.currency,
     payee: doc.payee,
     createdBy: doc.createdBy,
+    createdByRole: doc.createdByRole ?? null,
+    tenant: doc.tenant ?? null,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
   };

@@ -1,5 +1,6 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
+import { ROLES, type Role } from '../auth/roles';
 import { CATCH_UP_POLICIES, type CatchUpPolicy, type ScheduleError } from '../schedules/schedule';
 
 /** A schedule as stored. `_id` is the schedule name: its unique index is the only one names need. */
@@ -23,9 +24,19 @@ export interface ScheduleDocument {
   lastRunAt: Date | null;
   lastJobId: string | null;
   lastError: ScheduleError | null;
-  /** Bumped by every claim and every edit; a claim is conditional on the revision it read. */
+  /** Bumped by every claim and every edit; an edit is conditional on the revision it read. */
   revision: number;
+  /**
+   * Bumped only by edits that change when or whether occurrences fire (cron, timeZone, paused,
+   * catchUp). A claim is conditional on it and on the nextRunAt it read, so edits of the payload,
+   * type or priority never invalidate a claim (a storm of them would otherwise starve the schedule).
+   * Absent on schedules written before it existed (a claim then matches it as null).
+   */
+  timingRevision: number;
   createdBy: string;
+  /** The creator's role; null on schedules written before it was stored. */
+  createdByRole: Role | null;
+  /** The tenant of the token that created it; only that tenant's tokens (and tenant-less admins) see it. */
   tenant: string | null;
   createdAt: Date;
   updatedAt: Date;
@@ -49,7 +60,9 @@ const scheduleSchema = new Schema<ScheduleDocument>(
     lastJobId: { type: String, default: null },
     lastError: { type: errorSchema, default: null },
     revision: { type: Number, required: true },
+    timingRevision: { type: Number, required: true },
     createdBy: { type: String, required: true },
+    createdByRole: { type: String, enum: ROLES, default: null },
     tenant: { type: String, default: null },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },

@@ -1,6 +1,8 @@
 import type { Connection } from 'mongoose';
 
+import type { AccessScope } from '../auth/access';
 import type { Schedule, ScheduleError } from '../schedules/schedule';
+import { accessFilter } from './access-scope';
 import { isDuplicateKeyError } from './errors';
 import { scheduleModel, type ScheduleDocument, type ScheduleModel } from './schedule-model';
 
@@ -28,6 +30,25 @@ export function toSchedule(doc: ScheduleDocument): Schedule {
 /** The fields an edit may change (name and history are not among them). */
 export type ScheduleChanges = Partial<Pick<ScheduleDocument, 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority' | 'nextRunAt'>>;
 
+/** The fields that decide when and whether occurrences fire: changing one bumps `timingRevision`. */
+const TIMING_FIELDS = ['cron', 'timeZone', 'paused', 'catchUp', 'nextRunAt'] as const satisfies readonly (keyof ScheduleChanges)[];
+
+export function changesTiming(changes: ScheduleChanges): boolean {
+  return TIMING_FIELDS.some((field) => changes[field] !== undefined);
+}
+
+/**
+ * What an edit was computed from, and must still hold when it is written: the whole schedule
+ * (`revision`), its timing (`timingRevision`; an edit of it or a resume), or only its type (a new
+ * payload validated against it). Edits that rely on nothing (priority; type and payload together)
+ * give none, so concurrent edits of the payload do not refuse each other: the last one wins.
+ */
+export interface ScheduleEditBasis {
+  revision?: number;
+  timingRevision?: number | undefined;
+  type?: string;
+}
+
 /** The atomic operations on schedules. Every change is one conditional update of one document. */
 export class ScheduleRepository {
   private readonly schedules: ScheduleModel;
@@ -51,23 +72,39 @@ export class ScheduleRepository {
     return this.schedules.findById(name).lean<ScheduleDocument>();
   }
 
-  async list(limit: number): Promise<ScheduleDocument[]> {
-    return this.schedules.find({}).sort({ _id: 1 }).limit(limit).lean<ScheduleDocument[]>();
+  /** The schedules within `scope` (src/auth/access.ts), by name. */
+  async list(params: { scope: AccessScope; limit: number }): Promise<ScheduleDocument[]> {
+    return this.schedules.find(accessFilter(params.scope)).sort({ _id: 1 }).limit(params.limit).lean<ScheduleDocument[]>();
   }
 
-  /** Applies an edit if nothing changed the schedule since `revision` was read; null otherwise. */
-  async update(params: { name: string; revision: number; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+  /**
+   * Applies an edit if the schedule still has the values the edit was computed from (`expected`) and
+   * is still within the caller's `scope` (checked in the same filter, so a race cannot slip past
+   * either); null otherwise. Edits of the timing also bump `timingRevision`, which invalidates claims
+   * planned on the old timing.
+   */
+  async update(params: { name: string; expected: ScheduleEditBasis; scope: AccessScope; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+    const { expected } = params;
+    const bump = changesTiming(params.changes) ? { revision: 1, timingRevision: 1 } : { revision: 1 };
     return this.schedules
       .findOneAndUpdate(
-        { _id: params.name, revision: params.revision },
-        { $set: { ...params.changes, updatedAt: params.now }, $inc: { revision: 1 } },
+        {
+          ...accessFilter(params.scope),
+          _id: params.name,
+          ...(expected.revision === undefined ? {} : { revision: expected.revision }),
+          // null also matches a schedule written before timingRevision existed (no field).
+          ...('timingRevision' in expected ? { timingRevision: expected.timingRevision ?? null } : {}),
+          ...(expected.type === undefined ? {} : { type: expected.type }),
+        },
+        { $set: { ...params.changes, updatedAt: params.now }, $inc: bump },
         { returnDocument: 'after' },
       )
       .lean<ScheduleDocument>();
   }
 
-  async delete(name: string): Promise<boolean> {
-    const result = await this.schedules.deleteOne({ _id: name });
+  /** Deletes the schedule if it is within the caller's `scope`; false when there is none such. */
+  async delete(params: { name: string; scope: AccessScope }): Promise<boolean> {
+    const result = await this.schedules.deleteOne({ ...accessFilter(params.scope), _id: params.name });
     return result.deletedCount === 1;
   }
 
@@ -86,17 +123,28 @@ export class ScheduleRepository {
   }
 
   /**
-   * The claim: compare-and-set on the revision that was read. Exactly one caller can win for a given
-   * revision; it advances nextRunAt and records the occurrence to fire (if any) as pending, in one
-   * atomic update. Also conditional on being active with nothing pending, so a claim never replaces an
-   * undelivered occurrence.
+   * The claim: compare-and-set on the timing that was read (`timingRevision`) and on the occurrence
+   * that was due (`dueAt`, the nextRunAt read). Exactly one caller can win for a given occurrence, as
+   * the winner moves nextRunAt past it; it records the occurrence to fire (if any) as pending, in the
+   * same atomic update. Also conditional on being active with nothing pending, so a claim never
+   * replaces an undelivered occurrence. Edits that leave the timing alone (payload, type, priority) do
+   * not make it fail. Returns the schedule after the claim (its current payload), or null when lost.
    */
-  async claim(params: { name: string; revision: number; fire: Date | null; nextRunAt: Date; now: Date }): Promise<boolean> {
-    const result = await this.schedules.updateOne(
-      { _id: params.name, revision: params.revision, paused: false, pendingRunAt: null },
-      { $set: { nextRunAt: params.nextRunAt, pendingRunAt: params.fire, updatedAt: params.now }, $inc: { revision: 1 } },
-    );
-    return result.modifiedCount === 1;
+  async claim(params: { name: string; timingRevision: number | undefined; dueAt: Date; fire: Date | null; nextRunAt: Date; now: Date }): Promise<ScheduleDocument | null> {
+    return this.schedules
+      .findOneAndUpdate(
+        {
+          _id: params.name,
+          // null also matches a schedule written before timingRevision existed (no field).
+          timingRevision: params.timingRevision ?? null,
+          nextRunAt: params.dueAt,
+          paused: false,
+          pendingRunAt: null,
+        },
+        { $set: { nextRunAt: params.nextRunAt, pendingRunAt: params.fire, updatedAt: params.now }, $inc: { revision: 1 } },
+        { returnDocument: 'after' },
+      )
+      .lean<ScheduleDocument>();
   }
 
   /**

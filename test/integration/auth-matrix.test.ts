@@ -55,6 +55,7 @@ const MATRIX: Record<string, Access> = {
   'GET /assets/:assetId': ASSET_READERS,
   'GET /assets/:assetId/content': ASSET_READERS,
   'POST /escrows': ADMIN,
+  'GET /escrows': ADMIN,
   'GET /escrows/:escrowId': ADMIN,
 };
 

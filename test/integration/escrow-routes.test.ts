@@ -31,6 +31,7 @@ describe('POST /escrows', () => {
       transferId: null,
       paidAt: null,
       createdBy: 'alice',
+      tenant: null,
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
     });

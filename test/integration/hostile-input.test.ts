@@ -231,6 +231,7 @@ const KNOWN_QUERY: Record<string, string[]> = {
   'GET /jobs/lease': ['limit', 'type'],
   'GET /admin/jobs/queue': ['status', 'type', 'createdBy', 'createdFrom', 'createdTo', 'page', 'per_page'],
   'GET /admin/jobs/throughput': ['minutes'],
+  'GET /escrows': ['page', 'per_page'],
   'POST /assets': ['filename'],
   'POST /assets/:assetId': ['filename'],
 };

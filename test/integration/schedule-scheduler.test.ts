@@ -87,7 +87,7 @@ class CountingRepository extends ScheduleRepository {
   wins = 0;
   attempts = 0;
 
-  override async claim(params: Parameters<ScheduleRepository['claim']>[0]): Promise<boolean> {
+  override async claim(params: Parameters<ScheduleRepository['claim']>[0]): ReturnType<ScheduleRepository['claim']> {
     this.attempts += 1;
     const won = await super.claim(params);
     if (won) this.wins += 1;

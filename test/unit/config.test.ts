@@ -37,6 +37,15 @@ describe('API configuration', () => {
     expect(err.message).not.toContain('\n');
   });
 
+  it('has slow-client timeouts by default, takes others, and refuses a headers timeout above the request timeout', () => {
+    expect(loadApiConfig(valid)).toMatchObject({ HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000, HTTP_BODY_IDLE_TIMEOUT_MS: 10_000 });
+    expect(loadApiConfig({ ...valid, HTTP_REQUEST_TIMEOUT_MS: '120000', HTTP_BODY_IDLE_TIMEOUT_MS: '5000' })).toMatchObject({ HTTP_REQUEST_TIMEOUT_MS: 120_000, HTTP_BODY_IDLE_TIMEOUT_MS: 5_000 });
+    const err = errorOf(() => loadApiConfig({ ...valid, HTTP_HEADERS_TIMEOUT_MS: '40000', HTTP_REQUEST_TIMEOUT_MS: '30000' }));
+    expect(err.variable).toBe('HTTP_HEADERS_TIMEOUT_MS');
+    expect(err.message).toContain('HTTP_REQUEST_TIMEOUT_MS');
+    expect(errorOf(() => loadApiConfig({ ...valid, HTTP_BODY_IDLE_TIMEOUT_MS: '0' })).variable).toBe('HTTP_BODY_IDLE_TIMEOUT_MS');
+  });
+
   it('treats an empty value as unset', () => {
     expect(errorOf(() => loadApiConfig({ ...valid, JWT_SECRET: '' })).message).toBe('invalid configuration: JWT_SECRET is required');
   });

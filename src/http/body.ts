@@ -1,0 +1,75 @@
+import express, { type RequestHandler } from 'express';
+
+import { RequestTimeoutError } from '../errors';
+import { sendError } from './error-handler';
+import { hasPendingBody } from './pending-body';
+import { unsafeKeyError } from './sanitize';
+
+/**
+ * Request bodies are read only once the caller is known to be allowed (API.md: 401 and 403 come
+ * before a body is read or validated). So nothing parses bodies app-wide: each route that takes a
+ * JSON body lists `readJsonBody` after its permission check, and an unauthenticated request's body
+ * is never read (see src/http/pending-body.ts).
+ */
+
+export const BODY_LIMIT = '1mb';
+
+/** A body that sends nothing for this long is cut (408); Node's requestTimeout bounds the whole request. */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
+
+/**
+ * Cuts a request whose body stops arriving: when the socket has been silent for `idleMs` while the
+ * body is still incomplete, answers 408 `request_timeout` (Node then closes the connection). Armed
+ * only for authenticated requests with a body, so a long-poll GET (no body) is never affected.
+ */
+export function limitBodyIdleTime(idleMs: number): RequestHandler {
+  return (req, res, next) => {
+    if (idleMs <= 0 || !hasPendingBody(req)) {
+      next();
+      return;
+    }
+    // The socket's inactivity timer: any bytes received reset it, so a slow but steady body passes
+    // (Node's requestTimeout bounds that one). Listened to on the response, which Node notifies
+    // whether or not the body is complete, so an unhandled timeout never destroys the socket.
+    const disarm = (): void => {
+      res.off('timeout', onTimeout);
+      // 0 is Node's own value while a request runs (the server has no `timeout`); once the answer is
+      // finished, Node has set its keep-alive timeout, which must stay.
+      if (!res.writableFinished && !req.socket.destroyed) req.socket.setTimeout(0);
+    };
+    const onTimeout = (): void => {
+      if (!hasPendingBody(req)) {
+        disarm();
+        return;
+      }
+      req.log.info({ idleMs }, 'request body sent nothing for too long; cut');
+      res.off('timeout', onTimeout);
+      if (res.headersSent) {
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader('Connection', 'close');
+      sendError(res, new RequestTimeoutError(`the request body sent nothing for ${idleMs} ms`));
+    };
+    res.setTimeout(idleMs, onTimeout);
+    req.once('end', disarm);
+    next();
+  };
+}
+
+const parseJson = express.json({ limit: BODY_LIMIT, strict: false });
+
+/**
+ * Parses a JSON body (at most BODY_LIMIT, else 413; malformed: 400) and refuses unsafe keys in it
+ * (422). One handler rather than a list, so route handlers after it keep their inferred types.
+ */
+export const readJsonBody: RequestHandler = (req, res, next) => {
+  parseJson(req, res, (err?: unknown) => {
+    if (err !== undefined) {
+      next(err);
+      return;
+    }
+    const problem = unsafeKeyError(req.body, 'body');
+    next(problem);
+  });
+};
