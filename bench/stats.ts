@@ -17,7 +17,7 @@ import pino from 'pino';
 import { createApp } from '../src/app';
 import { mintToken } from '../src/auth/tokens';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-db';
-import { JOB_STATUSES, type JobStatus } from '../src/jobs/job';
+import { JOB_STATUSES, type JobStatus } from '../src/model/job';
 import { connectDatabase } from '../src/storage/connection';
 import { ensureIndexes } from '../src/storage/indexes';
 import { wireApi } from '../src/wiring';

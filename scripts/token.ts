@@ -2,7 +2,7 @@ import 'dotenv/config';
 
 import { parseArgs } from 'node:util';
 
-import { isRole, ROLES } from '../src/auth/roles';
+import { isRole, ROLES } from '../src/model/principal';
 import { mintToken } from '../src/auth/tokens';
 import { localDataDir, readLocalSecret } from '../src/local-secret';
 

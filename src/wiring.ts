@@ -12,7 +12,7 @@ import { httpMetrics, metricsRoutes } from './http/metrics-routes';
 import { requestLimitRoutes, type RequestLimits } from './http/request-limits';
 import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
-import { systemClock, type Clock, type RandomSource } from './jobs/job';
+import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
 import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';

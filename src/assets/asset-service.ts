@@ -2,21 +2,12 @@ import type { Readable } from 'node:stream';
 
 import type { Connection } from 'mongoose';
 
-import { authorize, ownershipOf, type Action, type Ownership } from '../auth/access';
-import type { Principal } from '../auth/roles';
+import { authorize, ownershipOf, type Action } from '../auth/access';
+import { type Ownership } from '../model/principal';
+import type { Principal } from '../model/principal';
 import { ConflictError, InvalidStateError, NotFoundError, UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
 import { AssetStore } from '../storage/asset-store';
-import {
-  IMAGE_CONTENT_TYPES,
-  IMAGE_SIGNATURE_BYTES,
-  MAX_ASSET_BYTES,
-  isImageContentType,
-  receiptOf,
-  type Asset,
-  type DerivedFrom,
-  type ImageContentType,
-  type UploadReceipt,
-} from './asset';
+import { IMAGE_CONTENT_TYPES, IMAGE_SIGNATURE_BYTES, MAX_ASSET_BYTES, isImageContentType, receiptOf, type Asset, type DerivedFrom, type ImageContentType, type UploadReceipt } from '../model/asset';
 import { newAssetId, parseAssetId } from './asset-id';
 import { sniffImageType } from './image-format';
 import { UploadBody } from './upload-body';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 
-import type { ImageContentType } from './asset';
+import type { ImageContentType } from '../model/asset';
 
 /** The bytes are not an image sharp can decode (or not one of the accepted formats). */
 export class ImageDecodeError extends Error {

@@ -1,5 +1,6 @@
 import { AccessDeniedError, NotFoundError, type AppError } from '../errors';
-import { roleHasPermission, type Permission, type Principal, type Role } from './roles';
+import type { AccessScope, Ownership, Principal, Role } from '../model/principal';
+import { roleHasPermission, type Permission } from './roles';
 
 /**
  * The one access rule of the service: which principal may read or change which resource. Every
@@ -19,13 +20,6 @@ import { roleHasPermission, type Permission, type Principal, type Role } from '.
 
 export type ResourceKind = 'job' | 'schedule' | 'escrow' | 'asset';
 export type Action = 'read' | 'write';
-
-/** Who created a resource. `createdByRole` is null on records written before roles were stored. */
-export interface Ownership {
-  createdBy: string;
-  createdByRole: Role | null;
-  tenant: string | null;
-}
 
 export const RESERVED_SUBJECT_PREFIX = 'schedule:';
 
@@ -112,13 +106,6 @@ export function authorize<T extends Ownership>(params: {
   const { principal, kind, action, id, resource } = params;
   if (!resource || !mayAccess(principal, kind, action, resource)) throw RULES[kind].hidden(principal, id);
   return resource;
-}
-
-/** Which resources of a kind a listing by this principal may contain (ANDed into the query). */
-export interface AccessScope {
-  /** null: only resources created without a tenant. */
-  tenant?: string | null;
-  owner?: { createdBy: string; createdByRole: Role };
 }
 
 export function scopeOf(principal: Principal, kind: ResourceKind, action: Action = 'read'): AccessScope {

@@ -1,6 +1,6 @@
-/** Roles a token may carry, and what each may do: the one table of permissions in the service. */
-export const ROLES = ['admin', 'service', 'worker', 'user'] as const;
-export type Role = (typeof ROLES)[number];
+import type { Role } from '../model/principal';
+
+/** What each role may do: the one table of permissions in the service. */
 
 export type Permission =
   | 'jobs:enqueue'
@@ -21,18 +21,6 @@ const PERMISSIONS: Record<Role, readonly Permission[]> = {
   user: ['jobs:read', 'jobs:cancel'],
 };
 
-export function isRole(value: unknown): value is Role {
-  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
-}
-
 export function roleHasPermission(role: Role, permission: Permission): boolean {
   return PERMISSIONS[role].includes(permission);
-}
-
-/** Who is calling, as established from a verified token. */
-export interface Principal {
-  sub: string;
-  role: Role;
-  /** Present when the token carries a `tenant` claim: the caller then sees only that tenant's jobs. */
-  tenant?: string;
 }

@@ -4,7 +4,7 @@ import jwt from 'jsonwebtoken';
 
 import { UnauthenticatedError } from '../errors';
 import { isReservedSubject, RESERVED_SUBJECT_PREFIX } from './access';
-import { isRole, type Principal, type Role } from './roles';
+import { isRole, type Principal, type Role } from '../model/principal';
 
 // The algorithm is pinned: tokens signed any other way (alg "none", RS256 with the secret as a
 // public key) fail verification.

@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 
 import type { AdminService, JobListFilter } from '../jobs/admin-service';
-import { JOB_STATUSES } from '../jobs/job';
+import { JOB_STATUSES } from '../model/job';
 import { requirePermission } from './auth';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 
 import { Router, type Request, type RequestHandler } from 'express';
 
-import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, toAssetView, type ImageContentType } from '../assets/asset';
+import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, toAssetView, type ImageContentType } from '../model/asset';
 import { parseAssetId } from '../assets/asset-id';
 import type { AssetService } from '../assets/asset-service';
 import { UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';

@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 
 import { AppError, ValidationError, type FieldError } from '../errors';
-import type { Job } from '../jobs/job';
+import type { Job } from '../model/job';
 import { MAX_BATCH, type EnqueueInput, type JobService, type ReportTarget } from '../jobs/job-service';
 import { requirePermission } from './auth';
 import { readJsonBody } from './body';

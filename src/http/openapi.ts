@@ -1,14 +1,15 @@
 import { z } from 'zod';
 
-import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES } from '../assets/asset';
-import { ROLES } from '../auth/roles';
+import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES } from '../model/asset';
+import { ROLES } from '../model/principal';
 import type { ErrorCode } from '../errors';
-import { JOB_STATUSES } from '../jobs/job';
-import type { JobTypeDefinition } from '../jobs/job-type';
+import { JOB_STATUSES } from '../model/job';
+import type { JobTypeDefinition } from '../model/job-type';
 import { JOB_TYPES } from '../jobs/job-types';
 import { escrowInputSchema } from '../payouts/escrow-input';
 import { MAX_JOB_PAYLOAD_BYTES } from './request-limits';
-import { CATCH_UP_POLICIES, DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
+import { CATCH_UP_POLICIES } from '../model/schedule';
+import { DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
 import { MAX_SCHEDULES_LISTED } from '../schedules/schedule-service';
 import { DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_THROUGHPUT_MINUTES } from './admin-routes';
 

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 
-import type { Principal } from '../auth/roles';
+import type { Principal } from '../model/principal';
 import { UnauthenticatedError } from '../errors';
 
 declare module 'express-serve-static-core' {

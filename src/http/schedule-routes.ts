@@ -2,7 +2,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 
 import { cronProblem, timeZoneProblem } from '../schedules/cron';
-import { CATCH_UP_POLICIES, DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
+import { CATCH_UP_POLICIES } from '../model/schedule';
+import { DEFAULT_CATCH_UP, DEFAULT_TIME_ZONE, SCHEDULE_NAME } from '../schedules/schedule';
 import type { ScheduleService } from '../schedules/schedule-service';
 import { requirePermission } from './auth';
 import { readJsonBody } from './body';

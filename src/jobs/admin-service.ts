@@ -1,5 +1,6 @@
 import { FINISHED_STATUSES, type JobListFilter, type JobQueries } from '../storage/job-queries';
-import { JOB_STATUSES, type Clock, type Job, type JobStatus } from './job';
+import { JOB_STATUSES, type Job, type JobStatus } from '../model/job';
+import { type Clock } from '../model/clock';
 import type { JobService } from './job-service';
 import type { JobRegistry } from './registry';
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 
-import type { JobStatus } from './job';
+import type { JobStatus } from '../model/job';
 
 /** One event per state transition; metrics and the dashboard subscribe. */
 export interface JobEventMap {

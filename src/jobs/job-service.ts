@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 
-import { authorize, mayAccess, type Ownership } from '../auth/access';
-import type { Principal } from '../auth/roles';
+import { authorize, mayAccess } from '../auth/access';
+import { type Ownership } from '../model/principal';
+import type { Principal } from '../model/principal';
 import { AppError, InvalidStateError, LeaseConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors';
 import type { JobRepository, LeaseHolder, ClaimRequest, NewJob } from '../storage/job-repository';
 import { toJob } from '../storage/job-repository';
 import type { JobDocument } from '../storage/job-model';
 import type { HeldSlot, SlotRepository } from '../storage/slot-repository';
-import type { Clock, Job, JobError, JobStatus, LeasedJob, RandomSource } from './job';
+import type { Clock, RandomSource } from '../model/clock';
+import type { Job, JobError, JobStatus, LeasedJob } from '../model/job';
 import type { JobEvents } from './job-events';
 import { LeaseWaiters } from './lease-waiters';
 import type { JobRegistry } from './registry';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { defineJobType } from './job-type';
+import { defineJobType } from '../model/job-type';
 
 /**
  * Every job type the service knows. Adding a type is one entry here (plus its handler in

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { ConfigError } from '../config';
 import { PayloadInvalidError, NotFoundError, type FieldError } from '../errors';
-import type { JobPolicy, JobTypeDefinition } from './job-type';
+import type { JobPolicy, JobTypeDefinition } from '../model/job-type';
 
 export class DuplicateJobTypeError extends Error {
   constructor(name: string) {

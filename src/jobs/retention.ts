@@ -1,7 +1,7 @@
 import { coerceError } from '../errors';
 import type { Logger } from '../logger';
 import type { RetainedStatus, RetentionStore } from '../storage/retention-store';
-import type { Clock } from './job';
+import type { Clock } from '../model/clock';
 
 /** Days a finished job is kept, per terminal status; 0 keeps it forever. */
 export interface RetentionPolicy {

@@ -1,5 +1,5 @@
-import type { JobPolicy } from './job-type';
-import type { RandomSource } from './job';
+import type { JobPolicy } from '../model/job-type';
+import type { RandomSource } from '../model/clock';
 
 /**
  * Delay before the next try after a failed `attempt` (1-based): min(cap, base · 2^(attempt−1)),

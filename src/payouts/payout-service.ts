@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 
 import { authorize, scopeOf } from '../auth/access';
-import type { Principal, Role } from '../auth/roles';
+import type { Principal, Role } from '../model/principal';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
-import type { EscrowRecord, EscrowStore } from '../storage/escrow-store';
+import type { EscrowRecord } from '../model/escrow';
+import type { EscrowStore } from '../storage/escrow-store';
 import { parseEscrowInput, type EscrowInput } from './escrow-input';
 import { PaymentProviderError, type PaymentProvider, type TransferResult } from './payment-provider';
 import { PayoutError } from './payout-errors';

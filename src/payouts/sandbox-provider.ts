@@ -4,7 +4,8 @@ import type { Connection } from 'mongoose';
 
 import { coerceError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
-import { createPayoutTransferStore, type PayoutTransferRecord, type PayoutTransferStore } from '../storage/payout-transfer-store';
+import { createPayoutTransferStore, type PayoutTransferStore } from '../storage/payout-transfer-store';
+import { type PayoutTransferRecord } from '../model/payout-transfer';
 import {
   PermanentProviderError,
   TransientProviderError,

@@ -1,6 +1,6 @@
 import { CronExpressionParser, type CronExpression } from 'cron-parser';
 
-import type { CatchUpPolicy } from './schedule';
+import type { CatchUpPolicy } from '../model/schedule';
 
 /**
  * Cron arithmetic for schedules (cron-parser with Luxon time zones). Every function is pure and

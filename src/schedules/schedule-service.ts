@@ -1,12 +1,12 @@
 import { authorize, ownershipOf, scopeOf, type Action } from '../auth/access';
-import type { Principal } from '../auth/roles';
+import type { Principal } from '../model/principal';
 import { ConflictError } from '../errors';
-import type { Clock } from '../jobs/job';
+import type { Clock } from '../model/clock';
 import type { JobRegistry } from '../jobs/registry';
 import type { ScheduleDocument } from '../storage/schedule-model';
 import { toSchedule, type ScheduleChanges, type ScheduleEditBasis, type ScheduleRepository } from '../storage/schedule-repository';
 import { nextOccurrence } from './cron';
-import type { Schedule } from './schedule';
+import type { Schedule } from '../model/schedule';
 
 /** `cron` and `timeZone` are already checked with cronProblem / timeZoneProblem by the caller. */
 export type CreateScheduleInput = Pick<Schedule, 'name' | 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority'>;

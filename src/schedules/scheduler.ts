@@ -1,5 +1,5 @@
 import { AppError, coerceError } from '../errors';
-import type { Clock } from '../jobs/job';
+import type { Clock } from '../model/clock';
 import type { JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
 import type { ScheduleDocument } from '../storage/schedule-model';

@@ -1,4 +1,4 @@
-import type { AccessScope } from '../auth/access';
+import type { AccessScope } from '../model/principal';
 
 /**
  * The query form of an access scope (src/auth/access.ts `scopeOf`), ANDed into listings and into the

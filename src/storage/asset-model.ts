@@ -1,7 +1,7 @@
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 
-import { IMAGE_CONTENT_TYPES, type ImageContentType } from '../assets/asset';
-import { ROLES, type Role } from '../auth/roles';
+import { IMAGE_CONTENT_TYPES, type ImageContentType } from '../model/asset';
+import { ROLES, type Role } from '../model/principal';
 import { ASSET_BUCKET } from './asset-files';
 
 export interface AssetVersionDocument {

@@ -1,6 +1,6 @@
 import mongoose, { type Connection, type Model } from 'mongoose';
 
-import type { Asset, AssetVersion, DerivedFrom } from '../assets/asset';
+import type { Asset, AssetVersion, DerivedFrom } from '../model/asset';
 import { AssetFiles } from './asset-files';
 import { assetModel, type AssetDocument } from './asset-model';
 import { isDuplicateKeyError } from './errors';

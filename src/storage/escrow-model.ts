@@ -1,6 +1,6 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { ROLES, type Role } from '../auth/roles';
+import { ROLES, type Role } from '../model/principal';
 
 export const ESCROW_STATUSES = ['held', 'paid'] as const;
 export type EscrowStatus = (typeof ESCROW_STATUSES)[number];

@@ -1,28 +1,10 @@
 import type { Connection } from 'mongoose';
 
-import type { AccessScope } from '../auth/access';
-import type { Role } from '../auth/roles';
+import type { AccessScope } from '../model/principal';
+import type { EscrowFields, EscrowRecord } from '../model/escrow';
+import type { Role } from '../model/principal';
 import { accessFilter } from './access-scope';
 import { ensureEscrowIndexes, escrowModel, type EscrowDocument } from './escrow-model';
-
-interface EscrowFields {
-  escrowId: string;
-  batchId: string;
-  amount: number;
-  currency: string;
-  payee: string;
-  createdBy: string;
-  /** null: written before roles were stored. */
-  createdByRole: Role | null;
-  tenant: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-/** An escrow as the domain sees it: a plain object; `transferId` and `paidAt` exist exactly when paid. */
-export type EscrowRecord =
-  | (EscrowFields & { status: 'held'; transferId: null; paidAt: null })
-  | (EscrowFields & { status: 'paid'; transferId: string; paidAt: Date });
 
 export interface NewEscrowRecord {
   escrowId: string;

@@ -1,6 +1,6 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../jobs/job';
+import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../model/job';
 
 /**
  * A job as stored: the domain's Job with `_id` as the public jobId (so no second unique index is

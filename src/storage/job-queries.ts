@@ -1,6 +1,6 @@
 import type { Connection } from 'mongoose';
 
-import type { Job, JobStatus } from '../jobs/job';
+import type { Job, JobStatus } from '../model/job';
 import { jobModel, type JobDocument } from './job-model';
 import { toJob } from './job-repository';
 

@@ -1,8 +1,8 @@
 import type mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 
-import type { Role } from '../auth/roles';
-import type { AttemptOutcome, Job, JobError, JobStatus } from '../jobs/job';
+import type { Role } from '../model/principal';
+import type { AttemptOutcome, Job, JobError, JobStatus } from '../model/job';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
 

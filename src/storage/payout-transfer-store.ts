@@ -1,16 +1,7 @@
 import type { Connection } from 'mongoose';
 
+import type { PayoutTransferRecord } from '../model/payout-transfer';
 import { ensurePayoutTransferIndexes, payoutTransferModel, type PayoutTransferDocument } from './payout-transfer-model';
-
-export interface PayoutTransferRecord {
-  transferId: string;
-  idempotencyKey: string;
-  amount: number;
-  currency: string;
-  payee: string;
-  status: 'succeeded';
-  createdAt: Date;
-}
 
 export interface PayoutTransferStore {
   /** Records a transfer; a repeated idempotency key rejects with the driver's code 11000. */

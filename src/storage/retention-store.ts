@@ -1,6 +1,6 @@
 import type { Connection } from 'mongoose';
 
-import type { JobStatus } from '../jobs/job';
+import type { JobStatus } from '../model/job';
 import { jobModel, type JobModel } from './job-model';
 
 /** The statuses retention may delete: finished jobs only (never queued or leased). */

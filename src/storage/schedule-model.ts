@@ -1,7 +1,7 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { ROLES, type Role } from '../auth/roles';
-import { CATCH_UP_POLICIES, type CatchUpPolicy, type ScheduleError } from '../schedules/schedule';
+import { ROLES, type Role } from '../model/principal';
+import { CATCH_UP_POLICIES, type CatchUpPolicy, type ScheduleError } from '../model/schedule';
 
 /** A schedule as stored. `_id` is the schedule name: its unique index is the only one names need. */
 export interface ScheduleDocument {

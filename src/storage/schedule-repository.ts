@@ -1,7 +1,7 @@
 import type { Connection } from 'mongoose';
 
-import type { AccessScope } from '../auth/access';
-import type { Schedule, ScheduleError } from '../schedules/schedule';
+import type { AccessScope } from '../model/principal';
+import type { Schedule, ScheduleError } from '../model/schedule';
 import { accessFilter } from './access-scope';
 import { isDuplicateKeyError } from './errors';
 import { scheduleModel, type ScheduleDocument, type ScheduleModel } from './schedule-model';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 
-import type { ImageContentType } from '../../src/assets/asset';
+import type { ImageContentType } from '../../src/model/asset';
 import { JobsClient } from '../../src/client/jobs-client';
 import type { JobWire } from '../../src/client/types';
 import { testDatabaseUri, useTestDatabase } from '../helpers/database';

@@ -4,11 +4,11 @@ import path from 'node:path';
 
 import type { Connection } from 'mongoose';
 
-import type { ImageContentType } from '../../src/assets/asset';
+import type { ImageContentType } from '../../src/model/asset';
 import { ConflictApiError, NetworkError, UnavailableApiError } from '../../src/client/errors';
 import { JobsClient } from '../../src/client/jobs-client';
 import type { JobStatus } from '../../src/client/types';
-import type { AttemptRecord } from '../../src/jobs/job';
+import type { AttemptRecord } from '../../src/model/job';
 import { createSeededRandom } from '../../src/payouts/seeded-random';
 import { connectDatabase } from '../../src/storage/connection';
 import { makeImage } from '../fixtures/images';

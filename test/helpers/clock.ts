@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/jobs/job';
+import type { Clock } from '../../src/model/clock';
 
 /** A clock that moves only when told to, so lease expiry and backoff are exact. */
 export class TestClock implements Clock {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import type { JobStatus } from '../../src/jobs/job';
+import type { JobStatus } from '../../src/model/job';
 import type { JobDocument } from '../../src/storage/job-model';
 
 /**

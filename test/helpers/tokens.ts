@@ -1,4 +1,4 @@
-import type { Role } from '../../src/auth/roles';
+import type { Role } from '../../src/model/principal';
 import { mintToken } from '../../src/auth/tokens';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';

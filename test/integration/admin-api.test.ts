@@ -1,6 +1,6 @@
 import request from 'supertest';
 
-import type { JobStatus } from '../../src/jobs/job';
+import type { JobStatus } from '../../src/model/job';
 import { buildTestApp } from '../helpers/app';
 import { TestClock } from '../helpers/clock';
 import { useTestDatabase } from '../helpers/database';

@@ -2,7 +2,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 
 import { createAssetService, type AssetService } from '../../src/assets/asset-service';
-import type { Principal, Role } from '../../src/auth/roles';
+import type { Principal, Role } from '../../src/model/principal';
 import { assetModel } from '../../src/storage/asset-model';
 import { createThumbnailHandler } from '../../src/worker/handlers/thumbnail-create';
 import { makeImage } from '../fixtures/images';

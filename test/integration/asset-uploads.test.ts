@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { MAX_ASSET_BYTES } from '../../src/assets/asset';
+import { MAX_ASSET_BYTES } from '../../src/model/asset';
 import { ASSET_BUCKET } from '../../src/storage/asset-files';
 import { assetModel } from '../../src/storage/asset-model';
 import { makeImage } from '../fixtures/images';

@@ -4,9 +4,9 @@ import type { Express } from 'express';
 import request from 'supertest';
 
 import { createApp } from '../../src/app';
-import type { ImageContentType } from '../../src/assets/asset';
+import type { ImageContentType } from '../../src/model/asset';
 import { createAssetService } from '../../src/assets/asset-service';
-import { ROLES, type Role } from '../../src/auth/roles';
+import { ROLES, type Role } from '../../src/model/principal';
 import { assetRoutes } from '../../src/http/asset-routes';
 import { ensureAssetIndexes } from '../../src/storage/asset-model';
 import { AssetStore } from '../../src/storage/asset-store';

@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
 
-import { ROLES, type Role } from '../../src/auth/roles';
+import { ROLES, type Role } from '../../src/model/principal';
 import { makeImage } from '../fixtures/images';
 import { buildTestApp } from '../helpers/app';
 import { useTestDatabase } from '../helpers/database';

@@ -2,7 +2,8 @@ import { Router } from 'express';
 import request from 'supertest';
 
 import { createApp } from '../../src/app';
-import { ROLES, type Permission, type Role } from '../../src/auth/roles';
+import { ROLES, type Role } from '../../src/model/principal';
+import { type Permission } from '../../src/auth/roles';
 import { requirePermission } from '../../src/http/auth';
 import { silentLogger } from '../helpers/app';
 import { bearer, TEST_JWT_SECRET } from '../helpers/tokens';

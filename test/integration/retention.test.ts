@@ -3,7 +3,7 @@ import request from 'supertest';
 
 import { createApp } from '../../src/app';
 import { ConfigError, loadApiConfig } from '../../src/config';
-import type { JobStatus } from '../../src/jobs/job';
+import type { JobStatus } from '../../src/model/job';
 import { DEFAULT_RETENTION, RetentionCleaner, type RetentionSettings } from '../../src/jobs/retention';
 import { RetentionStore } from '../../src/storage/retention-store';
 import { wireApi, wireServices, type ApiWiringParams } from '../../src/wiring';

@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 
 import { createApp } from '../../src/app';
-import type { Role } from '../../src/auth/roles';
+import type { Role } from '../../src/model/principal';
 import { buildOpenApiDocument } from '../../src/http/openapi';
 import { wireApi, wireServices, type ApiServices, type ApiWiringParams } from '../../src/wiring';
 import { silentLogger } from '../helpers/app';

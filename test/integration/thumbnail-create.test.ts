@@ -3,9 +3,9 @@ import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
 
-import type { Asset, ImageContentType } from '../../src/assets/asset';
+import type { Asset, ImageContentType } from '../../src/model/asset';
 import { createAssetService, type AssetService } from '../../src/assets/asset-service';
-import type { Principal } from '../../src/auth/roles';
+import type { Principal } from '../../src/model/principal';
 import type { ThumbnailPayload } from '../../src/jobs/job-types';
 import { ASSET_BUCKET } from '../../src/storage/asset-files';
 import { assetModel, ensureAssetIndexes } from '../../src/storage/asset-model';

@@ -1,4 +1,4 @@
-import type { Role } from '../auth/roles';
+import type { Role } from './principal';
 
 /**
  * Glossary
@@ -79,12 +79,3 @@ export interface LeasedJob {
   leaseId: string;
   leaseExpiresAt: Date;
 }
-
-export interface Clock {
-  now(): Date;
-}
-
-export const systemClock: Clock = { now: () => new Date() };
-
-/** Returns a number in [0, 1); injected so retry jitter is exact in tests. */
-export type RandomSource = () => number;

@@ -9,8 +9,7 @@
  *   their source's owner. Who may read or add versions is decided in src/auth/access.ts.
  */
 
-import type { Ownership } from '../auth/access';
-import type { Role } from '../auth/roles';
+import type { Ownership, Role } from './principal';
 
 export const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
 export type ImageContentType = (typeof IMAGE_CONTENT_TYPES)[number];
