@@ -1,28 +1,11 @@
 /**
- * Typed errors with stable codes. Domain code throws these; the HTTP error handler maps each code
- * to a status in one table (src/http/error-handler.ts). Nothing here knows about HTTP.
+ * Typed errors with stable codes. Domain code throws these; the HTTP error handler answers each
+ * code with the status the error catalog gives it (src/error-catalog.ts). Nothing here knows HTTP.
  */
-export type ErrorCode =
-  | 'bad_request'
-  | 'validation_error'
-  | 'payload_invalid'
-  | 'unauthenticated'
-  | 'permission_denied'
-  | 'access_denied'
-  | 'not_found'
-  | 'job_not_found'
-  | 'job_type_not_found'
-  | 'asset_not_found'
-  | 'escrow_not_found'
-  | 'lease_conflict'
-  | 'invalid_state'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'request_timeout'
-  | 'unsupported_media_type'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal';
+import type { ErrorCode } from './error-catalog';
+
+// The codes, their statuses and meanings are one table (src/error-catalog.ts); re-exported for the domain.
+export type { ErrorCode } from './error-catalog';
 
 export class AppError extends Error {
   constructor(

@@ -1,31 +1,13 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
 import { AppError, NotFoundError, PayloadTooLargeError, RateLimitedError, BadRequestError, coerceError, UnsupportedMediaTypeError, type ErrorCode } from '../errors';
+import { ERROR_CATALOG, ERROR_CODES } from '../error-catalog';
 import { closeIfBodyPending } from './pending-body';
 
-/** The one place where error codes become HTTP statuses. */
-export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
-  bad_request: 400,
-  unauthenticated: 401,
-  permission_denied: 403,
-  access_denied: 403,
-  not_found: 404,
-  job_not_found: 404,
-  job_type_not_found: 404,
-  asset_not_found: 404,
-  escrow_not_found: 404,
-  lease_conflict: 409,
-  invalid_state: 409,
-  conflict: 409,
-  payload_too_large: 413,
-  request_timeout: 408,
-  unsupported_media_type: 415,
-  validation_error: 422,
-  payload_invalid: 422,
-  rate_limited: 429,
-  internal: 500,
-  unavailable: 503,
-};
+/** Error codes as HTTP statuses, read from the error catalog (the one table of codes). */
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze(
+  Object.fromEntries(ERROR_CODES.map((code) => [code, ERROR_CATALOG[code].status])) as Record<ErrorCode, number>,
+);
 
 /** Converts an error from outside the domain (a driver, a parser) into an AppError, if it knows it. */
 export type ErrorTranslator = (err: Error) => AppError | undefined;
