@@ -3,11 +3,12 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { pinoHttp } from 'pino-http';
 
+import { ROUTES } from './contract/routes';
 import { authenticate } from './http/auth';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, limitBodyIdleTime } from './http/body';
 import { errorHandler, notFoundRoute, type ErrorTranslator } from './http/error-handler';
 import { healthRoutes } from './http/health-routes';
-import { principalOf } from './http/request-context';
+import { mountRoute } from './http/mount-route';
 import { rejectUnsafeQueryKeys } from './http/sanitize';
 import type { Logger } from './logger';
 
@@ -62,9 +63,10 @@ export function createApp(deps: AppDeps): Express {
   protectedRoutes.use(authenticate(deps.jwtSecret));
   protectedRoutes.use(rejectUnsafeQueryKeys);
   protectedRoutes.use(limitBodyIdleTime(deps.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS));
-  protectedRoutes.get('/auth/whoami', (req, res) => {
-    res.json(principalOf(req));
-  });
+  mountRoute(protectedRoutes, ROUTES.whoami)(async ({ principal }) => ({
+    status: 200,
+    body: { sub: principal.sub, role: principal.role, ...(principal.tenant === undefined ? {} : { tenant: principal.tenant }) },
+  }));
   for (const router of deps.routers ?? []) protectedRoutes.use(router);
   // Unknown paths answer 404 only to authenticated callers: unauthenticated probing learns nothing.
   app.use(protectedRoutes);

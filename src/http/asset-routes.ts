@@ -2,13 +2,13 @@ import { pipeline } from 'node:stream/promises';
 
 import { Router, type Request, type RequestHandler } from 'express';
 
-import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, toAssetView, type ImageContentType } from '../model/asset';
-import { parseAssetId } from '../assets/asset-id';
+import { ROUTES } from '../contract/routes';
+import { IMAGE_CONTENT_TYPES, MAX_ASSET_BYTES, isImageContentType, type ImageContentType } from '../model/asset';
 import type { AssetService } from '../assets/asset-service';
-import { UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
-import { requirePermission } from './auth';
-import { principalOf } from './request-context';
+import { UnsupportedMediaTypeError, coerceError } from '../errors';
+import { ANSWERED, mountRoute } from './mount-route';
 import { DEFAULT_UPLOAD_CONCURRENCY, closeConnectionOnUnreadBody, limitConcurrentUploads, refuseOversizedBody, requestBody } from './upload-limits';
+import { toAssetWire, toUploadReceiptWire } from './wire';
 
 export interface AssetRoutesDeps {
   assets: AssetService;
@@ -38,47 +38,30 @@ const requireImageContentType: RequestHandler = (req, _res, next) => {
  */
 export function assetRoutes(deps: AssetRoutesDeps): Router {
   const router = Router();
-  // Cheap refusals first, so they never take an upload slot.
-  const beforeBody = [requireImageContentType, refuseOversizedBody(MAX_ASSET_BYTES), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
+  // Cheap refusals first, so they never take an upload slot; all before the body is read.
+  const before = [requireImageContentType, refuseOversizedBody(MAX_ASSET_BYTES), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
 
-  router.post('/assets', requirePermission('assets:write'), ...beforeBody, async (req, res) => {
-    const receipt = await deps.assets.createAsset({
-      principal: principalOf(req),
+  mountRoute(router, ROUTES.createAsset, { before })(async ({ principal, query, req }) => {
+    const receipt = await deps.assets.createAsset({ principal, content: requestBody(req), contentType: imageContentTypeOf(req), filename: query.filename });
+    return { status: 201, body: toUploadReceiptWire(receipt) };
+  });
+
+  // The asset id is checked before the guards: junk ids are refused before the body is read.
+  mountRoute(router, ROUTES.addAssetVersion, { before })(async ({ principal, params, query, req }) => {
+    const receipt = await deps.assets.addVersion({
+      principal,
+      assetId: params.assetId,
       content: requestBody(req),
       contentType: imageContentTypeOf(req),
-      filename: filenameOf(req),
+      filename: query.filename,
     });
-    res.status(201).json(receipt);
+    return { status: 201, body: toUploadReceiptWire(receipt) };
   });
 
-  router.post(
-    '/assets/:assetId',
-    requirePermission('assets:write'),
-    (req, _res, next) => {
-      // Junk ids are refused before the body is read.
-      parseAssetId(req.params.assetId);
-      next();
-    },
-    ...beforeBody,
-    async (req, res) => {
-      const receipt = await deps.assets.addVersion({
-        principal: principalOf(req),
-        assetId: parseAssetId(req.params.assetId),
-        content: requestBody(req),
-        contentType: imageContentTypeOf(req),
-        filename: filenameOf(req),
-      });
-      res.status(201).json(receipt);
-    },
-  );
+  mountRoute(router, ROUTES.getAsset)(async ({ principal, params }) => ({ status: 200, body: toAssetWire(await deps.assets.getAsset({ principal, assetId: params.assetId })) }));
 
-  router.get('/assets/:assetId', requirePermission('assets:read'), async (req, res) => {
-    const asset = await deps.assets.getAsset({ principal: principalOf(req), assetId: parseAssetId(req.params.assetId) });
-    res.json(toAssetView(asset));
-  });
-
-  router.get('/assets/:assetId/content', requirePermission('assets:read'), async (req, res) => {
-    const content = await deps.assets.openContent({ principal: principalOf(req), assetId: parseAssetId(req.params.assetId) });
+  mountRoute(router, ROUTES.getAssetContent)(async ({ principal, params, req, res }) => {
+    const content = await deps.assets.openContent({ principal, assetId: params.assetId });
     res.status(200);
     res.setHeader('Content-Type', content.contentType);
     res.setHeader('Content-Length', String(content.size));
@@ -92,15 +75,9 @@ export function assetRoutes(deps: AssetRoutesDeps): Router {
       // hung up): pipeline has destroyed the response, and no error answer can follow.
       req.log.warn({ err: coerceError(rawErr) }, 'asset content stream ended early');
     }
+    return ANSWERED;
   });
 
   router.use(closeConnectionOnUnreadBody);
   return router;
-}
-
-/** `?filename=` as given (the service validates it); a repeated parameter is refused here. */
-function filenameOf(req: Request): string | undefined {
-  const value: unknown = req.query.filename;
-  if (value === undefined || typeof value === 'string') return value;
-  throw new ValidationError('invalid filename', [{ field: 'filename', message: 'must be given at most once' }]);
 }

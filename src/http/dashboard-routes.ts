@@ -2,8 +2,11 @@ import path from 'node:path';
 
 import express, { Router, type RequestHandler } from 'express';
 
+import { dashboardContractValue } from '../contract/operations';
+import { ROUTES } from '../contract/routes';
 import { NotFoundError } from '../errors';
 import { labelRoute } from './metrics-routes';
+import { ANSWERED, mountRoute } from './mount-route';
 
 /** Plain HTML/CSS/JS, no build step; everything the page needs is served from here (no CDN). */
 export const DASHBOARD_DIR = path.join(__dirname, '..', 'dashboard', 'static');
@@ -37,9 +40,14 @@ export function dashboardRoutes(): Router {
   const router = Router();
   const serveStatic = express.static(DASHBOARD_DIR, { index: false, fallthrough: true, dotfiles: 'ignore' });
 
-  router.get('/dashboard', securityHeaders, (_req, res) => {
+  mountRoute(router, ROUTES.dashboard, { before: [securityHeaders] })(async ({ res }) => {
     res.sendFile(path.join(DASHBOARD_DIR, 'index.html'));
+    return ANSWERED;
   });
+
+  // The page's status lists come from here, not from copies in app.js.
+  const contract = dashboardContractValue();
+  mountRoute(router, ROUTES.dashboardContract, { before: [securityHeaders] })(async () => ({ status: 200, body: contract }));
 
   // Assets are files, not API routes: served by middleware, so the OpenAPI document lists /dashboard only.
   router.use('/dashboard', labelRoute('/dashboard/*'), securityHeaders, serveStatic, (req) => {

@@ -4,7 +4,9 @@ import express, { Router, type RequestHandler } from 'express';
 
 import { NotFoundError } from '../errors';
 import { labelRoute } from './metrics-routes';
-import { buildOpenApiDocument } from './openapi';
+import { ANSWERED, mountRoute } from './mount-route';
+import { buildOpenApiDocument } from '../contract/openapi';
+import { ROUTES } from '../contract/routes';
 
 /** The Swagger UI files the page loads; nothing else from the package is served. */
 const SWAGGER_ASSETS = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'favicon-16x16.png', 'favicon-32x32.png']);
@@ -58,19 +60,21 @@ const securityHeaders: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** `GET /openapi.json` and the interactive docs at `/docs` (Swagger UI from swagger-ui-dist, no CDN). Public. */
+/** `GET /openapi.json` (generated from src/contract) and the interactive docs at `/docs` (Swagger UI from swagger-ui-dist, no CDN). Public. */
 export function docsRoutes(): Router {
   const router = Router();
   const document = JSON.stringify(buildOpenApiDocument());
   const swaggerDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   const serveSwagger = express.static(swaggerDir, { index: false, fallthrough: false, maxAge: '1h' });
 
-  router.get('/openapi.json', (_req, res) => {
+  mountRoute(router, ROUTES.openapi)(async ({ res }) => {
     res.type('application/json').send(document);
+    return ANSWERED;
   });
 
-  router.get('/docs', securityHeaders, (_req, res) => {
+  mountRoute(router, ROUTES.docs, { before: [securityHeaders] })(async ({ res }) => {
     res.type('html').send(DOCS_PAGE);
+    return ANSWERED;
   });
 
   // Assets are files, not API routes: served by middleware, so the OpenAPI document lists /docs only.

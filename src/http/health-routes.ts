@@ -1,5 +1,10 @@
 import { Router } from 'express';
 
+import { ROUTES } from '../contract/routes';
+import { UnavailableError } from '../errors';
+import { sendError } from './error-handler';
+import { ANSWERED, mountRoute } from './mount-route';
+
 export interface HealthDeps {
   /** Resolves true while the database answers; must itself be bounded in time. */
   isDatabaseReady(): Promise<boolean>;
@@ -7,16 +12,12 @@ export interface HealthDeps {
 
 export function healthRoutes(deps: HealthDeps): Router {
   const router = Router();
-  router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  router.get('/readyz', async (_req, res) => {
-    const ready = await deps.isDatabaseReady();
-    if (ready) {
-      res.json({ status: 'ready' });
-    } else {
-      res.status(503).json({ error: { code: 'unavailable', message: 'database is not answering' } });
-    }
+  mountRoute(router, ROUTES.healthz)(async () => ({ status: 200, body: { status: 'ok' } }));
+  mountRoute(router, ROUTES.readyz)(async ({ res }) => {
+    if (await deps.isDatabaseReady()) return { status: 200, body: { status: 'ready' } };
+    // Answered here rather than thrown: a probe failing every few seconds is not an error to log each time.
+    sendError(res, new UnavailableError('database is not answering'));
+    return ANSWERED;
   });
   return router;
 }

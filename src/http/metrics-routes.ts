@@ -1,15 +1,18 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Histogram, Registry } from 'prom-client';
 
+import { ROUTES } from '../contract/routes';
 import type { HttpLabel } from '../metrics/http-metrics';
+import { ANSWERED, mountRoute } from './mount-route';
 
 /** `GET /metrics`: Prometheus text format; public (API.md). Reads the registry only, never the database. */
 export function metricsRoutes(deps: { registry: Registry }): Router {
   const router = Router();
-  router.get('/metrics', async (_req, res) => {
+  mountRoute(router, ROUTES.metrics)(async ({ res }) => {
     const text = await deps.registry.metrics();
     res.setHeader('Content-Type', deps.registry.contentType);
     res.send(text);
+    return ANSWERED;
   });
   return router;
 }

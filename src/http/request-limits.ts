@@ -1,12 +1,13 @@
 import { Router, type Request, type RequestHandler } from 'express';
 
+import { MAX_JOB_PAYLOAD_BYTES } from '../contract/jobs';
 import { PayloadTooLargeError } from '../errors';
 import { requirePermission } from './auth';
 import { readJsonBody } from './body';
 import { rateLimit, TokenBuckets } from './rate-limit';
 
-/** A job's payload as JSON may be at most this many bytes (the request body itself: 1 MB). */
-export const MAX_JOB_PAYLOAD_BYTES = 64 * 1024;
+// The limit is part of the contract (docs/api.md states it); re-exported for the guards' callers.
+export { MAX_JOB_PAYLOAD_BYTES };
 
 export interface RequestLimits {
   /** Jobs enqueued per minute per token (sub + role; a batch counts its jobs); 0 or absent: no limit. */

@@ -11,9 +11,22 @@ import type { Role } from './principal';
 export const JOB_STATUSES = ['waiting', 'queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/** The priority of a job enqueued without one (0–100, higher first). */
+export const DEFAULT_PRIORITY = 50;
+
+/** The most jobs one batch enqueue takes. */
+export const MAX_ENQUEUE_BATCH = 1_000;
+
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'dlq'];
 
-export type AttemptOutcome = 'succeeded' | 'failed' | 'expired' | 'cancelled' | 'abandoned';
+/** An admin requeue takes a job from these back to `queued`. */
+export const REQUEUEABLE_STATUSES = ['failed', 'dlq', 'cancelled'] as const satisfies readonly JobStatus[];
+
+/** A cancel ends these at once (`waiting`, `queued`) or asks the worker to stop (`leased`). */
+export const CANCELLABLE_STATUSES = ['waiting', 'queued', 'leased'] as const satisfies readonly JobStatus[];
+
+export const ATTEMPT_OUTCOMES = ['succeeded', 'failed', 'expired', 'cancelled', 'abandoned'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
 
 export interface JobError {
   code?: string;

@@ -32,6 +32,7 @@ const MATRIX: Record<string, Access> = {
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
   'GET /dashboard': 'public',
+  'GET /dashboard/contract.json': 'public',
   'GET /auth/whoami': 'any-role',
   'POST /jobs': ENQUEUERS,
   'POST /jobs/batch': ENQUEUERS,

@@ -3,7 +3,7 @@ import addFormats from 'ajv-formats';
 import type { Express } from 'express';
 import request from 'supertest';
 
-import { buildOpenApiDocument } from '../../src/http/openapi';
+import { buildOpenApiDocument } from '../../src/contract/openapi';
 import { buildTestApp } from '../helpers/app';
 import { TestClock } from '../helpers/clock';
 import { useTestDatabase } from '../helpers/database';
@@ -159,7 +159,7 @@ describe('the OpenAPI document', () => {
     ['a missing info.version', (d: JsonObject) => delete (d.info as JsonObject).version],
     ['a response without a description', (d: JsonObject) => delete (resolve((d.components as JsonObject).responses as JsonObject) as Record<string, JsonObject>).Unauthenticated!.description],
     ['an unknown operation field', (d: JsonObject) => ((d.paths as Record<string, Record<string, JsonObject>>)['/healthz']!.get!.returns = 'ok')],
-    ['a path parameter that is not required', (d: JsonObject) => (((d.components as JsonObject).parameters as Record<string, JsonObject>).JobId!.required = false)],
+    ['a path parameter that is not required', (d: JsonObject) => (((d.paths as Record<string, Record<string, JsonObject>>)['/jobs/{jobId}']!.get!.parameters as JsonObject[])[0]!.required = false)],
     ['an openapi version other than 3.1', (d: JsonObject) => (d.openapi = '3.0.3')],
   ])('the structure check rejects %s', (_name, mutate) => {
     const broken = buildOpenApiDocument() as JsonObject;

@@ -5,7 +5,7 @@ import request from 'supertest';
 
 import { createApp } from '../../src/app';
 import type { Role } from '../../src/model/principal';
-import { buildOpenApiDocument } from '../../src/http/openapi';
+import { buildOpenApiDocument } from '../../src/contract/openapi';
 import { wireApi, wireServices, type ApiServices, type ApiWiringParams } from '../../src/wiring';
 import { silentLogger } from '../helpers/app';
 import { TestClock } from '../helpers/clock';

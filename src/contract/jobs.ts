@@ -1,0 +1,244 @@
+import { z } from 'zod';
+
+import { ROLES } from '../model/principal';
+import { ATTEMPT_OUTCOMES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH } from '../model/job';
+import { JOB_TYPES } from '../jobs/job-types';
+import { fieldError } from './errors';
+import { anyJson, commaList, documentAs, jobId, nullableWireDate, requestDate, wireDate } from './schema';
+
+/** The schemas of jobs on the wire: the job document, enqueue, lease and the worker's reports. */
+
+/** A job's payload as JSON may be at most this many bytes (the request body itself: 1 MB). */
+export const MAX_JOB_PAYLOAD_BYTES = 64 * 1024;
+export const JSON_BODY_LIMIT_BYTES = 1024 * 1024;
+export const MAX_DEPENDS_ON = 100;
+/** A report's `durationMs` is at most a week. */
+export const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+
+export const jobStatus = z.enum(JOB_STATUSES).meta({
+  description:
+    '`waiting` (its dependsOn parents have not all succeeded), `queued`, `leased`, `succeeded`, `failed` (the handler said not to retry), `cancelled`, `dlq` (dead letter: attempts used up).',
+});
+
+export const jobError = z.strictObject({ code: z.string().optional(), message: z.string() });
+
+export const attemptRecord = z
+  .strictObject({
+    attempt: z.number().int().min(1),
+    leaseId: z.string(),
+    workerId: z.string(),
+    leasedAt: wireDate,
+    finishedAt: nullableWireDate,
+    outcome: z.enum(ATTEMPT_OUTCOMES).nullable().meta({ description: 'null while the lease runs.' }),
+    error: jobError.nullable(),
+  })
+  .meta({ description: 'One lease of the job.' });
+
+export const jobDocument = z
+  .strictObject({
+    jobId,
+    type: z.string().meta({ description: 'A registered job type.' }),
+    status: jobStatus,
+    priority: z.number().int().min(0).max(100).meta({ description: 'Higher runs first.' }),
+    payload: anyJson.meta({ description: 'Matches the schema of its type (see the `*Payload` schemas).' }),
+    attempt: z.number().int().min(0).meta({ description: 'Leases since creation (or since the last requeue).' }),
+    maxAttempts: z.number().int().min(1),
+    nextRunAt: wireDate.meta({ description: 'When the job is due (again).' }),
+    leaseId: z.string().nullable().meta({ description: 'The current lease, while leased.' }),
+    leaseExpiresAt: nullableWireDate,
+    workerId: z.string().nullable().meta({ description: 'The worker holding (or last holding) the lease.' }),
+    progress: z.number().min(0).max(100),
+    result: anyJson.meta({ description: 'What the handler returned (null until it succeeded).' }),
+    lastError: jobError.nullable(),
+    attempts: z.array(attemptRecord).meta({ description: 'History, one entry per lease (the last 100).' }),
+    cancelRequested: z.boolean().meta({ description: 'A cancel was asked while leased: the worker stops at its next heartbeat.' }),
+    idempotencyKey: z.string().nullable(),
+    tenant: z.string().nullable().meta({ description: 'The `tenant` claim of the token that enqueued it (null: none).' }),
+    dependsOn: z.array(jobId).meta({ description: 'Jobs that must succeed before this one runs.' }),
+    pendingParents: z.array(jobId).meta({ description: 'Of dependsOn, those not succeeded yet (while `waiting`).' }),
+    partial: z.boolean().meta({ description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' }),
+    createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
+    createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
+    cancelRequestedAt: nullableWireDate,
+    irreversibleAt: nullableWireDate.meta({ description: 'When the run passed its point of no return (heartbeat `irreversible`): a cancel is refused from then on.' }),
+    createdAt: wireDate,
+    updatedAt: wireDate,
+    startedAt: nullableWireDate.meta({ description: 'The first lease.' }),
+    completedAt: nullableWireDate,
+  })
+  .meta({ description: 'A job document, as `GET /jobs/{jobId}` and the admin queue return it.' });
+
+// ---- Enqueue ---------------------------------------------------------------------------------
+
+export const enqueueRequest = z.strictObject({
+  type: z.string({ error: 'type must be a string' }).min(1).max(128).meta({ description: 'A registered job type (else 404 `job_type_not_found`).' }),
+  payload: anyJson.optional().meta({ description: "Validated against the type's schema (else 422 `payload_invalid`)." }),
+  priority: z.number().int().min(0).max(100).optional().meta({ description: `Higher runs first; default ${DEFAULT_PRIORITY}.` }),
+  scheduleAt: requestDate('scheduleAt').optional().meta({ description: 'Delays the first run until then.' }),
+  maxAttempts: z.number().int().min(1).max(1_000).optional().meta({ description: "Defaults to the type's policy." }),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .meta({ description: 'A second enqueue with the same key and type (and tenant) returns the first job (200) instead of creating another.' }),
+  dependsOn: z
+    .array(jobId)
+    .min(1)
+    .max(MAX_DEPENDS_ON)
+    .optional()
+    .meta({
+      description:
+        'Existing jobs that must all succeed first: the job waits (status `waiting`) until then, and is cancelled (lastError `dependency_failed`) if one ends failed, dlq or cancelled. Unknown ids: 422.',
+    }),
+});
+
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]!.toUpperCase() + part.slice(1))
+    .join('');
+}
+
+/** Per job type: its payload schema (the registry's own) and the enqueue request naming it. */
+export const JOB_TYPE_SCHEMAS = JOB_TYPES.map((t) => ({
+  name: t.name,
+  payloadId: `${pascal(t.name)}Payload`,
+  payload: t.payload,
+  requestId: `Enqueue${pascal(t.name)}`,
+  request: enqueueRequest
+    .extend({ type: z.literal(t.name), payload: t.payload })
+    .meta({
+      description: `Enqueue a \`${t.name}\` job. Policy: maxAttempts ${t.policy.maxAttempts}, timeoutSeconds ${t.policy.timeoutSeconds}, concurrencyLimit ${t.policy.concurrencyLimit ?? 'none'}.`,
+    }),
+}));
+
+/** The enqueue request as documented: one variant per registered type, with its payload schema. */
+export const enqueueRequestByType = z.discriminatedUnion(
+  'type',
+  JOB_TYPE_SCHEMAS.map((t) => t.request) as unknown as [z.ZodObject, ...z.ZodObject[]],
+);
+
+export const enqueueResponse = z.strictObject({
+  jobId,
+  status: jobStatus,
+  type: z.string(),
+  nextRunAt: wireDate,
+  attempt: z.number().int().min(0),
+});
+
+/** The envelope the route checks first; each item is then checked on its own as an enqueueRequest. */
+export const batchEnqueueEnvelope = z.strictObject({
+  jobs: z.array(z.unknown()).min(1).max(MAX_ENQUEUE_BATCH, `at most ${MAX_ENQUEUE_BATCH} jobs per batch`),
+});
+
+export const batchEnqueueRequest = z.strictObject({
+  jobs: z.array(enqueueRequestByType).min(1).max(MAX_ENQUEUE_BATCH).meta({ description: 'Each job as for `POST /jobs`.' }),
+});
+
+export const batchItemError = z.strictObject({
+  error: z.strictObject({ code: z.string(), message: z.string(), details: z.array(fieldError).optional() }),
+});
+
+export const batchEnqueueResponse = z.strictObject({
+  created: z.number().int().min(0),
+  existing: z.number().int().min(0).meta({ description: 'Items whose idempotency key returned an earlier job.' }),
+  rejected: z.number().int().min(0),
+  results: z
+    .array(z.union([enqueueResponse.extend({ created: z.boolean() }), batchItemError]))
+    .meta({ description: 'One entry per requested job, in order: the job, or the error that refused it.' }),
+});
+
+// ---- Lease and reports -------------------------------------------------------------------------
+
+export const workerIdHeaders = z.object({
+  'x-worker-id': z
+    .string({ error: 'X-Worker-Id header is required' })
+    .regex(/^[\x21-\x7e]{5,128}$/, 'X-Worker-Id must be 5-128 printable characters')
+    .meta({ description: 'Names the worker process (the token names the credential); a lease belongs to the worker id it was granted to.' }),
+});
+
+export const MAX_LEASE_LIMIT = 100;
+export const MAX_LEASE_WAIT_SECONDS = 30;
+
+export const leaseQuery = z.object({
+  limit: documentAs(
+    z
+      .string()
+      .regex(/^\d+$/, `limit must be a whole number from 1 to ${MAX_LEASE_LIMIT}`)
+      .transform(Number)
+      .pipe(z.number().int().min(1, `limit must be from 1 to ${MAX_LEASE_LIMIT}`).max(MAX_LEASE_LIMIT, `limit must be from 1 to ${MAX_LEASE_LIMIT}`)),
+    { type: 'integer', minimum: 1, maximum: MAX_LEASE_LIMIT, default: 1 },
+  )
+    .optional()
+    .meta({ description: 'How many jobs at most.' }),
+  wait: documentAs(
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, `wait must be a number of seconds from 0 to ${MAX_LEASE_WAIT_SECONDS}`)
+      .transform(Number)
+      .pipe(z.number().min(0).max(MAX_LEASE_WAIT_SECONDS, `wait must be at most ${MAX_LEASE_WAIT_SECONDS} seconds`)),
+    { type: 'number', minimum: 0, maximum: MAX_LEASE_WAIT_SECONDS, default: 0 },
+  )
+    .optional()
+    .meta({ description: 'Long-poll: when nothing is available, hold the call up to this many seconds until a job is.' }),
+  type: commaList.optional().meta({ description: 'Only these types (comma-separated).' }),
+});
+
+export const leasedJob = z.strictObject({
+  jobId,
+  type: z.string(),
+  payload: anyJson,
+  attempt: z.number().int().min(1),
+  leaseId: z.string(),
+  leaseExpiresAt: wireDate,
+});
+
+export const leaseResponse = z.strictObject({
+  leasedAt: wireDate,
+  jobs: z.array(leasedJob).meta({ description: 'The leased jobs; empty when nothing is available.' }),
+});
+
+export const jobIdParams = z.object({ jobId });
+
+/** `GET /jobs/{jobId}`: a malformed id is answered as an unknown one, so anything is accepted here. */
+export const anyJobIdParams = z.object({
+  jobId: z.string().meta({ description: 'A job id; a malformed one is answered as an unknown one (403 for non-admins, 404 for admins).' }),
+});
+
+const leaseId = z.string().min(1).max(128).optional().meta({ description: 'The lease being reported on; without it the lease is found by X-Worker-Id.' });
+const durationMs = z.number().min(0).max(MAX_DURATION_MS).optional().meta({ description: 'Handler run time, for job_run_duration_seconds.' });
+
+export const heartbeatRequest = z.strictObject({
+  leaseId,
+  progress: z.number().min(0).max(100).optional(),
+  irreversible: z.boolean().optional().meta({ description: 'The handler is about to do what cannot be undone: recorded only while no cancel is requested; a cancel is refused from then on.' }),
+});
+
+export const heartbeatResponse = z.strictObject({
+  jobId,
+  leaseExpiresAt: wireDate,
+  cancelRequested: z.boolean().meta({ description: 'The job was cancelled: the worker should stop.' }),
+});
+
+export const succeedRequest = z.strictObject({ leaseId, result: anyJson.optional(), durationMs });
+
+export const failRequest = z.strictObject({
+  leaseId,
+  durationMs,
+  error: z.strictObject({
+    message: z.string().min(1).max(10_000),
+    code: z.string().min(1).max(200).optional(),
+    retryable: z.boolean().optional().meta({ description: '`false`: the job ends `failed` whatever attempts remain.' }),
+  }),
+});
+
+export const jobStatusResponse = z.strictObject({ jobId, status: jobStatus });
+
+export const failResponse = z.strictObject({
+  jobId,
+  status: jobStatus,
+  attempt: z.number().int().min(0),
+  nextRunAt: wireDate,
+});
