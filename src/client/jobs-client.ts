@@ -1,13 +1,17 @@
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
 import type {
+  BatchEnqueueRequest,
+  BatchEnqueueResponse,
   EnqueueRequest,
   EnqueueResponse,
   FailRequest,
   FailResponse,
+  HeartbeatRequest,
   HeartbeatResponse,
-  JobStatus,
+  JobStatusResponse,
   JobWire,
   LeaseResponse,
+  SucceedRequest,
 } from './types';
 
 export interface RetryOptions {
@@ -73,6 +77,15 @@ export class JobsClient {
     return { ...body, created: status === 201 };
   }
 
+  /**
+   * Up to 1,000 jobs, each judged on its own (the answer has one result per job, in order). Retried
+   * only when every job carries an idempotency key, so a repeat cannot create a second job.
+   */
+  async enqueueBatch(request: BatchEnqueueRequest): Promise<BatchEnqueueResponse> {
+    const retryable = request.jobs.every((job) => job.idempotencyKey !== undefined);
+    return (await this.send<BatchEnqueueResponse>({ method: 'POST', path: '/jobs/batch', body: request, retryable })).body;
+  }
+
   /** `waitSeconds`: long-poll (the API holds the call until work arrives); `signal` ends it early. */
   async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<LeaseResponse> {
     const query = new URLSearchParams();
@@ -91,21 +104,21 @@ export class JobsClient {
     ).body;
   }
 
-  async heartbeat(jobId: string, body: { leaseId?: string; progress?: number; irreversible?: boolean }): Promise<HeartbeatResponse> {
+  async heartbeat(jobId: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
     return (await this.send<HeartbeatResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/heartbeat`, body, retryable: true })).body;
   }
 
   /** Retried on network errors: if the first try landed, the repeat answers 409 (no longer leased). */
-  async succeed(jobId: string, body: { leaseId?: string; result?: unknown; durationMs?: number }): Promise<{ jobId: string; status: JobStatus }> {
-    return (await this.send<{ jobId: string; status: JobStatus }>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/succeed`, body, retryable: true })).body;
+  async succeed(jobId: string, body: SucceedRequest): Promise<JobStatusResponse> {
+    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/succeed`, body, retryable: true })).body;
   }
 
   async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
     return (await this.send<FailResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/fail`, body, retryable: true })).body;
   }
 
-  async cancel(jobId: string): Promise<{ jobId: string; status: JobStatus }> {
-    return (await this.send<{ jobId: string; status: JobStatus }>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
+  async cancel(jobId: string): Promise<JobStatusResponse> {
+    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
   }
 
   async getJob(jobId: string): Promise<JobWire> {

@@ -1,84 +1,54 @@
-/** Shapes of the jobs API as seen on the wire (dates are ISO-8601 strings). See ../shared/API.md. */
-export type JobStatus = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled' | 'dlq';
+import type { z } from 'zod';
 
-export interface EnqueueRequest {
-  type: string;
-  payload: unknown;
-  priority?: number;
-  scheduleAt?: string;
-  maxAttempts?: number;
-  idempotencyKey?: string;
-}
+import type {
+  attemptRecord,
+  batchEnqueueRequest,
+  batchEnqueueResponse,
+  enqueueRequest,
+  enqueueResponse,
+  failRequest,
+  failResponse,
+  heartbeatRequest,
+  heartbeatResponse,
+  jobDocument,
+  jobStatus,
+  jobStatusResponse,
+  leasedJob,
+  leaseResponse,
+  succeedRequest,
+} from '../contract/jobs';
+import type { errorBody } from '../contract/errors';
 
-export interface EnqueueResponse {
-  jobId: string;
-  status: JobStatus;
-  type: string;
-  nextRunAt: string;
+/**
+ * Shapes of the jobs API as seen on the wire (dates are ISO-8601 strings), read from the contract's
+ * schemas (src/contract): what a request may carry is their input type, what an answer carries
+ * their output type. Type-only imports: the client carries no schema code.
+ */
+
+export type JobStatus = z.output<typeof jobStatus>;
+
+export type EnqueueRequest = z.input<typeof enqueueRequest>;
+
+export type EnqueueResponse = z.output<typeof enqueueResponse> & {
   /** false when an earlier job with the same idempotency key was returned (HTTP 200). */
   created: boolean;
-}
+};
 
-export interface LeasedJobWire {
-  jobId: string;
-  type: string;
-  payload: unknown;
-  attempt: number;
-  leaseId: string;
-  leaseExpiresAt: string;
-}
+export type BatchEnqueueRequest = z.input<typeof batchEnqueueRequest>;
+export type BatchEnqueueResponse = z.output<typeof batchEnqueueResponse>;
 
-export interface LeaseResponse {
-  leasedAt: string;
-  jobs: LeasedJobWire[];
-}
+export type LeasedJobWire = z.output<typeof leasedJob>;
+export type LeaseResponse = z.output<typeof leaseResponse>;
 
-export interface HeartbeatResponse {
-  jobId: string;
-  leaseExpiresAt: string;
-  cancelRequested: boolean;
-}
+export type HeartbeatRequest = z.input<typeof heartbeatRequest>;
+export type HeartbeatResponse = z.output<typeof heartbeatResponse>;
 
-export interface FailRequest {
-  leaseId?: string;
-  error: { message: string; code?: string; retryable?: boolean };
-  durationMs?: number;
-}
+export type SucceedRequest = z.input<typeof succeedRequest>;
+export type FailRequest = z.input<typeof failRequest>;
+export type FailResponse = z.output<typeof failResponse>;
+export type JobStatusResponse = z.output<typeof jobStatusResponse>;
 
-export interface FailResponse {
-  jobId: string;
-  status: JobStatus;
-  attempt: number;
-  nextRunAt: string;
-}
+export type AttemptWire = z.output<typeof attemptRecord>;
+export type JobWire = z.output<typeof jobDocument>;
 
-export interface AttemptWire {
-  attempt: number;
-  workerId: string;
-  leasedAt: string;
-  finishedAt: string | null;
-  outcome: string | null;
-  error: { code?: string; message: string } | null;
-}
-
-export interface JobWire {
-  jobId: string;
-  type: string;
-  status: JobStatus;
-  priority: number;
-  payload: unknown;
-  attempt: number;
-  maxAttempts: number;
-  nextRunAt: string;
-  leaseExpiresAt: string | null;
-  workerId: string | null;
-  progress: number;
-  result: unknown;
-  lastError: { code?: string; message: string } | null;
-  attempts: AttemptWire[];
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-  startedAt: string | null;
-  completedAt: string | null;
-}
+export type ErrorBody = z.output<typeof errorBody>;
