@@ -7,9 +7,8 @@
 (function dashboard() {
   const TOKEN_KEY = 'jobs.dashboard.token';
   const REFRESH_MS = 5000;
-  const STATUSES = ['waiting', 'queued', 'leased', 'succeeded', 'failed', 'cancelled', 'dlq'];
-  const REQUEUEABLE = ['failed', 'dlq', 'cancelled'];
-  const CANCELLABLE = ['queued', 'leased'];
+  // The status lists are the service's (GET /dashboard/contract.json, generated from its model), not copies.
+  const contract = { statuses: [], statusLabels: {}, requeueable: [], cancellable: [] };
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
@@ -222,7 +221,7 @@
   async function refreshStats() {
     const stats = await api('/admin/jobs/stats');
     $('count-total').textContent = String(stats.totalJobs);
-    for (const status of STATUSES) $('count-' + status).textContent = String(stats.statusCounts[status]);
+    for (const status of contract.statuses) $('count-' + status).textContent = String(stats.statusCounts[status]);
     $('count-partial').textContent = String(stats.partialSucceeded ?? 0);
     $('count-scheduled').textContent = String(stats.scheduled ?? 0);
     $('oldest-queued').textContent = formatAge(stats.oldestQueuedJobAgeMs);
@@ -231,7 +230,7 @@
     body.replaceChildren();
     for (const [type, counts] of Object.entries(stats.byType)) {
       const row = el('tr', { dataset: { type } }, [el('td', { text: type })]);
-      for (const status of STATUSES) row.appendChild(el('td', { text: String(counts[status]), dataset: { status } }));
+      for (const status of contract.statuses) row.appendChild(el('td', { text: String(counts[status]), dataset: { status } }));
       row.appendChild(el('td', { text: String((stats.scheduledByType || {})[type] ?? 0), dataset: { count: 'scheduled' } }));
       row.appendChild(el('td', { text: formatAge(stats.oldestQueuedJobAgeMsByType[type]) }));
       body.appendChild(row);
@@ -463,8 +462,8 @@
     $('detail-payload').textContent = formatJson(job.payload);
     $('detail-result').textContent = formatJson(job.result);
 
-    $('requeue-button').disabled = !REQUEUEABLE.includes(job.status);
-    $('cancel-button').disabled = !CANCELLABLE.includes(job.status) || job.cancelRequested;
+    $('requeue-button').disabled = !contract.requeueable.includes(job.status);
+    $('cancel-button').disabled = !contract.cancellable.includes(job.status) || job.cancelRequested;
   }
 
   async function act(kind) {
@@ -485,6 +484,25 @@
       showMessage($('action-message'), 'Could not ' + kind + ' the job: ' + err.message);
     }
     await refreshAll();
+  }
+
+  // ---- Contract -------------------------------------------------------------------------------
+
+  /** Loads the status lists and draws what depends on them: the count cells, the by-type columns, the status filter. */
+  async function loadContract() {
+    Object.assign(contract, await api('/dashboard/contract.json', {}, null));
+    const partialCell = $('count-partial').parentElement;
+    for (const status of contract.statuses) {
+      const cell = el('div', { className: 'count status-' + status }, [
+        el('span', { className: 'label', text: contract.statusLabels[status] }),
+        el('span', { className: 'value', id: 'count-' + status, text: '–' }),
+      ]);
+      partialCell.before(cell);
+    }
+    const scheduledHeader = $('by-type-head').children[1];
+    for (const status of contract.statuses) scheduledHeader.before(el('th', { text: contract.statusLabels[status] }));
+    const combined = $('filter-status').querySelector('option[value="failed,dlq"]');
+    for (const status of contract.statuses) combined.before(el('option', { value: status, text: status }));
   }
 
   // ---- Wiring ---------------------------------------------------------------------------------
@@ -543,16 +561,25 @@
       if (!document.hidden && state.token) refreshAll();
     });
 
-    const saved = sessionStorage.getItem(TOKEN_KEY);
-    if (saved) {
-      $('token-input').value = '';
-      signIn(saved).then((ok) => {
-        if (!ok) sessionStorage.removeItem(TOKEN_KEY);
-        $('login').hidden = ok;
-      });
-    } else {
-      $('login').hidden = false;
-    }
+    loadContract().then(
+      () => {
+        const saved = sessionStorage.getItem(TOKEN_KEY);
+        if (saved) {
+          $('token-input').value = '';
+          signIn(saved).then((ok) => {
+            if (!ok) sessionStorage.removeItem(TOKEN_KEY);
+            $('login').hidden = ok;
+          });
+        } else {
+          $('login').hidden = false;
+        }
+      },
+      (err) => {
+        $('login').hidden = false;
+        $('login-button').disabled = true;
+        showMessage($('login-error'), 'The dashboard could not load its settings from the service (' + err.message + '). Reload the page.');
+      },
+    );
   }
 
   init();
