@@ -69,6 +69,18 @@ function tidy(value: unknown): unknown {
   return out;
 }
 
+function overrideDocumented({ zodSchema, jsonSchema }: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
+  const documented = documentedJsonOf(zodSchema as z.ZodType);
+  if (!documented) return;
+  for (const key of Object.keys(jsonSchema)) delete jsonSchema[key];
+  Object.assign(jsonSchema, documented);
+}
+
+/** One schema on its own, everything inlined (for prose that lists a schema's fields). */
+export function standaloneJsonSchema(schema: z.ZodType): JsonSchema {
+  return tidy(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', override: overrideDocumented })) as JsonSchema;
+}
+
 interface Converted {
   /** Named components, tidied. */
   named: Record<string, JsonSchema>;
@@ -101,12 +113,7 @@ function convertSchemas(routes: readonly RouteDef[]): Converted {
     io: 'input',
     uri: (id) => `${SCHEMA_REF}${id}`,
     unrepresentable: 'any',
-    override: ({ zodSchema, jsonSchema }) => {
-      const documented = documentedJsonOf(zodSchema as unknown as z.ZodType);
-      if (!documented) return;
-      for (const key of Object.keys(jsonSchema)) delete (jsonSchema as JsonSchema)[key];
-      Object.assign(jsonSchema, documented);
-    },
+    override: overrideDocumented,
   }) as unknown as { schemas: Record<string, JsonSchema> };
   const tidied = Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, tidy(s) as JsonSchema]));
 
