@@ -223,3 +223,30 @@ it('serves interactive API docs that render from local assets', async () => {
   expect(requestedUrls.filter((url) => !url.startsWith(server.baseUrl) && !url.startsWith('data:'))).toEqual([]);
   await page.close();
 }, 60_000);
+
+it('offers cancel for a waiting job, with its status lists from the service', async () => {
+  // A parent due in an hour keeps its child waiting.
+  const parent = await enqueueJob(app, { type: 'noop', payload: {}, scheduleAt: new Date(Date.now() + 3_600_000).toISOString() }, 'media');
+  const child = await request(app).post('/jobs').set(bearer('service', 'media')).send({ type: 'noop', payload: {}, dependsOn: [parent] });
+  expect(child.body.status).toBe('waiting');
+  const page = await context.newPage();
+  await page.goto(`${server.baseUrl}/dashboard`);
+  await page.locator('#login').waitFor({ state: 'visible' });
+  await signIn(page, tokenFor('admin', 'alice'));
+  await page.locator('#dashboard').waitFor({ state: 'visible' });
+  // The count cells and the status filter are drawn from /dashboard/contract.json.
+  const contract = (await request(app).get('/dashboard/contract.json')).body as { statuses: string[] };
+  expect(await page.locator('#counts .count[class*="status-"] .value[id^="count-"]').evaluateAll((cells) => cells.map((c) => c.id))).toEqual([
+    ...contract.statuses.map((s) => `count-${s}`),
+    'count-partial',
+  ]);
+  await page.selectOption('#filter-status', 'waiting');
+  await page.locator(`#jobs-body tr[data-job-id="${child.body.jobId as string}"]`).click();
+  await waitFor(async () => ((await text(page, '#detail-status')) === 'waiting' ? true : undefined), { what: 'the waiting job' });
+  expect(await page.isEnabled('#cancel-button')).toBe(true);
+  await page.click('#cancel-button');
+  await waitFor(async () => ((await text(page, '#detail-status')) === 'cancelled' ? true : undefined), { what: 'the cancelled status' });
+  expect((await request(app).get(`/jobs/${child.body.jobId as string}`).set(bearer('admin'))).body.status).toBe('cancelled');
+  expect(pageErrors).toEqual([]);
+  await page.close();
+}, 60_000);
