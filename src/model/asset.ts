@@ -69,43 +69,6 @@ export interface UploadReceipt {
   size: number;
 }
 
-/** The public view of an asset: everything but storage ids. */
-export interface AssetView {
-  assetId: string;
-  filename: string | null;
-  contentType: ImageContentType;
-  size: number;
-  versionNumber: number;
-  processed: boolean;
-  thumbnailAssetIds: string[];
-  derivedFrom: DerivedFrom | null;
-  versions: { versionNumber: number; contentType: ImageContentType; size: number; createdAt: Date }[];
-  createdBy: string;
-  createdByRole: Role | null;
-  tenant: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export function toAssetView(asset: Asset): AssetView {
-  return {
-    assetId: asset.assetId,
-    filename: asset.filename,
-    contentType: asset.contentType,
-    size: asset.size,
-    versionNumber: asset.versionNumber,
-    processed: asset.processed,
-    thumbnailAssetIds: [...asset.thumbnailAssetIds],
-    derivedFrom: asset.derivedFrom ? { ...asset.derivedFrom } : null,
-    versions: asset.versions.map((v) => ({ versionNumber: v.versionNumber, contentType: v.contentType, size: v.size, createdAt: v.createdAt })),
-    createdBy: asset.createdBy,
-    createdByRole: asset.createdByRole,
-    tenant: asset.tenant,
-    createdAt: asset.createdAt,
-    updatedAt: asset.updatedAt,
-  };
-}
-
 export function receiptOf(asset: Asset): UploadReceipt {
   return { assetId: asset.assetId, versionNumber: asset.versionNumber, contentType: asset.contentType, size: asset.size };
 }
