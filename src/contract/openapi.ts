@@ -268,8 +268,16 @@ function reachableSchemas(start: unknown, named: Record<string, JsonSchema>): Se
   return seen;
 }
 
-/** Builds the document (a fresh object each call, so callers may change theirs). */
+// The document is a pure function of the static route table: generated once per process.
+let generated: OpenApiDocument | undefined;
+
+/** The document (a fresh copy each call, so callers may change theirs). */
 export function buildOpenApiDocument(): OpenApiDocument {
+  generated ??= generateOpenApiDocument();
+  return structuredClone(generated);
+}
+
+function generateOpenApiDocument(): OpenApiDocument {
   const converted = convertSchemas(ROUTE_LIST.map((r) => r.route));
   const sharedResponses = new Map<string, JsonSchema>();
   const paths: Record<string, Record<string, JsonSchema>> = {};
