@@ -2,7 +2,7 @@ import { AppError, coerceError } from '../errors';
 import type { Clock } from '../model/clock';
 import type { JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
-import type { ScheduleDocument } from '../storage/schedule-model';
+import type { ScheduleState } from '../model/schedule';
 import type { ScheduleRepository } from '../storage/schedule-repository';
 import { planRun } from './cron';
 import { occurrenceIdempotencyKey, scheduleCreator, type SchedulerSettings } from './schedule';
@@ -87,29 +87,29 @@ export class Scheduler {
     const report: TickReport = { fired: [], skipped: [] };
     const batch = this.deps.batchSize ?? DEFAULT_BATCH;
     // Undelivered occurrences first: a due claim is refused while one is pending.
-    const pending = await this.deps.schedules.findPending(batch);
+    const pending = await this.deps.schedules.findPending({ limit: batch });
     await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
 
     for (let round = 0; round < MAX_ROUNDS_PER_TICK; round += 1) {
       const now = this.deps.clock.now();
-      const due = await this.deps.schedules.findDue(now, batch);
+      const due = await this.deps.schedules.findDue({ now, limit: batch });
       await Promise.all(due.map((doc) => this.claimAndFire(doc, now, report)));
       if (due.length < batch) break;
     }
     return report;
   }
 
-  private async claimAndFire(doc: ScheduleDocument, now: Date, report: TickReport): Promise<void> {
+  private async claimAndFire(doc: ScheduleState, now: Date, report: TickReport): Promise<void> {
     try {
       const plan = planRun({
-        spec: { cron: doc.cron, timeZone: doc.timeZone, name: doc._id },
+        spec: { cron: doc.cron, timeZone: doc.timeZone, name: doc.name },
         dueAt: doc.nextRunAt!,
         now,
         catchUp: doc.catchUp,
         misfireGraceMs: this.deps.misfireGraceMs,
       });
       const claimed = await this.deps.schedules.claim({
-        name: doc._id,
+        name: doc.name,
         timingRevision: doc.timingRevision,
         dueAt: doc.nextRunAt!,
         fire: plan.fire,
@@ -122,16 +122,16 @@ export class Scheduler {
         // The schedule as the claim left it: edits of the payload made before the claim are in it.
         await this.deliver(claimed, plan.fire, report);
       } else {
-        report.skipped.push(`${doc._id}@${doc.nextRunAt!.toISOString()}`);
-        this.deps.logger.info({ schedule: doc._id, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');
+        report.skipped.push(`${doc.name}@${doc.nextRunAt!.toISOString()}`);
+        this.deps.logger.info({ schedule: doc.name, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');
       }
     } catch (rawErr) {
-      this.deps.logger.warn({ err: coerceError(rawErr), schedule: doc._id }, 'schedule claim failed; retried on the next tick');
+      this.deps.logger.warn({ err: coerceError(rawErr), schedule: doc.name }, 'schedule claim failed; retried on the next tick');
     }
   }
 
-  private async deliver(doc: ScheduleDocument, occurrence: Date, report: TickReport): Promise<void> {
-    const name = doc._id;
+  private async deliver(doc: ScheduleState, occurrence: Date, report: TickReport): Promise<void> {
+    const name = doc.name;
     const now = this.deps.clock.now();
     try {
       const { job, created } = await this.deps.jobs.enqueue(
