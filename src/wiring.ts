@@ -27,9 +27,9 @@ import { Scheduler } from './schedules/scheduler';
 import { ScheduleService } from './schedules/schedule-service';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
-import { createJobQueries } from './storage/job-queries';
+import { createJobQueryRepository } from './storage/job-query-repository';
 import { JobRepository } from './storage/job-repository';
-import { RetentionStore } from './storage/retention-store';
+import { RetentionRepository } from './storage/retention-repository';
 import { ScheduleRepository } from './storage/schedule-repository';
 import { SlotRepository } from './storage/slot-repository';
 
@@ -94,7 +94,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
-  const admin = new AdminService({ queries: createJobQueries(params.connection), jobs, registry, clock });
+  const admin = new AdminService({ queries: createJobQueryRepository(params.connection), jobs, registry, clock });
   const metrics = createApiMetrics({
     events,
     types: registry.typeNames(),
@@ -112,7 +112,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...DEFAULT_SCHEDULER,
     ...params.scheduler,
   });
-  const retention = new RetentionCleaner({ store: new RetentionStore(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
+  const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
   return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
 }
 

@@ -55,7 +55,7 @@ export class Reporter {
     if (!updated) throw new LeaseConflictError();
     // The job's lease is what counts (a slot is never taken while its job is leased); extending the
     // slot too just spares the next lease call a check.
-    if (current.slotId) await this.deps.slots.extend({ slotId: current.slotId, leaseId: current.leaseId! }, leaseExpiresAt);
+    if (current.slotId) await this.deps.slots.extend({ slot: { slotId: current.slotId, leaseId: current.leaseId! }, expiresAt: leaseExpiresAt });
     return { jobId: updated.jobId, leaseExpiresAt, cancelRequested: updated.cancelRequested };
   }
 

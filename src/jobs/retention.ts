@@ -1,6 +1,6 @@
 import { coerceError } from '../errors';
 import type { Logger } from '../logger';
-import type { RetainedStatus, RetentionStore } from '../storage/retention-store';
+import type { RetainedStatus, RetentionRepository } from '../storage/retention-repository';
 import type { Clock } from '../model/clock';
 
 /** Days a finished job is kept, per terminal status; 0 keeps it forever. */
@@ -31,7 +31,7 @@ export const DEFAULT_RETENTION: Readonly<RetentionSettings> = Object.freeze({
 });
 
 export interface RetentionCleanerDeps extends RetentionSettings {
-  store: Pick<RetentionStore, 'findExpired' | 'deleteExpired'>;
+  store: Pick<RetentionRepository, 'findExpired' | 'deleteExpired'>;
   clock: Clock;
   logger: Logger;
   /** Injected so tests need not wait; defaults to a timer. */

@@ -1,7 +1,7 @@
 import type { Connection } from 'mongoose';
 
 import { ensureEscrowIndexes } from '../storage/escrow-model';
-import { createEscrowStore } from '../storage/escrow-store';
+import { createEscrowRepository } from '../storage/escrow-repository';
 import { ensurePayoutTransferIndexes } from '../storage/payout-transfer-model';
 import type { PaymentProvider } from './payment-provider';
 import { PayoutService } from './payout-service';
@@ -20,7 +20,7 @@ export interface PayoutsParams {
 export function createPayouts(params: PayoutsParams): { payouts: PayoutService; provider: PaymentProvider } {
   const provider = params.provider ?? new SandboxPaymentProvider({ ...params.sandbox, connection: params.connection });
   const payouts = new PayoutService({
-    escrows: createEscrowStore(params.connection),
+    escrows: createEscrowRepository(params.connection),
     provider,
     ...(params.now ? { now: params.now } : {}),
   });
