@@ -8,7 +8,7 @@ import type { ApiConfig } from './config';
 import { createHttpServer } from './http/timeouts';
 import type { Logger } from './logger';
 import { JOB_TYPES } from './jobs/job-types';
-import { JobRegistry, parsePolicyOverrides } from './jobs/registry';
+import { JobRegistry } from './jobs/registry';
 import { connectDatabase } from './storage/connection';
 import { ensureIndexes } from './storage/indexes';
 import { wireApi, wireServices, type ApiWiringParams } from './wiring';
@@ -27,7 +27,7 @@ export interface RunningApi {
 export async function startApi(params: { config: ApiConfig; logger: Logger }): Promise<RunningApi> {
   const { config, logger } = params;
   // Policy overrides are part of the configuration: a bad one stops start-up before connecting.
-  const registry = new JobRegistry(JOB_TYPES, parsePolicyOverrides(config.JOB_POLICY_OVERRIDES));
+  const registry = new JobRegistry(JOB_TYPES, config.JOB_POLICY_OVERRIDES);
   const connection = await connectDatabase({
     uri: config.MONGODB_URI,
     dbName: config.MONGODB_DB_NAME,

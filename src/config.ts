@@ -4,7 +4,10 @@ import { z } from 'zod';
 
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
+import { JOB_TYPES } from './jobs/job-types';
+import { policyOverrideSchema } from './jobs/registry';
 import { DEFAULT_RETENTION } from './jobs/retention';
+import type { JobPolicy } from './model/job-type';
 import { databaseNameInUri } from './mongo-uri';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
 
@@ -34,6 +37,37 @@ const integer = (min: number, max: number) =>
 /** 0 turns a periodic task off in this process; otherwise at least `min` ms. */
 const offOrAtLeast = (min: number, max: number) =>
   integer(0, max).refine((n) => n === 0 || n >= min, `must be 0 (off) or from ${min} to ${max}`);
+
+/**
+ * JOB_POLICY_OVERRIDES: JSON `{ "<type>": { <policy field>: value } }` over the registry's policies;
+ * unknown types or fields stop start-up.
+ */
+const policyOverrides = z
+  .string()
+  .optional()
+  .transform((raw, ctx): Record<string, Partial<JobPolicy>> => {
+    if (!raw) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+      return z.NEVER;
+    }
+    const result = z.record(z.string(), policyOverrideSchema).safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', message: `at ${issue.path.join('.') || '(root)'}: ${issue.message}` });
+      return z.NEVER;
+    }
+    const known = new Set<string>(JOB_TYPES.map((t) => t.name));
+    const unknown = Object.keys(result.data).find((name) => !known.has(name));
+    if (unknown !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `names unknown job type "${unknown}"` });
+      return z.NEVER;
+    }
+    return result.data as Record<string, Partial<JobPolicy>>;
+  });
 
 const mongoUri = z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URI');
 const DATABASE_NAME = /^[A-Za-z0-9_-]{1,63}$/;
@@ -70,7 +104,7 @@ const apiSchema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
   LOG_LEVEL: logLevel.default('info'),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
-  JOB_POLICY_OVERRIDES: z.string().optional(),
+  JOB_POLICY_OVERRIDES: policyOverrides,
   RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
   LEASE_POLL_INTERVAL_MS: integer(50, 60_000).default(1_000),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
@@ -127,7 +161,7 @@ const workerSchema = z.object({
     .transform(Number)
     .default(0),
   LOG_LEVEL: logLevel.default('info'),
-  JOB_POLICY_OVERRIDES: z.string().optional(),
+  JOB_POLICY_OVERRIDES: policyOverrides,
   // Handlers read assets and escrows directly, so workers connect to the database too.
   ...databaseSchema,
 }).transform(withDatabaseName);

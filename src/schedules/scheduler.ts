@@ -1,4 +1,5 @@
 import { AppError, coerceError } from '../errors';
+import { PeriodicTask } from '../periodic-task';
 import type { Clock } from '../model/clock';
 import type { JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
@@ -53,34 +54,29 @@ const UNDELIVERABLE = new Set(['job_type_not_found', 'payload_invalid', 'validat
  * forwards (the next run is always later than the tick's now).
  */
 export class Scheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<TickReport> | undefined;
+  private readonly task: PeriodicTask<TickReport>;
 
-  constructor(private readonly deps: SchedulerDeps) {}
+  constructor(private readonly deps: SchedulerDeps) {
+    this.task = new PeriodicTask({
+      name: 'scheduler tick',
+      intervalMs: deps.intervalMs,
+      run: () => this.runTick(),
+      onError: (rawErr) => deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'),
+    });
+  }
 
   /** One pass: deliver undelivered occurrences, then claim and fire due ones. Concurrent calls share one pass. */
   tick(): Promise<TickReport> {
-    this.inFlight ??= this.runTick().finally(() => {
-      this.inFlight = undefined;
-    });
-    return this.inFlight;
+    return this.task.runNow();
   }
 
   start(): void {
-    if (this.timer || this.deps.intervalMs <= 0) return;
-    const tick = (): void => {
-      this.tick().catch((rawErr: unknown) => this.deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'));
-    };
-    tick();
-    this.timer = setInterval(tick, this.deps.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   /** Stops ticking and waits for a tick in flight, so the database can be closed after it. */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   private async runTick(): Promise<TickReport> {
