@@ -44,6 +44,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     registry,
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
+    leasePollMaxIntervalMs: config.LEASE_POLL_MAX_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
@@ -79,6 +80,9 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   // database (see src/schedules/scheduler.ts), and are stopped before it closes.
   services.scheduler?.start();
   services.retention?.start();
+  // Long-polls here wake for jobs enqueued on other instances too, where the database has change streams.
+  const feed = await services.jobs.startWorkFeed(config.LEASE_WAKE_FEED).catch(() => false);
+  logger.info({ changeFeed: feed }, feed ? 'long-polls wake through a change feed' : 'long-polls wake through the shared poll');
 
   let stoppingTasks: Promise<void> | undefined;
   // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.

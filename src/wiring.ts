@@ -45,6 +45,8 @@ export interface ApiWiringParams {
   random?: RandomSource;
   reclaimIntervalMs?: number;
   leasePollIntervalMs?: number;
+  /** The longest the shared long-poll query waits while nothing happens (default 8 × the interval). */
+  leasePollMaxIntervalMs?: number;
   /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
   limits?: RequestLimits;
   /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
@@ -91,6 +93,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     random: params.random ?? Math.random,
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
     ...(params.leasePollIntervalMs === undefined ? {} : { leasePollIntervalMs: params.leasePollIntervalMs }),
+    ...(params.leasePollMaxIntervalMs === undefined ? {} : { leasePollMaxIntervalMs: params.leasePollMaxIntervalMs }),
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
