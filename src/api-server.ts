@@ -49,7 +49,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     collectDefaultMetrics: true,
-    scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS },
+    scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS, idleIntervalMs: config.SCHEDULER_IDLE_INTERVAL_MS },
     retention: {
       succeededDays: config.JOB_RETENTION_SUCCEEDED_DAYS,
       failedDays: config.JOB_RETENTION_FAILED_DAYS,
@@ -74,7 +74,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port }, 'API listening');
-  // Queue depth/age gauges: one aggregation every few seconds, stopped before the database closes.
+  // Queue depth/age gauges: one aggregation every 15 s, stopped before the database closes.
   services.metrics?.queueGauges.start();
   // Schedule ticks and the retention cleaner run in every API instance; they coordinate through the
   // database (see src/schedules/scheduler.ts), and are stopped before it closes.

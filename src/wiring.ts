@@ -53,7 +53,7 @@ export interface ApiWiringParams {
   assetUploadConcurrency?: number;
   /** A request body that sends nothing for this long is cut with 408 (default 10 s; 0: never). */
   bodyIdleTimeoutMs?: number;
-  /** How often the queue gauges are refreshed once started (default 5 s). */
+  /** How often the queue gauges are refreshed once started (default 15 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
@@ -106,7 +106,6 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...(params.metricsRefreshIntervalMs === undefined ? {} : { gaugeIntervalMs: params.metricsRefreshIntervalMs }),
     ...(params.collectDefaultMetrics === undefined ? {} : { collectDefaultMetrics: params.collectDefaultMetrics }),
   });
-  const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock });
   const scheduler = new Scheduler({
     schedules: new ScheduleRepository(params.connection),
     jobs,
@@ -115,6 +114,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...DEFAULT_SCHEDULER,
     ...params.scheduler,
   });
+  const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
   return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
 }

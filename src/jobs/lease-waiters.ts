@@ -53,6 +53,8 @@ export class LeaseWaiters {
   private feedActive = false;
   /** Jobs this instance made available, so the feed's echo of them wakes nobody twice. */
   private readonly announced = new Set<string>();
+  /** Scopes found to have nothing leasable, at which event sequence (see isKnownEmpty). */
+  private readonly empty = new Map<string, number>();
   private closed = false;
   /** Bumped on every event that may make work available; a lease call that saw an older value retries at once. */
   private sequence = 0;
@@ -130,6 +132,20 @@ export class LeaseWaiters {
     if (this.announced.has(change.jobId)) return;
     if (change.type === null) this.pollSoon();
     else this.jobAvailable(change.type, change.tenant);
+  }
+
+  /** Records that a lease call or probe of this scope, begun at `since`, found nothing to take. */
+  markEmpty(scope: WaiterScope, since: number): void {
+    this.empty.set(scopeKey(scope), since);
+  }
+
+  /**
+   * Whether a new lease call of this scope can go straight to waiting: it was found empty, nothing
+   * that could change that happened since (no event), and the shared poll is armed to look again.
+   * Idle workers then cost the database nothing on each renewed long-poll; the poll asks for all.
+   */
+  isKnownEmpty(scope: WaiterScope): boolean {
+    return (this.pollTimer !== undefined || this.polling) && this.empty.get(scopeKey(scope)) === this.sequence;
   }
 
   /** Whether a change feed is live: then the shared poll only needs to look for jobs falling due. */
@@ -216,8 +232,9 @@ export class LeaseWaiters {
     try {
       // Waiters with the same scope share one question.
       const groups = new Map<string, { scope: WaiterScope; waiters: Waiter[] }>();
+      const since = this.sequence;
       for (const waiter of this.waiters) {
-        const key = `${waiter.scope.tenant ?? '*'}|${waiter.scope.types ? [...waiter.scope.types].sort().join(',') : '*'}`;
+        const key = scopeKey(waiter.scope);
         const group = groups.get(key) ?? { scope: waiter.scope, waiters: [] };
         group.waiters.push(waiter);
         groups.set(key, group);
@@ -226,6 +243,7 @@ export class LeaseWaiters {
         const found = await this.options.countAvailable({ ...group.scope, max: group.waiters.length });
         for (const waiter of group.waiters.slice(0, found.count)) waiter.wake();
         if (found.count > 0) woke = true;
+        else this.markEmpty(group.scope, since);
         if (found.nextDueInMs !== null) nextDueInMs = Math.min(nextDueInMs ?? Number.POSITIVE_INFINITY, found.nextDueInMs);
       }
     } catch {
@@ -241,4 +259,8 @@ export class LeaseWaiters {
     if (nextDueInMs !== null) delay = Math.min(delay, Math.max(nextDueInMs, 10));
     this.schedulePoll(delay);
   }
+}
+
+function scopeKey(scope: WaiterScope): string {
+  return `${scope.tenant ?? '*'}|${scope.types ? [...scope.types].sort().join(',') : '*'}`;
 }

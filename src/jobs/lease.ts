@@ -87,9 +87,15 @@ export class Leaser {
   async lease(input: LeaseInput): Promise<LeaseResult> {
     // The wait is real time (a request's duration), not the injected clock.
     const deadline = Date.now() + (input.waitMs ?? 0);
+    const scope = { types: input.types, tenant: input.tenant };
+    let first = true;
     for (;;) {
       const since = this.waiters.currentSequence;
-      const result = await this.leaseOnce(input);
+      // A renewed long-poll of a scope just found empty waits at once: the shared poll looks for all.
+      const skip = first && (input.waitMs ?? 0) > 0 && this.waiters.isKnownEmpty(scope) && this.typesKnown(input.types);
+      first = false;
+      const result = skip ? { leasedAt: this.deps.clock.now(), jobs: [] } : await this.leaseOnce(input);
+      if (!skip && result.jobs.length === 0) this.waiters.markEmpty(scope, since);
       if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
       const woke = await this.waiters.wait({ types: input.types, tenant: input.tenant, deadline, since, ...(input.signal ? { signal: input.signal } : {}) });
       // Nothing arrived that this call could take: answer empty without asking the database again.
@@ -97,14 +103,19 @@ export class Leaser {
     }
   }
 
+  /** Types named in a lease call must be registered (422 otherwise, even when the call would wait). */
+  private typesKnown(types: readonly string[] | null): boolean {
+    if (!types) return true;
+    const unknown = types.filter((t) => !this.deps.registry.has(t));
+    if (unknown.length > 0) {
+      throw new ValidationError('unknown job type in "type"', unknown.map((t) => ({ field: 'type', message: `job type "${t}" is not registered` })));
+    }
+    return true;
+  }
+
   private async leaseOnce(input: LeaseInput): Promise<LeaseResult> {
     const { registry, clock, jobs, slots, events } = this.deps;
-    if (input.types) {
-      const unknown = input.types.filter((t) => !registry.has(t));
-      if (unknown.length > 0) {
-        throw new ValidationError('unknown job type in "type"', unknown.map((t) => ({ field: 'type', message: `job type "${t}" is not registered` })));
-      }
-    }
+    this.typesKnown(input.types);
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
 
