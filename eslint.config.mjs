@@ -1,7 +1,18 @@
-// Lint rules, including the ones that keep the layers apart (see ../shared/STYLE.md):
-// routers never import Mongoose or the driver; the domain never imports Express; the HTTP contract
-// (src/contract) is built from the model and the schemas only, never from transport or storage.
+// Lint rules, including the ones that keep the layers apart (see ../shared/STYLE.md). From the
+// bottom up: src/model (plain types), src/errors.ts and src/error-catalog.ts; src/storage (Mongoose,
+// returns model types); the domain (src/jobs, src/schedules, src/assets, src/payouts, src/auth); the
+// HTTP contract (src/contract: schemas and the route table, built from the model and the schema
+// definitions only); src/http (routers, mounted from the contract); the wiring and main-*.ts on top. Nothing imports anything above it. Each directory has ONE entry here,
+// since a later `no-restricted-imports` for the same file replaces an earlier one.
 import tseslint from 'typescript-eslint';
+
+const HTTP = { group: ['**/http/*', '**/http', 'express', 'express-*'], message: 'only src/http knows HTTP transport' };
+const STORAGE_MODELS = { group: ['**/storage/*-model', '**/storage/*-model.ts'], message: 'the domain reaches stored documents only through repositories, which return src/model types' };
+const DOMAIN = {
+  group: ['**/jobs/*', '**/schedules/*', '**/assets/*', '**/payouts/*', '**/auth/*', '**/worker/*', '**/client/*', '**/metrics/*', '**/config', '**/wiring'],
+  message: 'storage sits below the domain: it imports only src/model and src/errors',
+};
+const ABOVE_MODEL = { group: ['../*', '!../model', '!../model/*'], message: 'src/model is the bottom layer: it imports only src/model' };
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'coverage/', 'tools/', 'src/dashboard/static/vendor/', 'test-artifacts/'] },
@@ -13,6 +24,14 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/model/**/*.ts', 'src/errors.ts', 'src/error-catalog.ts', 'src/periodic-task.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: ['mongoose', 'mongodb', 'express'], patterns: [ABOVE_MODEL] }] },
+  },
+  {
+    files: ['src/storage/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [DOMAIN, HTTP] }] },
+  },
+  {
     files: ['src/http/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -22,9 +41,19 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/jobs/**/*.ts', 'src/storage/**/*.ts', 'src/assets/**/*.ts', 'src/payouts/**/*.ts', 'src/worker/**/*.ts', 'src/client/**/*.ts'],
+    files: ['src/jobs/**/*.ts', 'src/schedules/**/*.ts', 'src/assets/**/*.ts', 'src/payouts/**/*.ts', 'src/auth/**/*.ts', 'src/worker/**/*.ts', 'src/client/**/*.ts', 'src/metrics/**/*.ts'],
+    // A type-only import of Mongoose's Connection is allowed: composition functions receive one and hand it to repositories.
     rules: {
-      'no-restricted-imports': ['error', { paths: ['express'], patterns: [{ group: ['**/http/*', '**/http'], message: 'the domain knows nothing of HTTP transport' }] }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'mongoose', allowTypeImports: true, message: 'the domain works through repositories' },
+            { name: 'mongodb', allowTypeImports: true, message: 'the domain works through repositories' },
+          ],
+          patterns: [HTTP, STORAGE_MODELS],
+        },
+      ],
     },
   },
   {

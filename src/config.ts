@@ -4,7 +4,10 @@ import { z } from 'zod';
 
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
+import { JOB_TYPES } from './jobs/job-types';
+import { policyOverrideSchema } from './jobs/registry';
 import { DEFAULT_RETENTION } from './jobs/retention';
+import type { JobPolicy } from './model/job-type';
 import { databaseNameInUri } from './mongo-uri';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
 
@@ -34,6 +37,37 @@ const integer = (min: number, max: number) =>
 /** 0 turns a periodic task off in this process; otherwise at least `min` ms. */
 const offOrAtLeast = (min: number, max: number) =>
   integer(0, max).refine((n) => n === 0 || n >= min, `must be 0 (off) or from ${min} to ${max}`);
+
+/**
+ * JOB_POLICY_OVERRIDES: JSON `{ "<type>": { <policy field>: value } }` over the registry's policies;
+ * unknown types or fields stop start-up.
+ */
+const policyOverrides = z
+  .string()
+  .optional()
+  .transform((raw, ctx): Record<string, Partial<JobPolicy>> => {
+    if (!raw) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+      return z.NEVER;
+    }
+    const result = z.record(z.string(), policyOverrideSchema).safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', message: `at ${issue.path.join('.') || '(root)'}: ${issue.message}` });
+      return z.NEVER;
+    }
+    const known = new Set<string>(JOB_TYPES.map((t) => t.name));
+    const unknown = Object.keys(result.data).find((name) => !known.has(name));
+    if (unknown !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `names unknown job type "${unknown}"` });
+      return z.NEVER;
+    }
+    return result.data as Record<string, Partial<JobPolicy>>;
+  });
 
 const mongoUri = z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'must be a mongodb:// or mongodb+srv:// URI');
 const DATABASE_NAME = /^[A-Za-z0-9_-]{1,63}$/;
@@ -70,9 +104,12 @@ const apiSchema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
   LOG_LEVEL: logLevel.default('info'),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
-  JOB_POLICY_OVERRIDES: z.string().optional(),
+  JOB_POLICY_OVERRIDES: policyOverrides,
   RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
   LEASE_POLL_INTERVAL_MS: integer(50, 60_000).default(1_000),
+  // Idle, the shared long-poll query backs off to this; a change feed (LEASE_WAKE_FEED) tells of other instances' jobs at once.
+  LEASE_POLL_MAX_INTERVAL_MS: integer(50, 600_000).default(8_000),
+  LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
@@ -81,6 +118,8 @@ const apiSchema = z.object({
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),
+  // While ticks find nothing they slow down to one per this (idle instances cost the database little).
+  SCHEDULER_IDLE_INTERVAL_MS: integer(100, 3_600_000).default(DEFAULT_SCHEDULER.idleIntervalMs!),
   JOB_RETENTION_SUCCEEDED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.succeededDays),
   JOB_RETENTION_FAILED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.failedDays),
   JOB_RETENTION_DLQ_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.dlqDays),
@@ -94,6 +133,11 @@ const apiSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: integer(100, 3_600_000).default(DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs),
   HTTP_BODY_IDLE_TIMEOUT_MS: integer(100, 600_000).default(DEFAULT_HTTP_TIMEOUTS.bodyIdleTimeoutMs),
 })
+  .refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_IDLE_INTERVAL_MS, {
+    // An idle tick may come this late: an on-time occurrence must still count as on time.
+    path: ['SCHEDULER_IDLE_INTERVAL_MS'],
+    message: 'must be at most SCHEDULER_MISFIRE_GRACE_MS',
+  })
   .refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_INTERVAL_MS, {
     // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
     path: ['SCHEDULER_MISFIRE_GRACE_MS'],
@@ -120,6 +164,10 @@ const workerSchema = z.object({
   WORKER_METRICS_PORT: integer(0, 65_535).optional(),
   /** Long-poll: how long the API may hold an empty lease call (0: plain polling with backoff). */
   WORKER_LEASE_WAIT_SECONDS: integer(0, 30).default(20),
+  /** Full leases: with a backlog, lease again once this many slots are free (default half the concurrency, up to 50)... */
+  WORKER_LEASE_BATCH_TARGET: integer(1, 100).optional(),
+  /** ...or after this many ms, whichever comes first. */
+  WORKER_LEASE_LINGER_MS: integer(0, 1_000).default(20),
   /** Sandbox payment provider: share of transfers that fail transiently (for trying out retries). */
   SANDBOX_FAILURE_RATE: z
     .string()
@@ -127,7 +175,7 @@ const workerSchema = z.object({
     .transform(Number)
     .default(0),
   LOG_LEVEL: logLevel.default('info'),
-  JOB_POLICY_OVERRIDES: z.string().optional(),
+  JOB_POLICY_OVERRIDES: policyOverrides,
   // Handlers read assets and escrows directly, so workers connect to the database too.
   ...databaseSchema,
 }).transform(withDatabaseName);

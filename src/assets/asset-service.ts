@@ -6,14 +6,14 @@ import { authorize, ownershipOf, type Action } from '../auth/access';
 import { type Ownership } from '../model/principal';
 import type { Principal } from '../model/principal';
 import { ConflictError, InvalidStateError, NotFoundError, UnsupportedMediaTypeError, ValidationError, coerceError } from '../errors';
-import { AssetStore } from '../storage/asset-store';
+import { AssetRepository } from '../storage/asset-repository';
 import { IMAGE_CONTENT_TYPES, IMAGE_SIGNATURE_BYTES, MAX_ASSET_BYTES, isImageContentType, receiptOf, type Asset, type DerivedFrom, type ImageContentType, type UploadReceipt } from '../model/asset';
 import { newAssetId, parseAssetId } from './asset-id';
 import { sniffImageType } from './image-format';
 import { UploadBody } from './upload-body';
 
 export interface AssetServiceDeps {
-  store: AssetStore;
+  store: AssetRepository;
   now?: () => Date;
   newAssetId?: () => string;
   /** The largest upload accepted (default MAX_ASSET_BYTES). */
@@ -76,7 +76,7 @@ export function parseFilename(value: unknown): string | undefined {
 
 /** Images and their versions: uploads, metadata, content, and the thumbnails the thumbnail job makes. */
 export class AssetService {
-  private readonly store: AssetStore;
+  private readonly store: AssetRepository;
   private readonly now: () => Date;
   private readonly newAssetId: () => string;
   private readonly maxUploadBytes: number;
@@ -247,7 +247,7 @@ export class AssetService {
   /**
    * Streams an upload into GridFS after checking its first bytes against the declared type. An empty
    * body, a wrong signature or a body over the limit stores nothing: the check comes before the
-   * first write, and a limit passed mid-stream deletes what was written (see AssetFiles.uploadChunks).
+   * first write, and a limit passed mid-stream deletes what was written (see AssetFileRepository.uploadChunks).
    */
   private async storeUpload(params: {
     content: UploadParams['content'];
@@ -276,7 +276,7 @@ async function* chunksOf(bytes: Buffer): AsyncGenerator<Buffer> {
 
 /** The service on a connection (the model and the GridFS bucket are bound to it, not to the global mongoose). */
 export function createAssetService(connection: Connection, options: Omit<AssetServiceDeps, 'store'> = {}): AssetService {
-  return new AssetService({ ...options, store: new AssetStore(connection) });
+  return new AssetService({ ...options, store: new AssetRepository(connection) });
 }
 
 function assetNotFound(assetId: string): NotFoundError {

@@ -71,7 +71,8 @@ function creatorRole(resource: Ownership): Role {
   return resource.createdByRole ?? 'service';
 }
 
-function inTenant(principal: Principal, resource: { tenant: string | null }): boolean {
+/** Rule 1 alone: whether a resource is within the principal's tenant (any tenant when the token has none). */
+export function inTenant(principal: Principal, resource: { tenant: string | null }): boolean {
   return principal.tenant === undefined || resource.tenant === principal.tenant;
 }
 

@@ -1,10 +1,10 @@
-import { FINISHED_STATUSES, type JobListFilter, type JobQueries } from '../storage/job-queries';
+import { FINISHED_STATUSES, type JobListFilter, type JobQueryRepository } from '../storage/job-query-repository';
 import { JOB_STATUSES, type Job, type JobStatus } from '../model/job';
 import { type Clock } from '../model/clock';
 import type { JobService } from './job-service';
 import type { JobRegistry } from './registry';
 
-export type { JobListFilter } from '../storage/job-queries';
+export type { JobListFilter } from '../storage/job-query-repository';
 
 export type StatusCounts = Record<JobStatus, number>;
 
@@ -56,7 +56,7 @@ export interface Throughput {
 }
 
 export interface AdminServiceDeps {
-  queries: JobQueries;
+  queries: JobQueryRepository;
   jobs: Pick<JobService, 'requeue'>;
   registry: Pick<JobRegistry, 'typeNames'>;
   clock: Clock;

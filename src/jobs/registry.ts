@@ -1,6 +1,5 @@
 import { z } from 'zod';
 
-import { ConfigError } from '../config';
 import { PayloadInvalidError, NotFoundError, type FieldError } from '../errors';
 import type { JobPolicy, JobTypeDefinition } from '../model/job-type';
 
@@ -11,7 +10,15 @@ export class DuplicateJobTypeError extends Error {
   }
 }
 
-const policyOverrideSchema = z.strictObject({
+export class UnknownJobTypeError extends Error {
+  constructor(name: string) {
+    super(`policy overrides name unknown job type "${name}"`);
+    this.name = 'UnknownJobTypeError';
+  }
+}
+
+/** The policy fields an environment may override (JOB_POLICY_OVERRIDES, parsed in src/config.ts). */
+export const policyOverrideSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(1_000).optional(),
   timeoutSeconds: z.number().min(0.1).max(86_400).optional(),
   concurrencyLimit: z.number().int().min(1).max(10_000).nullable().optional(),
@@ -30,7 +37,7 @@ export class JobRegistry {
       this.types.set(definition.name, { definition, policy });
     }
     for (const name of Object.keys(overrides)) {
-      if (!this.types.has(name)) throw new ConfigError('JOB_POLICY_OVERRIDES', `names unknown job type "${name}"`);
+      if (!this.types.has(name)) throw new UnknownJobTypeError(name);
     }
   }
 
@@ -62,21 +69,4 @@ export class JobRegistry {
     if (!entry) throw new NotFoundError('job_type_not_found', `job type "${type}" is not registered`);
     return entry;
   }
-}
-
-/** Parses JOB_POLICY_OVERRIDES; a malformed value stops start-up with one line naming it. */
-export function parsePolicyOverrides(raw: string | undefined): Record<string, Partial<JobPolicy>> {
-  if (!raw) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new ConfigError('JOB_POLICY_OVERRIDES', 'is not valid JSON');
-  }
-  const result = z.record(z.string(), policyOverrideSchema).safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new ConfigError('JOB_POLICY_OVERRIDES', `at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return result.data as Record<string, Partial<JobPolicy>>;
 }

@@ -1,6 +1,7 @@
 import { coerceError } from '../errors';
+import { PeriodicTask } from '../periodic-task';
 import type { Logger } from '../logger';
-import type { RetainedStatus, RetentionStore } from '../storage/retention-store';
+import type { RetainedStatus, RetentionRepository } from '../storage/retention-repository';
 import type { Clock } from '../model/clock';
 
 /** Days a finished job is kept, per terminal status; 0 keeps it forever. */
@@ -31,7 +32,7 @@ export const DEFAULT_RETENTION: Readonly<RetentionSettings> = Object.freeze({
 });
 
 export interface RetentionCleanerDeps extends RetentionSettings {
-  store: Pick<RetentionStore, 'findExpired' | 'deleteExpired'>;
+  store: Pick<RetentionRepository, 'findExpired' | 'deleteExpired'>;
   clock: Clock;
   logger: Logger;
   /** Injected so tests need not wait; defaults to a timer. */
@@ -57,11 +58,17 @@ function timerPause(ms: number): Promise<void> {
  * harmless (a delete of a missing id deletes nothing).
  */
 export class RetentionCleaner {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<RetentionReport> | undefined;
+  private readonly task: PeriodicTask<RetentionReport>;
   private stopping = false;
 
-  constructor(private readonly deps: RetentionCleanerDeps) {}
+  constructor(private readonly deps: RetentionCleanerDeps) {
+    this.task = new PeriodicTask({
+      name: 'retention pass',
+      intervalMs: deps.intervalMs,
+      run: () => this.clean(),
+      onError: (rawErr) => deps.logger.warn({ err: coerceError(rawErr) }, 'retention pass failed'),
+    });
+  }
 
   /** The statuses with a retention, and the age after which each is deleted. */
   retainedStatuses(): { status: RetainedStatus; days: number }[] {
@@ -77,29 +84,19 @@ export class RetentionCleaner {
 
   /** One full pass over every status. Concurrent calls share one pass. */
   runOnce(): Promise<RetentionReport> {
-    this.inFlight ??= this.clean().finally(() => {
-      this.inFlight = undefined;
-    });
-    return this.inFlight;
+    return this.task.runNow();
   }
 
   start(): void {
-    if (this.timer || this.deps.intervalMs <= 0 || this.retainedStatuses().length === 0) return;
+    if (this.retainedStatuses().length === 0) return;
     this.stopping = false;
-    const run = (): void => {
-      this.runOnce().catch((rawErr: unknown) => this.deps.logger.warn({ err: coerceError(rawErr) }, 'retention pass failed'));
-    };
-    run();
-    this.timer = setInterval(run, this.deps.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   /** Stops after the batch in progress and waits for it, so the database can be closed after it. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight?.catch(() => undefined);
+    await this.task.stop();
   }
 
   private async clean(): Promise<RetentionReport> {

@@ -3,6 +3,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { coerceError } from '../errors';
 import type { QueueStats } from '../jobs/admin-service';
 import type { Logger } from '../logger';
+import { PeriodicTask } from '../periodic-task';
 
 export interface QueueGaugesParams {
   registry: Registry;
@@ -23,10 +24,15 @@ export class QueueGauges {
   readonly scheduled: Gauge<'type'>;
   readonly jobsByStatus: Gauge<'type' | 'status'>;
   readonly lastRefresh: Gauge;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> | undefined;
+  private readonly task: PeriodicTask<void>;
 
   constructor(private readonly params: QueueGaugesParams) {
+    this.task = new PeriodicTask({
+      name: 'queue gauges refresh',
+      intervalMs: params.intervalMs,
+      run: () => this.readAndSet(),
+      onError: (rawErr) => params.logger.warn({ err: coerceError(rawErr) }, 'queue gauges refresh failed'),
+    });
     const registers = [params.registry];
     this.depth = new Gauge({ name: 'jobs_queue_depth', help: 'Jobs in status queued (due or scheduled), by type.', labelNames: ['type'], registers });
     this.oldestAge = new Gauge({
@@ -51,29 +57,17 @@ export class QueueGauges {
 
   /** Reads the stats once and replaces every gauge value. Concurrent calls share one read. */
   refresh(): Promise<void> {
-    this.inFlight ??= this.readAndSet().finally(() => {
-      this.inFlight = undefined;
-    });
-    return this.inFlight;
+    return this.task.runNow();
   }
 
   /** Refreshes now and then every intervalMs; failures are logged, and the next tick tries again. */
   start(): void {
-    if (this.timer) return;
-    const tick = (): void => {
-      this.refresh().catch((rawErr: unknown) => this.params.logger.warn({ err: coerceError(rawErr) }, 'queue gauges refresh failed'));
-    };
-    tick();
-    this.timer = setInterval(tick, this.params.intervalMs);
-    // The refresher never keeps a process alive on its own.
-    this.timer.unref();
+    this.task.start();
   }
 
-  /** Stops the interval and waits for a refresh in flight, so the database can be closed after it. */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight?.catch(() => undefined);
+  /** Stops refreshing and waits for a refresh in flight, so the database can be closed after it. */
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   private async readAndSet(): Promise<void> {

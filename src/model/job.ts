@@ -70,6 +70,10 @@ export interface Job {
   pendingParents: string[];
   /** Succeeded with some items failed: `result.partial` is true and `result.itemErrors` lists them. */
   partial: boolean;
+  /** The concurrency slot the current lease holds, for types with a concurrencyLimit. */
+  slotId: string | null;
+  /** Set once another job depends on this one: only then does finishing it look for children. */
+  hasChildren: boolean;
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;

@@ -1,3 +1,5 @@
+import type { Ownership } from './principal';
+
 /**
  * Glossary
  * - schedule: a named, recurring enqueue of one job type with one payload, at the times a cron
@@ -43,3 +45,40 @@ export interface Schedule {
   updatedAt: Date;
 }
 
+
+/**
+ * A schedule with the bookkeeping its scheduler and edits need; storage maps its documents to this,
+ * and the API shows only the Schedule part (toSchedule).
+ */
+export interface ScheduleState extends Schedule, Ownership {
+  /**
+   * An occurrence a claim decided to fire whose job is not yet known to exist: set by the claim in
+   * the same atomic update that advances nextRunAt, cleared once the job is enqueued.
+   */
+  pendingRunAt: Date | null;
+  /** Bumped by every claim and every edit. */
+  revision: number;
+  /** Bumped only by edits of the timing (cron, timeZone, paused, catchUp); null on schedules stored before it existed. */
+  timingRevision: number | null;
+}
+
+export function toSchedule(state: ScheduleState): Schedule {
+  return {
+    name: state.name,
+    type: state.type,
+    payload: state.payload,
+    cron: state.cron,
+    timeZone: state.timeZone,
+    paused: state.paused,
+    catchUp: state.catchUp,
+    priority: state.priority,
+    nextRunAt: state.nextRunAt,
+    lastRunAt: state.lastRunAt,
+    lastJobId: state.lastJobId,
+    lastError: state.lastError,
+    createdBy: state.createdBy,
+    tenant: state.tenant,
+    createdAt: state.createdAt,
+    updatedAt: state.updatedAt,
+  };
+}

@@ -1,8 +1,7 @@
 import type { Connection } from 'mongoose';
 
-import { ensureEscrowIndexes } from '../storage/escrow-model';
-import { createEscrowStore } from '../storage/escrow-store';
-import { ensurePayoutTransferIndexes } from '../storage/payout-transfer-model';
+import { createEscrowRepository } from '../storage/escrow-repository';
+import { createPayoutTransferRepository } from '../storage/payout-transfer-repository';
 import type { PaymentProvider } from './payment-provider';
 import { PayoutService } from './payout-service';
 import { SandboxPaymentProvider, type SandboxProviderOptions } from './sandbox-provider';
@@ -20,7 +19,7 @@ export interface PayoutsParams {
 export function createPayouts(params: PayoutsParams): { payouts: PayoutService; provider: PaymentProvider } {
   const provider = params.provider ?? new SandboxPaymentProvider({ ...params.sandbox, connection: params.connection });
   const payouts = new PayoutService({
-    escrows: createEscrowStore(params.connection),
+    escrows: createEscrowRepository(params.connection),
     provider,
     ...(params.now ? { now: params.now } : {}),
   });
@@ -32,6 +31,6 @@ export function createPayouts(params: PayoutsParams): { payouts: PayoutService; 
  * start-up; the sandbox also ensures its unique index itself before its first transfer.
  */
 export async function ensurePayoutIndexes(connection: Connection): Promise<void> {
-  await ensureEscrowIndexes(connection);
-  await ensurePayoutTransferIndexes(connection);
+  await createEscrowRepository(connection).ensureIndexes();
+  await createPayoutTransferRepository(connection).ensureIndexes();
 }

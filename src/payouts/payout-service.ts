@@ -5,7 +5,7 @@ import type { Principal, Role } from '../model/principal';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
 import type { EscrowRecord } from '../model/escrow';
-import type { EscrowStore } from '../storage/escrow-store';
+import type { EscrowRepository } from '../storage/escrow-repository';
 import { parseEscrowInput, type EscrowInput } from './escrow-input';
 import { PaymentProviderError, type PaymentProvider, type TransferResult } from './payment-provider';
 import { PayoutError } from './payout-errors';
@@ -48,7 +48,7 @@ export interface PayoutResult {
 }
 
 export interface PayoutServiceDeps {
-  escrows: EscrowStore;
+  escrows: EscrowRepository;
   provider: PaymentProvider;
   now?: () => Date;
   generateEscrowId?: () => string;
@@ -60,7 +60,7 @@ export function payoutIdempotencyKey(escrowId: string): string {
 }
 
 export class PayoutService {
-  private readonly escrows: EscrowStore;
+  private readonly escrows: EscrowRepository;
   private readonly provider: PaymentProvider;
   private readonly now: () => Date;
   private readonly generateEscrowId: () => string;

@@ -4,7 +4,7 @@ import type { Connection } from 'mongoose';
 
 import { coerceError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
-import { createPayoutTransferStore, type PayoutTransferStore } from '../storage/payout-transfer-store';
+import { createPayoutTransferRepository, type PayoutTransferRepository } from '../storage/payout-transfer-repository';
 import { type PayoutTransferRecord } from '../model/payout-transfer';
 import {
   PermanentProviderError,
@@ -53,7 +53,7 @@ const CURRENCY = /^[A-Z]{3}$/;
  * makes "at most one transfer per key" hold under any concurrency, across processes.
  */
 export class SandboxPaymentProvider implements PaymentProvider {
-  private readonly store: PayoutTransferStore;
+  private readonly store: PayoutTransferRepository;
   private readonly failureRate: number;
   private readonly failurePoints: ReadonlySet<SandboxFailurePoint>;
   private readonly random: () => number;
@@ -70,7 +70,7 @@ export class SandboxPaymentProvider implements PaymentProvider {
         throw new RangeError(`sandbox provider: unknown failure point "${String(point)}" (use ${SANDBOX_FAILURE_POINTS.join(', ')})`);
       }
     }
-    this.store = createPayoutTransferStore(options.connection);
+    this.store = createPayoutTransferRepository(options.connection);
     this.failureRate = failureRate;
     this.failurePoints = new Set(options.failurePoints ?? SANDBOX_FAILURE_POINTS);
     this.random = options.random ?? Math.random;

@@ -1,8 +1,9 @@
 import { AppError, coerceError } from '../errors';
+import { PeriodicTask } from '../periodic-task';
 import type { Clock } from '../model/clock';
 import type { JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
-import type { ScheduleDocument } from '../storage/schedule-model';
+import type { ScheduleState } from '../model/schedule';
 import type { ScheduleRepository } from '../storage/schedule-repository';
 import { planRun } from './cron';
 import { occurrenceIdempotencyKey, scheduleCreator, type SchedulerSettings } from './schedule';
@@ -53,63 +54,81 @@ const UNDELIVERABLE = new Set(['job_type_not_found', 'payload_invalid', 'validat
  * forwards (the next run is always later than the tick's now).
  */
 export class Scheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<TickReport> | undefined;
+  private readonly task: PeriodicTask<TickReport>;
+  private idleDelayMs: number;
 
-  constructor(private readonly deps: SchedulerDeps) {}
+  constructor(private readonly deps: SchedulerDeps) {
+    this.idleDelayMs = deps.intervalMs;
+    this.task = new PeriodicTask({
+      name: 'scheduler tick',
+      intervalMs: deps.intervalMs,
+      run: () => this.runTick(),
+      nextDelayMs: (report) => this.nextDelay(report),
+      onError: (rawErr) => deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'),
+    });
+  }
 
   /** One pass: deliver undelivered occurrences, then claim and fire due ones. Concurrent calls share one pass. */
   tick(): Promise<TickReport> {
-    this.inFlight ??= this.runTick().finally(() => {
-      this.inFlight = undefined;
-    });
-    return this.inFlight;
+    return this.task.runNow();
   }
 
   start(): void {
-    if (this.timer || this.deps.intervalMs <= 0) return;
-    const tick = (): void => {
-      this.tick().catch((rawErr: unknown) => this.deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'));
-    };
-    tick();
-    this.timer = setInterval(tick, this.deps.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
   /** Stops ticking and waits for a tick in flight, so the database can be closed after it. */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   private async runTick(): Promise<TickReport> {
     const report: TickReport = { fired: [], skipped: [] };
     const batch = this.deps.batchSize ?? DEFAULT_BATCH;
-    // Undelivered occurrences first: a due claim is refused while one is pending.
-    const pending = await this.deps.schedules.findPending(batch);
-    await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
-
     for (let round = 0; round < MAX_ROUNDS_PER_TICK; round += 1) {
       const now = this.deps.clock.now();
-      const due = await this.deps.schedules.findDue(now, batch);
+      // One query: undelivered occurrences (delivered first; a schedule holding one is never due)
+      // and due schedules.
+      const work = await this.deps.schedules.findDue({ now, limit: batch });
+      const pending = work.filter((doc) => doc.pendingRunAt !== null);
+      await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
+      const due = work.filter((doc) => doc.pendingRunAt === null);
       await Promise.all(due.map((doc) => this.claimAndFire(doc, now, report)));
-      if (due.length < batch) break;
+      if (work.length < batch) break;
     }
     return report;
   }
 
-  private async claimAndFire(doc: ScheduleDocument, now: Date, report: TickReport): Promise<void> {
+  /**
+   * The pace of the ticks: every intervalMs while there is work; while ticks find nothing, twice as
+   * long each time up to idleIntervalMs (minute-granularity cron needs no more; an occurrence found a
+   * few seconds late still fires, within the misfire grace). A schedule created or edited through this
+   * instance brings the next tick forward (wake).
+   */
+  private nextDelay(report: TickReport): number {
+    const { intervalMs } = this.deps;
+    const idleMax = Math.max(intervalMs, this.deps.idleIntervalMs ?? intervalMs);
+    this.idleDelayMs = report.fired.length > 0 || report.skipped.length > 0 ? intervalMs : Math.min(idleMax, Math.max(intervalMs, this.idleDelayMs * 2));
+    return this.idleDelayMs;
+  }
+
+  /** A schedule changed here: tick soon, at the busy pace. */
+  wake(): void {
+    this.idleDelayMs = this.deps.intervalMs;
+    this.task.wakeWithin(this.deps.intervalMs);
+  }
+
+  private async claimAndFire(doc: ScheduleState, now: Date, report: TickReport): Promise<void> {
     try {
       const plan = planRun({
-        spec: { cron: doc.cron, timeZone: doc.timeZone, name: doc._id },
+        spec: { cron: doc.cron, timeZone: doc.timeZone, name: doc.name },
         dueAt: doc.nextRunAt!,
         now,
         catchUp: doc.catchUp,
         misfireGraceMs: this.deps.misfireGraceMs,
       });
       const claimed = await this.deps.schedules.claim({
-        name: doc._id,
+        name: doc.name,
         timingRevision: doc.timingRevision,
         dueAt: doc.nextRunAt!,
         fire: plan.fire,
@@ -122,16 +141,16 @@ export class Scheduler {
         // The schedule as the claim left it: edits of the payload made before the claim are in it.
         await this.deliver(claimed, plan.fire, report);
       } else {
-        report.skipped.push(`${doc._id}@${doc.nextRunAt!.toISOString()}`);
-        this.deps.logger.info({ schedule: doc._id, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');
+        report.skipped.push(`${doc.name}@${doc.nextRunAt!.toISOString()}`);
+        this.deps.logger.info({ schedule: doc.name, dueAt: doc.nextRunAt, nextRunAt: plan.nextRunAt }, 'missed schedule occurrences skipped (catch-up none)');
       }
     } catch (rawErr) {
-      this.deps.logger.warn({ err: coerceError(rawErr), schedule: doc._id }, 'schedule claim failed; retried on the next tick');
+      this.deps.logger.warn({ err: coerceError(rawErr), schedule: doc.name }, 'schedule claim failed; retried on the next tick');
     }
   }
 
-  private async deliver(doc: ScheduleDocument, occurrence: Date, report: TickReport): Promise<void> {
-    const name = doc._id;
+  private async deliver(doc: ScheduleState, occurrence: Date, report: TickReport): Promise<void> {
+    const name = doc.name;
     const now = this.deps.clock.now();
     try {
       const { job, created } = await this.deps.jobs.enqueue(

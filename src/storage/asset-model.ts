@@ -2,7 +2,7 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 
 import { IMAGE_CONTENT_TYPES, type ImageContentType } from '../model/asset';
 import { ROLES, type Role } from '../model/principal';
-import { ASSET_BUCKET } from './asset-files';
+import { ASSET_BUCKET } from './asset-file-repository';
 
 export interface AssetVersionDocument {
   versionNumber: number;

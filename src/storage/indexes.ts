@@ -4,7 +4,7 @@ import { ensureAssetIndexes } from './asset-model';
 import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
-import { ensureRetentionIndexes } from './retention-store';
+import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
 
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */

@@ -3,21 +3,17 @@ import { Schema, type Connection, type Model } from 'mongoose';
 import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../model/job';
 
 /**
- * A job as stored: the domain's Job with `_id` as the public jobId (so no second unique index is
- * needed) and the fields only storage needs.
+ * A job as stored: the model's Job with `_id` as the public jobId (so no second unique index is
+ * needed) and the one field only storage needs. Nothing outside src/storage sees this type.
  */
 export interface JobDocument extends Omit<Job, 'jobId'> {
   _id: string;
-  /** Concurrency slot held by the current lease, for types with a concurrencyLimit. */
-  slotId: string | null;
   /**
-   * `[<tenant>/]<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse unique
-   * index then enforces "unique when present" (partial indexes act as plain unique ones on the test
-   * server).
+   * `<tenant>/<role>:<sub>/<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse
+   * unique index then enforces "unique when present" (partial indexes act as plain unique ones on the
+   * test server).
    */
   dedupeKey?: string;
-  /** Set on a job once another job depends on it: only then does finishing it look for children. */
-  hasChildren: boolean;
 }
 
 const errorSchema = new Schema<JobError>({ code: String, message: { type: String, required: true } }, { _id: false });

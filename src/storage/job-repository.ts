@@ -35,7 +35,7 @@ export interface LeaseHolder {
 
 /** One job the claim step will try to take, with the values it read (the claim is conditional on them). */
 export interface ClaimRequest {
-  candidate: JobDocument;
+  candidate: Job;
   leaseId: string;
   workerId: string;
   leaseExpiresAt: Date;
@@ -73,6 +73,8 @@ export function toJob(doc: JobDocument): Job {
     dependsOn: doc.dependsOn ?? [],
     pendingParents: doc.pendingParents ?? [],
     partial: doc.partial ?? false,
+    slotId: doc.slotId ?? null,
+    hasChildren: doc.hasChildren ?? false,
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
@@ -111,9 +113,22 @@ function leaseAttempt(leaseId: string): { arrayFilters: Record<string, unknown>[
 const CLEARED_LEASE = { leaseId: null, leaseExpiresAt: null, slotId: null };
 const CANCELLED_WHILE_LEASED: JobError = { code: 'cancelled', message: 'cancelled while it ran' };
 
-const SUCCEEDED_FIELDS = { _id: 1, type: 1, attempt: 1, leaseId: 1, slotId: 1, hasChildren: 1 } as const;
+const SUCCEEDED_FIELDS = { _id: 1, type: 1, tenant: 1, attempt: 1, leaseId: 1, slotId: 1, hasChildren: 1 } as const;
 /** What `succeed` returns of the job as it was before: enough to free its slot and settle its children. */
-export type SucceededJob = Pick<JobDocument, '_id' | 'type' | 'attempt' | 'leaseId' | 'slotId' | 'hasChildren'>;
+export type SucceededJob = Pick<Job, 'jobId' | 'type' | 'tenant' | 'attempt' | 'leaseId' | 'slotId' | 'hasChildren'>;
+
+/** A waiting job that depends on a finished parent. */
+export type WaitingChild = Pick<Job, 'jobId' | 'type' | 'tenant' | 'nextRunAt' | 'hasChildren'>;
+
+/** What the reclaim step reads of an expired lease (its writes are conditional on these values). */
+export type ExpiredLease = Pick<Job, 'jobId' | 'type' | 'tenant' | 'leaseId' | 'slotId' | 'attempt' | 'maxAttempts' | 'hasChildren' | 'cancelRequested'>;
+
+const EXPIRED_LEASE_FIELDS = { _id: 1, type: 1, tenant: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1, cancelRequested: 1 } as const;
+
+function pickedJob<T extends { _id: string }>(doc: T): Omit<T, '_id'> & { jobId: string } {
+  const { _id, ...rest } = doc;
+  return { ...rest, jobId: _id };
+}
 
 /** The atomic operations on jobs. Every state change is one conditional update. */
 export class JobRepository {
@@ -176,8 +191,8 @@ export class JobRepository {
     });
   }
 
-  async findByIds(jobIds: readonly string[]): Promise<JobDocument[]> {
-    return this.jobs.find({ _id: { $in: jobIds } }).lean<JobDocument[]>();
+  async findByIds(jobIds: readonly string[]): Promise<Job[]> {
+    return (await this.jobs.find({ _id: { $in: jobIds } }).lean<JobDocument[]>()).map(toJob);
   }
 
   /** Marks jobs as parents, so that finishing them settles their children. */
@@ -186,8 +201,11 @@ export class JobRepository {
   }
 
   /** Waiting jobs that depend on `parentId` (served by the `children` index). */
-  async findWaitingChildren(parentId: string): Promise<JobDocument[]> {
-    return this.jobs.find({ dependsOn: parentId, status: 'waiting' }, { _id: 1, type: 1, nextRunAt: 1, hasChildren: 1 }).lean<JobDocument[]>();
+  async findWaitingChildren(parentId: string): Promise<WaitingChild[]> {
+    const docs = await this.jobs
+      .find({ dependsOn: parentId, status: 'waiting' }, { _id: 1, type: 1, tenant: 1, nextRunAt: 1, hasChildren: 1 })
+      .lean<(Omit<WaitingChild, 'jobId'> & { _id: string })[]>();
+    return docs.map((doc) => ({ ...pickedJob(doc), tenant: doc.tenant ?? null, hasChildren: doc.hasChildren ?? false }));
   }
 
   /**
@@ -195,34 +213,38 @@ export class JobRepository {
    * pending any more. Both steps are idempotent, so the parent's side and the child's own
    * enqueue-time check may both run them: exactly one release happens.
    */
-  async settleParents(params: { childId: string; succeededParents: readonly string[]; now: Date; nextRunAt: Date }): Promise<JobDocument | null> {
+  async settleParents(params: { childId: string; succeededParents: readonly string[]; now: Date; nextRunAt: Date }): Promise<Job | null> {
     const { childId, now } = params;
     if (params.succeededParents.length > 0) {
       await this.jobs.updateOne({ _id: childId, status: 'waiting' }, { $pull: { pendingParents: { $in: params.succeededParents } } });
     }
-    return this.jobs
-      .findOneAndUpdate(
-        { _id: childId, status: 'waiting', pendingParents: { $size: 0 } },
-        { $set: { status: 'queued', nextRunAt: params.nextRunAt > now ? params.nextRunAt : now, updatedAt: now } },
-        { new: true },
-      )
-      .lean<JobDocument>();
+    return orNull(
+      await this.jobs
+        .findOneAndUpdate(
+          { _id: childId, status: 'waiting', pendingParents: { $size: 0 } },
+          { $set: { status: 'queued', nextRunAt: params.nextRunAt > now ? params.nextRunAt : now, updatedAt: now } },
+          { new: true },
+        )
+        .lean<JobDocument>(),
+    );
   }
 
   /** A waiting job whose parent ended badly is cancelled, with the reason. */
-  async cancelWaiting(params: { childId: string; error: JobError; now: Date }): Promise<JobDocument | null> {
+  async cancelWaiting(params: { childId: string; error: JobError; now: Date }): Promise<Job | null> {
     const { now } = params;
-    return this.jobs
-      .findOneAndUpdate(
-        { _id: params.childId, status: 'waiting' },
-        { $set: { status: 'cancelled', lastError: params.error, completedAt: now, updatedAt: now } },
-        { new: true },
-      )
-      .lean<JobDocument>();
+    return orNull(
+      await this.jobs
+        .findOneAndUpdate(
+          { _id: params.childId, status: 'waiting' },
+          { $set: { status: 'cancelled', lastError: params.error, completedAt: now, updatedAt: now } },
+          { new: true },
+        )
+        .lean<JobDocument>(),
+    );
   }
 
-  async findById(jobId: string): Promise<JobDocument | null> {
-    return this.jobs.findById(jobId).lean<JobDocument>();
+  async findById(jobId: string): Promise<Job | null> {
+    return orNull(await this.jobs.findById(jobId).lean<JobDocument>());
   }
 
   /** Queued jobs that may run now, best first (priority desc, then nextRunAt asc). */
@@ -233,12 +255,100 @@ export class JobRepository {
     now: Date;
     limit: number;
     tenant?: string;
-  }): Promise<JobDocument[]> {
-    const filter: Record<string, unknown> = { status: 'queued', nextRunAt: { $lte: params.now } };
-    if (params.tenant !== undefined) filter.tenant = params.tenant;
-    if (params.types) filter.type = params.types.length === 1 ? params.types[0] : { $in: params.types };
-    else if (params.excludeTypes && params.excludeTypes.length > 0) filter.type = { $nin: params.excludeTypes };
-    return this.jobs.find(filter).sort({ priority: -1, nextRunAt: 1 }).limit(params.limit).lean<JobDocument[]>();
+  }): Promise<Job[]> {
+    return (await this.jobs.find(availableFilter(params)).sort({ priority: -1, nextRunAt: 1 }).limit(params.limit).lean<JobDocument[]>()).map(toJob);
+  }
+
+  /** The types of the jobs findAvailable would return, one per job (only the type is read). */
+  async findAvailableTypes(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; limit: number; tenant?: string }): Promise<string[]> {
+    const docs = await this.jobs
+      .find(availableFilter(params), { _id: 0, type: 1 })
+      .sort({ priority: -1, nextRunAt: 1 })
+      .limit(params.limit)
+      .lean<{ type: string }[]>();
+    return docs.map((doc) => doc.type);
+  }
+
+  /** When the next queued job of the scope that is not due yet falls due (null: none is scheduled). */
+  async findNextDueAt(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; tenant?: string }): Promise<Date | null> {
+    const filter = { ...availableFilter(params), nextRunAt: { $gt: params.now } };
+    const next = await this.jobs.findOne(filter, { _id: 0, nextRunAt: 1 }).sort({ nextRunAt: 1 }).lean<{ nextRunAt: Date }>();
+    return next?.nextRunAt ?? null;
+  }
+
+  /**
+   * Whether change streams here wait for changes: a replica set member's getMore blocks up to its
+   * maxAwaitTimeMS, so an idle feed costs about one request per wait. (A standalone server has no
+   * change streams; the test server has them with its oplog, but answers getMore at once.)
+   */
+  async supportsAwaitedChangeStreams(): Promise<boolean> {
+    const db = this.jobs.db.db;
+    if (!db) return false;
+    const hello = await db.admin().command({ isMaster: 1 }).catch(() => null);
+    return typeof hello?.setName === 'string';
+  }
+
+  /**
+   * A feed of jobs made available by any writer (this and other API instances): inserted queued
+   * jobs with their type and tenant, and jobs updated back to queued (type unknown without a read:
+   * reported as null). Reopens with a backoff after errors; `onState` says whether it is live. On a
+   * server whose getMore does not wait, it pauses between empty reads so it never spins.
+   */
+  openWorkFeed(params: {
+    onWork: (change: { jobId: string; type: string | null; tenant: string | null }) => void;
+    onState: (live: boolean) => void;
+    maxAwaitMs?: number;
+  }): { close(): Promise<void> } {
+    const maxAwaitMs = params.maxAwaitMs ?? 10_000;
+    let closed = false;
+    let stream: mongoose.mongo.ChangeStream | undefined;
+    const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+    const pipeline = [
+      {
+        $match: {
+          $or: [
+            { operationType: 'insert', 'fullDocument.status': 'queued' },
+            { operationType: 'update', 'updateDescription.updatedFields.status': 'queued' },
+            // The test server reports an update's $set as fullDocument.
+            { operationType: 'update', 'fullDocument.status': 'queued' },
+          ],
+        },
+      },
+    ];
+    const run = async (): Promise<void> => {
+      let backoffMs = 500;
+      while (!closed) {
+        try {
+          stream = this.jobs.collection.watch(pipeline, { maxAwaitTimeMS: maxAwaitMs });
+          params.onState(true);
+          while (!closed) {
+            const started = Date.now();
+            const change = (await stream.tryNext()) as Record<string, unknown> | null;
+            if (change) {
+              backoffMs = 500;
+              params.onWork(workOf(change));
+            } else if (Date.now() - started < 50) {
+              await pause(100);
+            }
+          }
+        } catch {
+          params.onState(false);
+          if (closed) break;
+          await stream?.close().catch(() => undefined);
+          await pause(backoffMs);
+          backoffMs = Math.min(backoffMs * 2, 30_000);
+        }
+      }
+    };
+    const running = run();
+    return {
+      close: async () => {
+        closed = true;
+        params.onState(false);
+        await stream?.close().catch(() => undefined);
+        await running;
+      },
+    };
   }
 
   /**
@@ -246,7 +356,8 @@ export class JobRepository {
    * queued with the attempt count that was read, so a job goes to exactly one lease. Returns the
    * jobs this call won (a second round trip only when some claims lost a race).
    */
-  async claim(requests: readonly ClaimRequest[], now: Date): Promise<JobDocument[]> {
+  async claim(params: { requests: readonly ClaimRequest[]; now: Date }): Promise<Job[]> {
+    const { requests, now } = params;
     if (requests.length === 0) return [];
     // The driver's collection, not the model: Mongoose would cast every attempt record into a
     // subdocument and back on this hot path (measured in the bench profile).
@@ -255,7 +366,7 @@ export class JobRepository {
         updateOne: {
           // An acknowledged cancel is final: a flagged job is never leased again (the flag is only
           // ever cleared by an admin requeue).
-          filter: { _id: candidate._id, status: 'queued', attempt: candidate.attempt, nextRunAt: { $lte: now }, cancelRequested: { $ne: true } },
+          filter: { _id: candidate.jobId, status: 'queued', attempt: candidate.attempt, nextRunAt: { $lte: now }, cancelRequested: { $ne: true } },
           update: {
             $set: {
               status: 'leased',
@@ -279,30 +390,40 @@ export class JobRepository {
       })),
       { ordered: false },
     );
-    const won = (doc: JobDocument, request: ClaimRequest): JobDocument => ({
-      ...doc,
+    const won = (job: Job, request: ClaimRequest): Job => ({
+      ...job,
       status: 'leased',
       leaseId: request.leaseId,
       workerId: request.workerId,
       leaseExpiresAt: request.leaseExpiresAt,
       slotId: request.slotId,
       attempt: request.candidate.attempt + 1,
+      progress: 0,
+      startedAt: request.candidate.startedAt ?? now,
+      updatedAt: now,
     });
     if (result.matchedCount === requests.length) return requests.map((r) => won(r.candidate, r));
     const leaseIds = new Set(requests.map((r) => r.leaseId));
     const current = await this.jobs
-      .find({ _id: { $in: requests.map((r) => r.candidate._id) } }, { _id: 1, leaseId: 1 })
+      .find({ _id: { $in: requests.map((r) => r.candidate.jobId) } }, { _id: 1, leaseId: 1 })
       .lean<Pick<JobDocument, '_id' | 'leaseId'>[]>();
     const ours = new Set(current.filter((d) => d.leaseId !== null && leaseIds.has(d.leaseId)).map((d) => d._id));
-    return requests.filter((r) => ours.has(r.candidate._id)).map((r) => won(r.candidate, r));
+    return requests.filter((r) => ours.has(r.candidate.jobId)).map((r) => won(r.candidate, r));
   }
 
   /** Leases that expired at `now` and were not reclaimed yet. */
-  async findExpiredLeases(now: Date, limit: number): Promise<JobDocument[]> {
-    return this.jobs
-      .find({ status: 'leased', leaseExpiresAt: { $lte: now } }, { _id: 1, type: 1, tenant: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1, cancelRequested: 1 })
-      .limit(limit)
-      .lean<JobDocument[]>();
+  async findExpiredLeases(params: { now: Date; limit: number }): Promise<ExpiredLease[]> {
+    const docs = await this.jobs
+      .find({ status: 'leased', leaseExpiresAt: { $lte: params.now } }, EXPIRED_LEASE_FIELDS)
+      .limit(params.limit)
+      .lean<(Omit<ExpiredLease, 'jobId'> & { _id: string })[]>();
+    return docs.map((doc) => ({
+      ...pickedJob(doc),
+      tenant: doc.tenant ?? null,
+      slotId: doc.slotId ?? null,
+      hasChildren: doc.hasChildren ?? false,
+      cancelRequested: doc.cancelRequested ?? false,
+    }));
   }
 
   /**
@@ -311,13 +432,14 @@ export class JobRepository {
    * expired (so a heartbeat that won the race keeps it) and on the cancel flag read: a cancel that
    * lands between the read and the write makes the first update miss, and the second one honours it.
    */
-  async reclaimLease(params: { job: Pick<JobDocument, '_id' | 'leaseId' | 'attempt' | 'maxAttempts' | 'cancelRequested'>; now: Date }): Promise<JobDocument | null> {
-    const { job, now } = params;
-    const expired = { _id: job._id, status: 'leased', leaseId: job.leaseId, leaseExpiresAt: { $lte: now } };
+  async reclaimLease(params: { lease: ExpiredLease; now: Date }): Promise<Job | null> {
+    const { lease: job, now } = params;
+    const expired = { _id: job.jobId, status: 'leased', leaseId: job.leaseId, leaseExpiresAt: { $lte: now } };
     const toDeadLetter = job.attempt >= job.maxAttempts;
     const error: JobError = { code: 'lease_expired', message: 'the lease expired before the worker reported' };
-    const cancel = (): Promise<JobDocument | null> =>
-      this.jobs
+    const cancel = async (): Promise<Job | null> =>
+      orNull(
+        await this.jobs
         .findOneAndUpdate(
           { ...expired, cancelRequested: true },
           {
@@ -332,7 +454,8 @@ export class JobRepository {
           },
           { ...leaseAttempt(job.leaseId!), new: true },
         )
-        .lean<JobDocument>();
+        .lean<JobDocument>(),
+      );
     if (job.cancelRequested) return cancel();
     const returned = await this.jobs
       .findOneAndUpdate(
@@ -351,7 +474,7 @@ export class JobRepository {
         { ...leaseAttempt(job.leaseId!), new: true },
       )
       .lean<JobDocument>();
-    return returned ?? cancel();
+    return returned ? toJob(returned) : cancel();
   }
 
   /**
@@ -360,7 +483,7 @@ export class JobRepository {
    * turn refused once that is recorded. Both writes meet on this one document, so exactly one of
    * them comes first, and both callers learn which. Returns null when the caller does not hold the lease.
    */
-  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean }): Promise<JobDocument | null> {
+  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean }): Promise<Job | null> {
     const set: Record<string, unknown> = { leaseExpiresAt: params.leaseExpiresAt, updatedAt: params.now };
     if (params.progress !== undefined) set.progress = params.progress;
     const filter = { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) };
@@ -368,16 +491,17 @@ export class JobRepository {
       const marked = await this.jobs
         .findOneAndUpdate({ ...filter, cancelRequested: { $ne: true }, irreversibleAt: null }, { $set: { ...set, irreversibleAt: params.now } }, { new: true })
         .lean<JobDocument>();
-      if (marked) return marked;
+      if (marked) return toJob(marked);
     }
-    return this.jobs.findOneAndUpdate(filter, { $set: set }, { new: true }).lean<JobDocument>();
+    return orNull(await this.jobs.findOneAndUpdate(filter, { $set: set }, { new: true }).lean<JobDocument>());
   }
 
   async succeed(params: FinishParams & { result: unknown; partial: boolean }): Promise<SucceededJob | null> {
     const { now } = params;
+    type Before = Omit<SucceededJob, 'jobId'> & { _id: string };
     // The driver's collection with a projection: one conditional update, and only the fields the
     // caller needs come back (the hot path of every job).
-    return this.rawJobs().findOneAndUpdate(
+    const before = (await this.rawJobs().findOneAndUpdate(
         { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) },
         {
           $set: {
@@ -393,7 +517,9 @@ export class JobRepository {
         },
         // The document before the update: the caller needs the slot it held.
         { ...leaseAttempt(params.holder.leaseId), returnDocument: 'before', projection: SUCCEEDED_FIELDS },
-      );
+      )) as Before | null;
+    if (!before) return null;
+    return { ...pickedJob(before), tenant: before.tenant ?? null, slotId: before.slotId ?? null, hasChildren: before.hasChildren ?? false };
   }
 
   /**
@@ -409,11 +535,11 @@ export class JobRepository {
       outcome: AttemptOutcome;
       next: { status: Extract<JobStatus, 'queued' | 'failed' | 'dlq' | 'cancelled'>; nextRunAt?: Date };
     },
-  ): Promise<JobDocument | null> {
+  ): Promise<Job | null> {
     const { now, next } = params;
     const terminal = next.status !== 'queued';
     const cancelled = next.status === 'cancelled';
-    return this.jobs
+    const before = await this.jobs
       .findOneAndUpdate(
         {
           _id: params.jobId,
@@ -436,17 +562,21 @@ export class JobRepository {
         { ...leaseAttempt(params.holder.leaseId), new: false },
       )
       .lean<JobDocument>();
+    return orNull(before);
   }
 
   /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */
-  async cancelQueued(jobId: string, now: Date): Promise<JobDocument | null> {
-    return this.jobs
-      .findOneAndUpdate(
-        { _id: jobId, status: { $in: ['queued', 'waiting'] } },
-        { $set: { status: 'cancelled', completedAt: now, updatedAt: now, lastError: { code: 'cancelled', message: 'cancelled before it ran' } } },
-        { new: true },
-      )
-      .lean<JobDocument>();
+  async cancelQueued(params: { jobId: string; now: Date }): Promise<Job | null> {
+    const { jobId, now } = params;
+    return orNull(
+      await this.jobs
+        .findOneAndUpdate(
+          { _id: jobId, status: { $in: ['queued', 'waiting'] } },
+          { $set: { status: 'cancelled', completedAt: now, updatedAt: now, lastError: { code: 'cancelled', message: 'cancelled before it ran' } } },
+          { new: true },
+        )
+        .lean<JobDocument>(),
+    );
   }
 
   /**
@@ -454,7 +584,8 @@ export class JobRepository {
    * passed a point of no return (money may have moved): then nothing changes and null comes back.
    * The first acknowledgement's time is kept; a repeat finds the flag already set.
    */
-  async requestCancel(jobId: string, now: Date): Promise<JobDocument | null> {
+  async requestCancel(params: { jobId: string; now: Date }): Promise<Job | null> {
+    const { jobId, now } = params;
     const flagged = await this.jobs
       .findOneAndUpdate(
         { _id: jobId, status: 'leased', cancelRequested: { $ne: true }, irreversibleAt: null },
@@ -462,12 +593,13 @@ export class JobRepository {
         { new: true },
       )
       .lean<JobDocument>();
-    return flagged ?? this.jobs.findOne({ _id: jobId, status: 'leased', cancelRequested: true }).lean<JobDocument>();
+    return orNull(flagged ?? (await this.jobs.findOne({ _id: jobId, status: 'leased', cancelRequested: true }).lean<JobDocument>()));
   }
 
   /** failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. */
-  async requeue(jobId: string, now: Date): Promise<JobDocument | null> {
-    return this.jobs
+  async requeue(params: { jobId: string; now: Date }): Promise<Job | null> {
+    const { jobId, now } = params;
+    const requeued = await this.jobs
       .findOneAndUpdate(
         { _id: jobId, status: { $in: ['failed', 'dlq', 'cancelled'] } },
         {
@@ -487,7 +619,29 @@ export class JobRepository {
         { new: true },
       )
       .lean<JobDocument>();
+    return orNull(requeued);
   }
+}
+
+/** What a change event says about the job it concerns. */
+function workOf(change: Record<string, unknown>): { jobId: string; type: string | null; tenant: string | null } {
+  const key = change.documentKey as { _id?: unknown } | undefined;
+  const doc = change.fullDocument as { _id?: unknown; type?: unknown; tenant?: unknown } | undefined;
+  const jobId = String(key?._id ?? doc?._id ?? '');
+  if (change.operationType !== 'insert' || typeof doc?.type !== 'string') return { jobId, type: null, tenant: null };
+  return { jobId, type: doc.type, tenant: typeof doc.tenant === 'string' ? doc.tenant : null };
+}
+
+function orNull(doc: JobDocument | null | undefined): Job | null {
+  return doc ? toJob(doc) : null;
+}
+
+function availableFilter(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; tenant?: string }): Record<string, unknown> {
+  const filter: Record<string, unknown> = { status: 'queued', nextRunAt: { $lte: params.now } };
+  if (params.tenant !== undefined) filter.tenant = params.tenant;
+  if (params.types) filter.type = params.types.length === 1 ? params.types[0] : { $in: params.types };
+  else if (params.excludeTypes && params.excludeTypes.length > 0) filter.type = { $nin: params.excludeTypes };
+  return filter;
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { Connection } from 'mongoose';
 
 import type { AccessScope } from '../model/principal';
-import type { Schedule, ScheduleError } from '../model/schedule';
+import type { ScheduleError, ScheduleState } from '../model/schedule';
 import { accessFilter } from './access-scope';
 import { isDuplicateKeyError } from './errors';
 import { scheduleModel, type ScheduleDocument, type ScheduleModel } from './schedule-model';
 
-export function toSchedule(doc: ScheduleDocument): Schedule {
+function toState(doc: ScheduleDocument): ScheduleState {
   return {
     name: doc._id,
     type: doc.type,
@@ -20,15 +20,23 @@ export function toSchedule(doc: ScheduleDocument): Schedule {
     lastRunAt: doc.lastRunAt ?? null,
     lastJobId: doc.lastJobId ?? null,
     lastError: doc.lastError ?? null,
+    pendingRunAt: doc.pendingRunAt ?? null,
+    revision: doc.revision,
+    timingRevision: doc.timingRevision ?? null,
     createdBy: doc.createdBy,
+    createdByRole: doc.createdByRole ?? null,
     tenant: doc.tenant ?? null,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
   };
 }
 
+function orNull(doc: ScheduleDocument | null): ScheduleState | null {
+  return doc ? toState(doc) : null;
+}
+
 /** The fields an edit may change (name and history are not among them). */
-export type ScheduleChanges = Partial<Pick<ScheduleDocument, 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority' | 'nextRunAt'>>;
+export type ScheduleChanges = Partial<Pick<ScheduleState, 'type' | 'payload' | 'cron' | 'timeZone' | 'paused' | 'catchUp' | 'priority' | 'nextRunAt'>>;
 
 /** The fields that decide when and whether occurrences fire: changing one bumps `timingRevision`. */
 const TIMING_FIELDS = ['cron', 'timeZone', 'paused', 'catchUp', 'nextRunAt'] as const satisfies readonly (keyof ScheduleChanges)[];
@@ -45,7 +53,8 @@ export function changesTiming(changes: ScheduleChanges): boolean {
  */
 export interface ScheduleEditBasis {
   revision?: number;
-  timingRevision?: number | undefined;
+  /** null: a schedule stored before timingRevision existed. */
+  timingRevision?: number | null;
   type?: string;
 }
 
@@ -58,7 +67,9 @@ export class ScheduleRepository {
   }
 
   /** Inserts a new schedule; false when the name is taken. */
-  async insert(doc: ScheduleDocument): Promise<boolean> {
+  async insert(schedule: ScheduleState): Promise<boolean> {
+    const { name, timingRevision, ...fields } = schedule;
+    const doc: ScheduleDocument = { _id: name, ...fields, timingRevision: timingRevision ?? 0 };
     try {
       await this.schedules.collection.insertOne(doc as unknown as Record<string, unknown>);
       return true;
@@ -68,13 +79,13 @@ export class ScheduleRepository {
     }
   }
 
-  async findByName(name: string): Promise<ScheduleDocument | null> {
-    return this.schedules.findById(name).lean<ScheduleDocument>();
+  async findByName(name: string): Promise<ScheduleState | null> {
+    return orNull(await this.schedules.findById(name).lean<ScheduleDocument>());
   }
 
   /** The schedules within `scope` (src/auth/access.ts), by name. */
-  async list(params: { scope: AccessScope; limit: number }): Promise<ScheduleDocument[]> {
-    return this.schedules.find(accessFilter(params.scope)).sort({ _id: 1 }).limit(params.limit).lean<ScheduleDocument[]>();
+  async list(params: { scope: AccessScope; limit: number }): Promise<ScheduleState[]> {
+    return (await this.schedules.find(accessFilter(params.scope)).sort({ _id: 1 }).limit(params.limit).lean<ScheduleDocument[]>()).map(toState);
   }
 
   /**
@@ -83,10 +94,10 @@ export class ScheduleRepository {
    * either); null otherwise. Edits of the timing also bump `timingRevision`, which invalidates claims
    * planned on the old timing.
    */
-  async update(params: { name: string; expected: ScheduleEditBasis; scope: AccessScope; changes: ScheduleChanges; now: Date }): Promise<ScheduleDocument | null> {
+  async update(params: { name: string; expected: ScheduleEditBasis; scope: AccessScope; changes: ScheduleChanges; now: Date }): Promise<ScheduleState | null> {
     const { expected } = params;
     const bump = changesTiming(params.changes) ? { revision: 1, timingRevision: 1 } : { revision: 1 };
-    return this.schedules
+    const updated = await this.schedules
       .findOneAndUpdate(
         {
           ...accessFilter(params.scope),
@@ -100,6 +111,7 @@ export class ScheduleRepository {
         { returnDocument: 'after' },
       )
       .lean<ScheduleDocument>();
+    return orNull(updated);
   }
 
   /** Deletes the schedule if it is within the caller's `scope`; false when there is none such. */
@@ -108,18 +120,18 @@ export class ScheduleRepository {
     return result.deletedCount === 1;
   }
 
-  /** Active schedules whose next occurrence is due and that have no undelivered occurrence, earliest first. */
-  async findDue(now: Date, limit: number): Promise<ScheduleDocument[]> {
-    return this.schedules
-      .find({ paused: false, pendingRunAt: null, nextRunAt: { $lte: now } })
+  /**
+   * What a scheduler tick has to do, in one query: schedules holding an undelivered occurrence
+   * (claimed, not yet enqueued: a crash, or in progress), and active schedules whose next occurrence
+   * is due with nothing pending; earliest first.
+   */
+  async findDue(params: { now: Date; limit: number }): Promise<ScheduleState[]> {
+    const docs = await this.schedules
+      .find({ $or: [{ pendingRunAt: { $ne: null } }, { paused: false, pendingRunAt: null, nextRunAt: { $lte: params.now } }] })
       .sort({ nextRunAt: 1 })
-      .limit(limit)
+      .limit(params.limit)
       .lean<ScheduleDocument[]>();
-  }
-
-  /** Schedules holding an occurrence that was claimed but not yet delivered (a crash, or in progress). */
-  async findPending(limit: number): Promise<ScheduleDocument[]> {
-    return this.schedules.find({ pendingRunAt: { $ne: null } }).sort({ pendingRunAt: 1 }).limit(limit).lean<ScheduleDocument[]>();
+    return docs.map(toState);
   }
 
   /**
@@ -130,8 +142,8 @@ export class ScheduleRepository {
    * replaces an undelivered occurrence. Edits that leave the timing alone (payload, type, priority) do
    * not make it fail. Returns the schedule after the claim (its current payload), or null when lost.
    */
-  async claim(params: { name: string; timingRevision: number | undefined; dueAt: Date; fire: Date | null; nextRunAt: Date; now: Date }): Promise<ScheduleDocument | null> {
-    return this.schedules
+  async claim(params: { name: string; timingRevision: number | null; dueAt: Date; fire: Date | null; nextRunAt: Date; now: Date }): Promise<ScheduleState | null> {
+    const claimed = await this.schedules
       .findOneAndUpdate(
         {
           _id: params.name,
@@ -145,6 +157,7 @@ export class ScheduleRepository {
         { returnDocument: 'after' },
       )
       .lean<ScheduleDocument>();
+    return orNull(claimed);
   }
 
   /**

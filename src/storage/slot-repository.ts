@@ -94,7 +94,8 @@ export class SlotRepository {
     return held.map((slot) => ({ slotId: slot._id, leaseId: slot.leaseId }));
   }
 
-  async extend(slot: HeldSlot, expiresAt: Date): Promise<boolean> {
+  async extend(params: { slot: HeldSlot; expiresAt: Date }): Promise<boolean> {
+    const { slot, expiresAt } = params;
     const result = await this.slots.updateOne({ _id: slot.slotId, leaseId: slot.leaseId }, { $set: { expiresAt } });
     return result.matchedCount === 1;
   }
@@ -110,8 +111,8 @@ export class SlotRepository {
   }
 
   /** How many slots of a type are held at `now` (for tests and stats). */
-  async countHeld(type: string, now: Date): Promise<number> {
-    return this.slots.countDocuments({ type, expiresAt: { $gt: now } });
+  async countHeld(params: { type: string; now: Date }): Promise<number> {
+    return this.slots.countDocuments({ type: params.type, expiresAt: { $gt: params.now } });
   }
 
   /** How many of a type's slots a lease call could take now, at most `max` (one small query; for long-poll probes). */

@@ -4,7 +4,7 @@ import { createAssetService } from '../assets/asset-service';
 import { JobsClient } from '../client/jobs-client';
 import type { WorkerConfig } from '../config';
 import { JOB_TYPES } from '../jobs/job-types';
-import { JobRegistry, parsePolicyOverrides } from '../jobs/registry';
+import { JobRegistry } from '../jobs/registry';
 import type { Logger } from '../logger';
 import { createPayouts } from '../payouts/create-payouts';
 import { connectDatabase } from '../storage/connection';
@@ -28,7 +28,7 @@ export async function startWorker(params: {
   onJobFinished?: (event: JobFinishedEvent) => void;
 }): Promise<RunningWorker> {
   const { config, logger } = params;
-  const registry = new JobRegistry(JOB_TYPES, parsePolicyOverrides(config.JOB_POLICY_OVERRIDES));
+  const registry = new JobRegistry(JOB_TYPES, config.JOB_POLICY_OVERRIDES);
   const wanted = config.WORKER_TYPES ? config.WORKER_TYPES.split(',').map((t) => t.trim()).filter(Boolean) : null;
 
   const connection = await connectDatabase({
@@ -63,6 +63,8 @@ export async function startWorker(params: {
       types,
       shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
       leaseWaitSeconds: config.WORKER_LEASE_WAIT_SECONDS,
+      ...(config.WORKER_LEASE_BATCH_TARGET === undefined ? {} : { leaseBatchTarget: config.WORKER_LEASE_BATCH_TARGET }),
+      leaseLingerMs: config.WORKER_LEASE_LINGER_MS,
       onJobFinished,
     });
     runner.start();

@@ -1,4 +1,4 @@
-import type { ScheduleDocument } from '../../src/storage/schedule-model';
+import type { ScheduleState } from '../../src/model/schedule';
 import { ScheduleRepository } from '../../src/storage/schedule-repository';
 
 /**
@@ -18,7 +18,7 @@ export class HeldReadRepository extends ScheduleRepository {
     return { reached: reachedPromise, release };
   }
 
-  override async findByName(name: string): Promise<ScheduleDocument | null> {
+  override async findByName(name: string): Promise<ScheduleState | null> {
     const doc = await super.findByName(name);
     const hold = this.hold;
     if (hold) {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { MAX_ASSET_BYTES } from '../../src/model/asset';
-import { ASSET_BUCKET } from '../../src/storage/asset-files';
+import { ASSET_BUCKET } from '../../src/storage/asset-file-repository';
 import { assetModel } from '../../src/storage/asset-model';
 import { makeImage } from '../fixtures/images';
 import { buildTestApp } from '../helpers/app';

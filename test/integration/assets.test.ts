@@ -9,7 +9,7 @@ import { createAssetService } from '../../src/assets/asset-service';
 import { ROLES, type Role } from '../../src/model/principal';
 import { assetRoutes } from '../../src/http/asset-routes';
 import { ensureAssetIndexes } from '../../src/storage/asset-model';
-import { AssetStore } from '../../src/storage/asset-store';
+import { AssetRepository } from '../../src/storage/asset-repository';
 import { makeImage } from '../fixtures/images';
 import { silentLogger } from '../helpers/app';
 import { useTestDatabase } from '../helpers/database';
@@ -230,7 +230,7 @@ describe('reading assets', () => {
 describe('storage failures', () => {
   it('answers a whole 500 error, not a cut-off 200, when the bytes cannot be read', async () => {
     const assetId = await uploadPng();
-    const store = new AssetStore(db.connection);
+    const store = new AssetRepository(db.connection);
     const asset = await store.findAsset(assetId);
     await store.files.delete(asset!.versions[0]!.fileId);
 

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { JobsClient } from '../../src/client/jobs-client';
 import type { JobWire } from '../../src/client/types';
 import { JOB_TYPES } from '../../src/jobs/job-types';
-import { JobRegistry, parsePolicyOverrides } from '../../src/jobs/registry';
+import { JobRegistry } from '../../src/jobs/registry';
 import type { JobHandler } from '../../src/worker/handler';
 import { createNoopHandler } from '../../src/worker/handlers/noop';
 import { WorkerRunner } from '../../src/worker/runner';
@@ -21,7 +21,7 @@ let runner: WorkerRunner;
 const admin = bearer('admin');
 
 beforeAll(async () => {
-  const registry = new JobRegistry(JOB_TYPES, parsePolicyOverrides(JSON.stringify({ noop: { backoffBaseSeconds: 0.05, backoffCapSeconds: 0.1 } })));
+  const registry = new JobRegistry(JOB_TYPES, { noop: { backoffBaseSeconds: 0.05, backoffCapSeconds: 0.1 } });
   app = buildTestApp(db, { registry, reclaimIntervalMs: 0 });
   server = await listen(app);
   runner = new WorkerRunner({

@@ -7,7 +7,7 @@ import { PayoutError } from '../../src/payouts/payout-errors';
 import { payoutIdempotencyKey, PayoutService, type Escrow, type PayoutResult } from '../../src/payouts/payout-service';
 import { SandboxPaymentProvider } from '../../src/payouts/sandbox-provider';
 import { createSeededRandom } from '../../src/payouts/seeded-random';
-import { createEscrowStore } from '../../src/storage/escrow-store';
+import { createEscrowRepository } from '../../src/storage/escrow-repository';
 import { useTestDatabase } from '../helpers/database';
 
 const db = useTestDatabase();
@@ -54,7 +54,7 @@ async function expectPaidExactlyOnce(sandbox: SandboxPaymentProvider, escrowId: 
   const key = payoutIdempotencyKey(escrowId);
   expect(await sandbox.countTransfers(key)).toBe(1);
   const transfer = await sandbox.findTransfer(key);
-  const stored = await createEscrowStore(db.connection).findEscrow(escrowId);
+  const stored = await createEscrowRepository(db.connection).findEscrow(escrowId);
   expect(stored).toMatchObject({ status: 'paid', transferId: transfer!.transferId, paidAt: expect.any(Date) });
   return transfer!.transferId;
 }
@@ -175,7 +175,7 @@ describe('executePayout', () => {
   });
 
   it('refuses to answer when the escrow was paid by a different transfer than the provider returned', async () => {
-    const escrows = createEscrowStore(db.connection);
+    const escrows = createEscrowRepository(db.connection);
     // A broken provider: something else pays the escrow while it answers with its own transfer id.
     const broken: PaymentProvider = {
       async transfer(request) {

@@ -5,7 +5,7 @@ import { createApp } from '../../src/app';
 import { ConfigError, loadApiConfig } from '../../src/config';
 import type { JobStatus } from '../../src/model/job';
 import { DEFAULT_RETENTION, RetentionCleaner, type RetentionSettings } from '../../src/jobs/retention';
-import { RetentionStore } from '../../src/storage/retention-store';
+import { RetentionRepository } from '../../src/storage/retention-repository';
 import { wireApi, wireServices, type ApiWiringParams } from '../../src/wiring';
 import { silentLogger } from '../helpers/app';
 import { TestClock } from '../helpers/clock';
@@ -50,7 +50,7 @@ function cleaner(settings: Partial<RetentionSettings> = {}): { cleaner: Retentio
   return {
     pauses,
     cleaner: new RetentionCleaner({
-      store: new RetentionStore(db.connection),
+      store: new RetentionRepository(db.connection),
       clock,
       logger: silentLogger,
       ...DEFAULT_RETENTION,
@@ -119,7 +119,7 @@ describe('the retention cleaner', () => {
   it('keeps a job that was requeued between being found and being deleted', async () => {
     const [dead, other] = finished('dlq', 100, 2);
     await seed([dead!, other!]);
-    const store = new RetentionStore(db.connection);
+    const store = new RetentionRepository(db.connection);
     const before = daysAgo(90);
     const ids = await store.findExpired({ status: 'dlq', before, limit: 10 });
     expect(ids.sort()).toEqual([dead!._id, other!._id].sort());

@@ -7,6 +7,7 @@ import { scheduleRoutes } from '../../src/http/schedule-routes';
 import { Scheduler } from '../../src/schedules/scheduler';
 import { ScheduleService } from '../../src/schedules/schedule-service';
 import { connectDatabase } from '../../src/storage/connection';
+import type { ScheduleState } from '../../src/model/schedule';
 import type { ScheduleDocument } from '../../src/storage/schedule-model';
 import { ScheduleRepository } from '../../src/storage/schedule-repository';
 import { wireApi, wireServices, type ApiServices, type ApiWiringParams } from '../../src/wiring';
@@ -71,8 +72,8 @@ async function scheduledJobs(): Promise<{ occurrence: string; payload: unknown }
 class EditBetweenReadAndClaim extends ScheduleRepository {
   between: (() => Promise<void>) | undefined;
 
-  override async findDue(now: Date, limit: number): Promise<ScheduleDocument[]> {
-    const due = await super.findDue(now, limit);
+  override async findDue(params: { now: Date; limit: number }): Promise<ScheduleState[]> {
+    const due = await super.findDue(params);
     const between = this.between;
     this.between = undefined;
     if (due.length > 0 && between) await between();

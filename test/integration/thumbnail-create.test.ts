@@ -7,9 +7,9 @@ import type { Asset, ImageContentType } from '../../src/model/asset';
 import { createAssetService, type AssetService } from '../../src/assets/asset-service';
 import type { Principal } from '../../src/model/principal';
 import type { ThumbnailPayload } from '../../src/jobs/job-types';
-import { ASSET_BUCKET } from '../../src/storage/asset-files';
+import { ASSET_BUCKET } from '../../src/storage/asset-file-repository';
 import { assetModel, ensureAssetIndexes } from '../../src/storage/asset-model';
-import { AssetStore } from '../../src/storage/asset-store';
+import { AssetRepository } from '../../src/storage/asset-repository';
 import { PermanentJobError, type JobContext } from '../../src/worker/handler';
 import { DEFAULT_THUMBNAIL_LIMITS, createThumbnailHandler, type ThumbnailHandlerDeps } from '../../src/worker/handlers/thumbnail-create';
 import { makeImage } from '../fixtures/images';
@@ -151,7 +151,7 @@ describe('thumbnail.create handler', () => {
 
   it('fails permanently when the stored bytes are not an image', async () => {
     // Straight into the store: the upload path would refuse these bytes.
-    const store = new AssetStore(db.connection);
+    const store = new AssetRepository(db.connection);
     const assetId = `asset_${randomBytes(12).toString('hex')}`;
     const bytes = Buffer.from('this is text pretending to be a png');
     const fileId = await store.files.upload({ bytes, filename: 'fake.png', metadata: { assetId } });

@@ -109,3 +109,26 @@ describe('database in a MongoDB URI', () => {
     expect(databaseNameInUri(expected)).toBe(dbName === '' ? undefined : dbName);
   });
 });
+
+describe('JOB_POLICY_OVERRIDES', () => {
+  it('is parsed into per-type policy overrides, for the API and the worker alike', () => {
+    const overrides = { noop: { timeoutSeconds: 5, maxAttempts: 2 }, 'payout.execute': { concurrencyLimit: null } };
+    expect(loadApiConfig({ ...valid, JOB_POLICY_OVERRIDES: JSON.stringify(overrides) }).JOB_POLICY_OVERRIDES).toEqual(overrides);
+    const worker = loadWorkerConfig({ JOBS_API_URL: 'http://localhost:3000', WORKER_TOKEN: 't', MONGODB_URI: valid.MONGODB_URI, JOB_POLICY_OVERRIDES: JSON.stringify(overrides) });
+    expect(worker.JOB_POLICY_OVERRIDES).toEqual(overrides);
+    expect(loadApiConfig(valid).JOB_POLICY_OVERRIDES).toEqual({});
+  });
+
+  it.each([
+    ['{not json', 'is not valid JSON'],
+    ['{"noop":{"timeoutSeconds":-1}}', 'at noop.timeoutSeconds'],
+    ['{"noop":{"colour":"red"}}', 'at noop'],
+    ['{"thumbnail.make":{"maxAttempts":2}}', 'names unknown job type "thumbnail.make"'],
+    ['[1,2]', 'at (root)'],
+  ])('refuses %s in one line naming the variable', (raw, fragment) => {
+    const err = errorOf(() => loadApiConfig({ ...valid, JOB_POLICY_OVERRIDES: raw }));
+    expect(err.variable).toBe('JOB_POLICY_OVERRIDES');
+    expect(err.message).toContain(fragment);
+    expect(err.message).not.toContain('\n');
+  });
+});

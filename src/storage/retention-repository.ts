@@ -10,7 +10,7 @@ export type RetainedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'cancel
  * The two steps of one retention batch. Deleting by a bounded list of ids (rather than one unbounded
  * deleteMany by age) keeps every write short, so the cleaner never holds the collection for long.
  */
-export class RetentionStore {
+export class RetentionRepository {
   private readonly jobs: JobModel;
 
   constructor(connection: Connection) {

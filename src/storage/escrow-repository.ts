@@ -24,7 +24,7 @@ export interface EscrowPage {
   total: number;
 }
 
-export interface EscrowStore {
+export interface EscrowRepository {
   /** Inserts a held escrow; a duplicate escrow id rejects with the driver's code 11000. */
   insertEscrow(escrow: NewEscrowRecord): Promise<EscrowRecord>;
   findEscrow(escrowId: string): Promise<EscrowRecord | null>;
@@ -39,7 +39,7 @@ export interface EscrowStore {
   ensureIndexes(): Promise<void>;
 }
 
-export function createEscrowStore(connection: Connection): EscrowStore {
+export function createEscrowRepository(connection: Connection): EscrowRepository {
   const Escrow = escrowModel(connection);
   return {
     async insertEscrow(escrow) {

@@ -3,7 +3,7 @@ import type { Connection } from 'mongoose';
 import type { PayoutTransferRecord } from '../model/payout-transfer';
 import { ensurePayoutTransferIndexes, payoutTransferModel, type PayoutTransferDocument } from './payout-transfer-model';
 
-export interface PayoutTransferStore {
+export interface PayoutTransferRepository {
   /** Records a transfer; a repeated idempotency key rejects with the driver's code 11000. */
   insertTransfer(transfer: PayoutTransferRecord): Promise<void>;
   findTransferByKey(idempotencyKey: string): Promise<PayoutTransferRecord | null>;
@@ -14,7 +14,7 @@ export interface PayoutTransferStore {
   ensureIndexes(): Promise<void>;
 }
 
-export function createPayoutTransferStore(connection: Connection): PayoutTransferStore {
+export function createPayoutTransferRepository(connection: Connection): PayoutTransferRepository {
   const Transfer = payoutTransferModel(connection);
   return {
     async insertTransfer(transfer) {

@@ -6,7 +6,7 @@ import mongoose, { type Connection } from 'mongoose';
 export const ASSET_BUCKET = 'assetFiles';
 
 /** The bytes of asset versions, in GridFS. File ids are hex strings outside this module. */
-export class AssetFiles {
+export class AssetFileRepository {
   private bucket: mongoose.mongo.GridFSBucket | undefined;
 
   constructor(private readonly connection: Connection) {}

@@ -48,7 +48,7 @@ export interface CompletionCount {
   count: number;
 }
 
-export interface JobQueries {
+export interface JobQueryRepository {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
   /**
@@ -90,7 +90,7 @@ interface CompletionGroup {
   count: number;
 }
 
-export function createJobQueries(connection: Connection): JobQueries {
+export function createJobQueryRepository(connection: Connection): JobQueryRepository {
   const jobs = jobModel(connection);
   return {
     async listJobs({ filter, skip, limit }) {

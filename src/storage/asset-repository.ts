@@ -1,7 +1,7 @@
 import mongoose, { type Connection, type Model } from 'mongoose';
 
 import type { Asset, AssetVersion, DerivedFrom } from '../model/asset';
-import { AssetFiles } from './asset-files';
+import { AssetFileRepository } from './asset-file-repository';
 import { assetModel, type AssetDocument } from './asset-model';
 import { isDuplicateKeyError } from './errors';
 
@@ -41,13 +41,13 @@ function toVersionDocument(version: AssetVersion): AssetDocument['versions'][num
 }
 
 /** Asset metadata in MongoDB and bytes in GridFS; every operation returns plain domain objects. */
-export class AssetStore {
-  readonly files: AssetFiles;
+export class AssetRepository {
+  readonly files: AssetFileRepository;
   private readonly model: Model<AssetDocument>;
 
   constructor(connection: Connection) {
     this.model = assetModel(connection);
-    this.files = new AssetFiles(connection);
+    this.files = new AssetFileRepository(connection);
   }
 
   /**

@@ -1,0 +1,74 @@
+import { authorize } from '../auth/access';
+import { InvalidStateError, NotFoundError, UnavailableError } from '../errors';
+import type { Job, JobStatus } from '../model/job';
+import type { Principal } from '../model/principal';
+import type { Dependencies } from './dependencies';
+import type { QueueDeps } from './queue-deps';
+
+/** A job can change state only a few times in a row (queued → leased → queued ...) before a cancel wins. */
+const MAX_CANCEL_ROUNDS = 10;
+
+/** Reading a job, cancelling it, and an admin's requeue: the owner's and the operator's controls. */
+export class JobControl {
+  constructor(
+    private readonly deps: Pick<QueueDeps, 'jobs' | 'events' | 'clock'>,
+    private readonly dependencies: Dependencies,
+  ) {}
+
+  /**
+   * Owner or admin; a non-admin learns nothing about jobs it did not create (403 either way). A
+   * tenant token sees another tenant's job as if it did not exist.
+   */
+  async getJob(principal: Principal, jobId: string): Promise<Job> {
+    return authorize({ principal, kind: 'job', action: 'read', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+  }
+
+  /**
+   * Cancels a queued or waiting job at once; flags a leased one (its worker stops on the next
+   * heartbeat, and every way out of the lease but success then ends it `cancelled`). The job may
+   * change state while we look (a fail puts it back to `queued`, a reclaim, a lease), so the
+   * read and conditional update are retried until the cancel is done, flagged, or the job is found
+   * finished.
+   */
+  async cancel(principal: Principal, jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    const now = this.deps.clock.now();
+    for (let round = 0; round < MAX_CANCEL_ROUNDS; round += 1) {
+      const job = authorize({ principal, kind: 'job', action: 'write', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+      switch (job.status) {
+        case 'queued':
+        case 'waiting': {
+          const cancelled = await this.deps.jobs.cancelQueued({ jobId, now });
+          if (!cancelled) continue;
+          this.deps.events.emit('cancelled', { jobId, type: job.type, from: job.status });
+          await this.dependencies.settleChildren(cancelled, 'cancelled', now);
+          return { jobId, status: 'cancelled' };
+        }
+        case 'leased': {
+          // Its handler already did what cannot be undone (moved money): too late to cancel.
+          if (job.irreversibleAt && !job.cancelRequested) throw new InvalidStateError('job has passed its point of no return and can no longer be cancelled');
+          const flagged = await this.deps.jobs.requestCancel({ jobId, now });
+          if (!flagged) continue;
+          if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
+          return { jobId, status: 'leased' };
+        }
+        case 'cancelled':
+          return { jobId, status: 'cancelled' };
+        default:
+          throw new InvalidStateError(`job is ${job.status} and can no longer be cancelled`);
+      }
+    }
+    throw new UnavailableError('the job kept changing state while it was being cancelled; retry');
+  }
+
+  /** failed, dlq or cancelled → queued now, with a fresh attempt budget (an admin's, within its tenant). */
+  async requeue(params: { jobId: string; tenant?: string | undefined }): Promise<{ jobId: string; status: JobStatus }> {
+    const { jobId } = params;
+    const now = this.deps.clock.now();
+    const before = await this.deps.jobs.findById(jobId);
+    if (!before || (params.tenant !== undefined && before.tenant !== params.tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
+    const requeued = await this.deps.jobs.requeue({ jobId, now });
+    if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
+    this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status, tenant: requeued.tenant });
+    return { jobId, status: 'queued' };
+  }
+}

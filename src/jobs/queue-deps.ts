@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+
+import type { Clock, RandomSource } from '../model/clock';
+import type { JobRepository } from '../storage/job-repository';
+import type { SlotRepository } from '../storage/slot-repository';
+import type { JobEvents } from './job-events';
+import type { JobRegistry } from './registry';
+
+/**
+ * What every use case of the queue works with. Glossary (see src/model/job.ts): a job is leased by
+ * a worker under a lease id; an attempt is one lease; a type's policy says how long a lease lasts,
+ * how often it is retried and how many of its jobs may be leased at once (slots).
+ */
+export interface QueueDeps {
+  jobs: JobRepository;
+  slots: SlotRepository;
+  registry: JobRegistry;
+  events: JobEvents;
+  clock: Clock;
+  random: RandomSource;
+}
+
+export function newJobId(): string {
+  return `job_${randomBytes(12).toString('hex')}`;
+}
+
+export function newLeaseId(): string {
+  return `lease_${randomBytes(12).toString('hex')}`;
+}
