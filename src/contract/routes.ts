@@ -46,6 +46,8 @@ function examples<S extends z.ZodType>(_schema: S, values: Record<string, Exampl
   return values;
 }
 
+const UPLOAD_400 = 'The body could not be read (the client hung up mid-upload).';
+const UPLOAD_413 = `The image is over ${MAX_ASSET_BYTES / 1024 / 1024} MB (a declared Content-Length is refused before the body is read).`;
 const JOB_READ_403 = 'Not the creator of the job, or no such job: a non-admin learns nothing about existence.';
 const LEASE_409 = 'The caller does not hold the current lease: the job is not leased, is leased to another worker, or `leaseId` is not the current lease (a worker whose lease was reclaimed can never report on it).';
 
@@ -341,10 +343,12 @@ export const ROUTES = {
     query: uploadQuery,
     rawBody: {
       contentTypes: IMAGE_CONTENT_TYPES,
-      description: `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes, not compressed) with their Content-Type; streamed into storage. A declared Content-Length over the limit is refused before the body is read; a chunked body as soon as it passes the limit.`,
+      description: `The raw image bytes (at most ${MAX_ASSET_BYTES / 1024 / 1024} MB, not compressed) with their Content-Type; streamed into storage. A declared Content-Length over the limit is refused before the body is read; a chunked body as soon as it passes the limit.`,
     },
     responses: { 201: { description: 'Stored as version 1.', json: uploadReceipt } },
     errors: {
+      bad_request: UPLOAD_400,
+      payload_too_large: UPLOAD_413,
       unsupported_media_type: `Content-Type is not one of ${IMAGE_CONTENT_TYPES.join(', ')}, the bytes are not such an image, or the body is compressed.`,
       validation_error: 'An empty body, or a bad `filename`.',
       rate_limited: 'This API instance already streams ASSET_UPLOAD_CONCURRENCY uploads.',
@@ -361,14 +365,17 @@ export const ROUTES = {
     query: uploadQuery,
     rawBody: {
       contentTypes: IMAGE_CONTENT_TYPES,
-      description: `The raw image bytes (at most ${MAX_ASSET_BYTES} bytes, not compressed) with their Content-Type.`,
+      description: `The raw image bytes (at most ${MAX_ASSET_BYTES / 1024 / 1024} MB, not compressed) with their Content-Type.`,
     },
     responses: { 201: { description: 'Stored as versionNumber + 1.', json: uploadReceipt } },
     errors: {
       asset_not_found: 'No asset with this id that the caller may change (its owner or an admin, within the tenant).',
       invalid_state: 'A thumbnail takes no new versions.',
       conflict: 'Too many concurrent uploads to this asset; retry.',
+      bad_request: UPLOAD_400,
+      payload_too_large: UPLOAD_413,
       unsupported_media_type: '',
+      validation_error: 'A malformed asset id, an empty body, or a bad `filename`.',
       rate_limited: 'This API instance already streams ASSET_UPLOAD_CONCURRENCY uploads.',
     },
   }),
