@@ -79,8 +79,11 @@ function register<R extends RouteDef>(router: Router, route: R, handler: RouteHa
   chain.push(...(options.before ?? []));
   if (route.body) chain.push(readJsonBody);
 
+  // The first part that fails answers the 422, in this order. A JSON body has been read by now (as it
+  // always was: a malformed body is a 400 whatever its path says).
   chain.push(async (req, res) => {
-    const params = res.locals.contractParams ?? (route.params ? parseRequest(route.params, req.params, 'params') : undefined);
+    const parsedEarly: unknown = res.locals.contractParams;
+    const params = parsedEarly ?? (route.params ? parseRequest(route.params, req.params, 'params') : undefined);
     const headers = route.headers ? parseRequest(route.headers, req.headers, 'headers') : undefined;
     const query = route.query ? parseRequest(route.query, req.query, 'query') : undefined;
     let body: unknown;
