@@ -115,6 +115,20 @@ describe('acquire', () => {
     expect((await holders()).get(stillLeased.slotId)).toBe(stillLeased.leaseId);
   });
 
+  it('finds a free expired slot behind any number of expired slots whose jobs are still leased', async () => {
+    // Three slots expire first while their jobs stay leased (a heartbeat that extended the job lease
+    // but not yet its slot); the fourth expires later and its lease never became a job lease.
+    const early = await acquire({ limit: 4, count: 3 });
+    for (const slot of early) await leasedJobHolding(slot.leaseId);
+    clock.advance(1_000);
+    const [late] = await acquire({ limit: 4, count: 1 });
+    clock.advance(HOLD_MS);
+
+    const taken = await acquire({ limit: 4, count: 1 });
+    expect(taken.map((s) => s.slotId)).toEqual([late!.slotId]);
+    expect([...(await holders()).values()]).toEqual(expect.arrayContaining(early.map((s) => s.leaseId)));
+  });
+
   it('honours a lowered limit (slots beyond it are never taken) and a raised one (the missing slots are created)', async () => {
     await slots.release(await acquire({ limit: 3, count: 3 }));
 
