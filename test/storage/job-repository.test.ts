@@ -119,6 +119,20 @@ describe('insert', () => {
     expect(repeat).toEqual({ job: others[2]!.job, created: false });
   });
 
+  it('of racing inserts with one key on two connections (single and batched), creates one job and answers it to all', async () => {
+    const theirs = new JobRepository(other.connection);
+    const now = clock.now();
+    const results = await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? jobs : theirs).insert(newJob({ now, idempotencyKey: 'raced' }))),
+      ...[jobs, theirs].map(async (repository) => (await repository.insertMany([newJob({ now, idempotencyKey: 'raced' })]))[0]!),
+    ]);
+
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    const winner = results.find((r) => r.created)!.job;
+    expect(results.every((r) => r.job.jobId === winner.jobId)).toBe(true);
+    expect(await db.connection.collection('jobs').countDocuments({})).toBe(1);
+  });
+
   it('never deduplicates jobs without a key', async () => {
     const now = clock.now();
     const a = await jobs.insert(newJob({ now }));
