@@ -44,11 +44,12 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     registry,
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
+    leasePollMaxIntervalMs: config.LEASE_POLL_MAX_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     collectDefaultMetrics: true,
-    scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS },
+    scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS, idleIntervalMs: config.SCHEDULER_IDLE_INTERVAL_MS },
     retention: {
       succeededDays: config.JOB_RETENTION_SUCCEEDED_DAYS,
       failedDays: config.JOB_RETENTION_FAILED_DAYS,
@@ -73,12 +74,15 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port }, 'API listening');
-  // Queue depth/age gauges: one aggregation every few seconds, stopped before the database closes.
+  // Queue depth/age gauges: one aggregation every 15 s, stopped before the database closes.
   services.metrics?.queueGauges.start();
   // Schedule ticks and the retention cleaner run in every API instance; they coordinate through the
   // database (see src/schedules/scheduler.ts), and are stopped before it closes.
   services.scheduler?.start();
   services.retention?.start();
+  // Long-polls here wake for jobs enqueued on other instances too, where the database has change streams.
+  const feed = await services.jobs.startWorkFeed(config.LEASE_WAKE_FEED).catch(() => false);
+  logger.info({ changeFeed: feed }, feed ? 'long-polls wake through a change feed' : 'long-polls wake through the shared poll');
 
   let stoppingTasks: Promise<void> | undefined;
   // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.

@@ -107,6 +107,9 @@ const apiSchema = z.object({
   JOB_POLICY_OVERRIDES: policyOverrides,
   RECLAIM_INTERVAL_MS: integer(0, 600_000).default(1_000),
   LEASE_POLL_INTERVAL_MS: integer(50, 60_000).default(1_000),
+  // Idle, the shared long-poll query backs off to this; a change feed (LEASE_WAKE_FEED) tells of other instances' jobs at once.
+  LEASE_POLL_MAX_INTERVAL_MS: integer(50, 600_000).default(8_000),
+  LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
@@ -115,6 +118,8 @@ const apiSchema = z.object({
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),
+  // While ticks find nothing they slow down to one per this (idle instances cost the database little).
+  SCHEDULER_IDLE_INTERVAL_MS: integer(100, 3_600_000).default(DEFAULT_SCHEDULER.idleIntervalMs!),
   JOB_RETENTION_SUCCEEDED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.succeededDays),
   JOB_RETENTION_FAILED_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.failedDays),
   JOB_RETENTION_DLQ_DAYS: integer(0, 36_500).default(DEFAULT_RETENTION.dlqDays),
@@ -128,6 +133,11 @@ const apiSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: integer(100, 3_600_000).default(DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs),
   HTTP_BODY_IDLE_TIMEOUT_MS: integer(100, 600_000).default(DEFAULT_HTTP_TIMEOUTS.bodyIdleTimeoutMs),
 })
+  .refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_IDLE_INTERVAL_MS, {
+    // An idle tick may come this late: an on-time occurrence must still count as on time.
+    path: ['SCHEDULER_IDLE_INTERVAL_MS'],
+    message: 'must be at most SCHEDULER_MISFIRE_GRACE_MS',
+  })
   .refine((c) => c.SCHEDULER_MISFIRE_GRACE_MS >= c.SCHEDULER_INTERVAL_MS, {
     // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
     path: ['SCHEDULER_MISFIRE_GRACE_MS'],

@@ -45,13 +45,15 @@ export interface ApiWiringParams {
   random?: RandomSource;
   reclaimIntervalMs?: number;
   leasePollIntervalMs?: number;
+  /** The longest the shared long-poll query waits while nothing happens (default 8 × the interval). */
+  leasePollMaxIntervalMs?: number;
   /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
   limits?: RequestLimits;
   /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
   assetUploadConcurrency?: number;
   /** A request body that sends nothing for this long is cut with 408 (default 10 s; 0: never). */
   bodyIdleTimeoutMs?: number;
-  /** How often the queue gauges are refreshed once started (default 5 s). */
+  /** How often the queue gauges are refreshed once started (default 15 s). */
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
@@ -91,6 +93,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     random: params.random ?? Math.random,
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
     ...(params.leasePollIntervalMs === undefined ? {} : { leasePollIntervalMs: params.leasePollIntervalMs }),
+    ...(params.leasePollMaxIntervalMs === undefined ? {} : { leasePollMaxIntervalMs: params.leasePollMaxIntervalMs }),
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
@@ -103,7 +106,6 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...(params.metricsRefreshIntervalMs === undefined ? {} : { gaugeIntervalMs: params.metricsRefreshIntervalMs }),
     ...(params.collectDefaultMetrics === undefined ? {} : { collectDefaultMetrics: params.collectDefaultMetrics }),
   });
-  const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock });
   const scheduler = new Scheduler({
     schedules: new ScheduleRepository(params.connection),
     jobs,
@@ -112,6 +114,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     ...DEFAULT_SCHEDULER,
     ...params.scheduler,
   });
+  const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
   return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
 }

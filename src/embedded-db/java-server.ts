@@ -13,6 +13,8 @@ export interface JavaServerOptions {
   port: number;
   /** H2 file for data that survives restarts; omitted → in memory. */
   dataFile?: string;
+  /** Keep an oplog, so change streams work (each write costs a little more). */
+  oplog?: boolean;
   startTimeoutMs?: number;
 }
 
@@ -32,6 +34,7 @@ export async function startJavaServer(options: JavaServerOptions): Promise<Embed
   ensureJavaServerJars();
   const args = ['-cp', path.join(LIB_DIR, '*'), LAUNCHER, '--port', String(options.port), '--exit-on-stdin-eof'];
   if (options.dataFile) args.push('--h2', options.dataFile);
+  if (options.oplog) args.push('--oplog');
   // stdin stays open as a pipe: when this process dies, the pipe closes and the server exits too.
   // Its own process group (detached): Ctrl-C signals the terminal's foreground group, and the
   // database must outlive the API and worker that are still finishing and reporting jobs; stop()

@@ -2,8 +2,10 @@ import { mayAccess } from '../auth/access';
 import { AppError, UnavailableError, ValidationError } from '../errors';
 import type { Job } from '../model/job';
 import type { Principal } from '../model/principal';
+import { translateStorageError } from '../storage/errors';
 import type { NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
+import { GroupCommit } from './group-commit';
 import { newJobId, type QueueDeps } from './queue-deps';
 
 export interface EnqueueInput {
@@ -21,20 +23,48 @@ export type EnqueueResult = { job: Job; created: boolean };
 export type BatchItemResult = EnqueueResult | { error: AppError };
 
 export const DEFAULT_PRIORITY = 50;
+const MAX_GROUP = 500;
+/** Under a stream of enqueues, wait this long to gather more into one insert (a lone one never waits). */
+const GROUP_LINGER_MS = 2;
+
+/** A driver error that says the database is not there (retrying each job alone would not help). */
+function isUnreachable(err: unknown): boolean {
+  return err instanceof Error && translateStorageError(err) instanceof UnavailableError;
+}
 export const MAX_BATCH = 1_000;
 
 /** Putting work on the queue: one job, a batch, and jobs that depend on others. */
 export class Enqueuer {
+  /** Concurrent single enqueues share one insertMany (see GroupCommit). */
+  private readonly inserts: GroupCommit<NewJob, EnqueueResult>;
+
   constructor(
     private readonly deps: QueueDeps,
     private readonly dependencies: Dependencies,
-  ) {}
+  ) {
+    this.inserts = new GroupCommit({ flush: (jobs) => this.insertGroup(jobs), maxBatch: MAX_GROUP, lingerMs: GROUP_LINGER_MS });
+  }
+
+  /**
+   * One round trip for jobs from concurrent requests. A write error other than a duplicate key
+   * (reported per job by insertMany) is the group's: then each job is written alone, so every
+   * request gets its own outcome and one bad job never fails another's.
+   */
+  private async insertGroup(jobs: NewJob[]): Promise<EnqueueResult[]> {
+    if (jobs.length === 1) return [await this.deps.jobs.insert(jobs[0]!)];
+    try {
+      return await this.deps.jobs.insertMany(jobs);
+    } catch (err) {
+      if (err instanceof UnavailableError || isUnreachable(err)) throw err;
+      return Promise.all(jobs.map((job) => this.deps.jobs.insert(job)));
+    }
+  }
 
   async enqueue(principal: Principal, input: EnqueueInput): Promise<EnqueueResult> {
     const now = this.deps.clock.now();
     const job = this.prepareJob(principal, input, now);
     if (input.dependsOn && input.dependsOn.length > 0) return this.enqueueWithParents({ principal, job, dependsOn: input.dependsOn, now });
-    const result = await this.deps.jobs.insert(job);
+    const result = await this.inserts.submit(job);
     if (result.created) this.emitEnqueued(result.job);
     return result;
   }

@@ -16,8 +16,10 @@ export { newJobId } from './queue-deps';
 export interface JobServiceDeps extends QueueDeps {
   /** Minimum time between two reclaim passes of this process (0: before every lease). */
   reclaimIntervalMs: number;
-  /** Long-poll: how often one shared query looks for work while lease calls wait. */
+  /** Long-poll: how soon one shared query looks for work after activity, while lease calls wait. */
   leasePollIntervalMs?: number;
+  /** Long-poll: the longest the shared query waits while nothing happens. */
+  leasePollMaxIntervalMs?: number;
 }
 
 /**
@@ -51,6 +53,11 @@ export class JobService {
   /** Ends every long-poll wait (shutdown). */
   close(): void {
     this.leaser.close();
+  }
+
+  /** Cross-instance wake-up of long-polls through a change feed (see Leaser.startWorkFeed). */
+  startWorkFeed(mode: 'auto' | 'on' | 'off'): Promise<boolean> {
+    return this.leaser.startWorkFeed(mode);
   }
 
   enqueue(principal: Principal, input: EnqueueInput): Promise<EnqueueResult> {

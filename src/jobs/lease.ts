@@ -37,14 +37,18 @@ export class Leaser {
 
   constructor(
     private readonly deps: QueueDeps & {
-      /** Long-poll: how often one shared query looks for work while lease calls wait. */
+      /** Long-poll: how soon one shared query looks for work after activity, while lease calls wait. */
       leasePollIntervalMs?: number;
+      /** Long-poll: the longest the shared query waits while nothing happens (default 8 × the interval). */
+      leasePollMaxIntervalMs?: number;
     },
     private readonly rescuer: LeaseRescuer,
   ) {
+    const pollIntervalMs = deps.leasePollIntervalMs ?? 1_000;
     this.waiters = new LeaseWaiters({
       events: deps.events,
-      pollIntervalMs: deps.leasePollIntervalMs ?? 1_000,
+      pollIntervalMs,
+      maxPollIntervalMs: Math.max(pollIntervalMs, deps.leasePollMaxIntervalMs ?? pollIntervalMs * 8),
       isLimited: (type) => deps.registry.has(type) && deps.registry.policyOf(type).concurrencyLimit !== null,
       countAvailable: (scope) => this.countLeasable(scope),
     });
@@ -55,17 +59,43 @@ export class Leaser {
     return this.waiters.size;
   }
 
-  /** Ends every long-poll wait (shutdown). */
+  /** Ends every long-poll wait (shutdown), and the change feed. */
   close(): void {
     this.waiters.close();
+    void this.feed?.close();
+    this.feed = undefined;
+  }
+
+  private feed: { close(): Promise<void> } | undefined;
+
+  /**
+   * Wakes long-polls for jobs other API instances make available, through a change feed of the jobs
+   * collection (where the database has one): `auto` opens it on a replica set, whose getMore waits
+   * for changes; `on` opens it anyway (the test server, started with its oplog); `off` never. Without
+   * it the bounded shared poll finds such jobs. Resolves whether the feed is live.
+   */
+  async startWorkFeed(mode: 'auto' | 'on' | 'off'): Promise<boolean> {
+    if (mode === 'off' || this.feed || this.waiters.isClosed) return this.feed !== undefined;
+    if (mode === 'auto' && !(await this.deps.jobs.supportsAwaitedChangeStreams())) return false;
+    this.feed = this.deps.jobs.openWorkFeed({
+      onWork: (change) => this.waiters.feedReported(change),
+      onState: (live) => this.waiters.setFeedActive(live),
+    });
+    return true;
   }
 
   async lease(input: LeaseInput): Promise<LeaseResult> {
     // The wait is real time (a request's duration), not the injected clock.
     const deadline = Date.now() + (input.waitMs ?? 0);
+    const scope = { types: input.types, tenant: input.tenant };
+    let first = true;
     for (;;) {
       const since = this.waiters.currentSequence;
-      const result = await this.leaseOnce(input);
+      // A renewed long-poll of a scope just found empty waits at once: the shared poll looks for all.
+      const skip = first && (input.waitMs ?? 0) > 0 && this.waiters.isKnownEmpty(scope) && this.typesKnown(input.types);
+      first = false;
+      const result = skip ? { leasedAt: this.deps.clock.now(), jobs: [] } : await this.leaseOnce(input);
+      if (!skip && result.jobs.length === 0) this.waiters.markEmpty(scope, since);
       if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
       const woke = await this.waiters.wait({ types: input.types, tenant: input.tenant, deadline, since, ...(input.signal ? { signal: input.signal } : {}) });
       // Nothing arrived that this call could take: answer empty without asking the database again.
@@ -73,14 +103,19 @@ export class Leaser {
     }
   }
 
+  /** Types named in a lease call must be registered (422 otherwise, even when the call would wait). */
+  private typesKnown(types: readonly string[] | null): boolean {
+    if (!types) return true;
+    const unknown = types.filter((t) => !this.deps.registry.has(t));
+    if (unknown.length > 0) {
+      throw new ValidationError('unknown job type in "type"', unknown.map((t) => ({ field: 'type', message: `job type "${t}" is not registered` })));
+    }
+    return true;
+  }
+
   private async leaseOnce(input: LeaseInput): Promise<LeaseResult> {
     const { registry, clock, jobs, slots, events } = this.deps;
-    if (input.types) {
-      const unknown = input.types.filter((t) => !registry.has(t));
-      if (unknown.length > 0) {
-        throw new ValidationError('unknown job type in "type"', unknown.map((t) => ({ field: 'type', message: `job type "${t}" is not registered` })));
-      }
-    }
+    this.typesKnown(input.types);
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
 
@@ -138,7 +173,7 @@ export class Leaser {
    * How many jobs a lease call of this scope could take now (at most `max`): available jobs of its
    * types and tenant, where a limited type counts no more than its free slots. The long-poll probe.
    */
-  private async countLeasable(params: { types: readonly string[] | null; tenant: string | undefined; max: number }): Promise<number> {
+  private async countLeasable(params: { types: readonly string[] | null; tenant: string | undefined; max: number }): Promise<{ count: number; nextDueInMs: number | null }> {
     const { registry, slots, jobs, clock } = this.deps;
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
@@ -149,14 +184,19 @@ export class Leaser {
     }
     const full = [...freeSlots].filter(([, free]) => free === 0).map(([type]) => type);
     const types = params.types ? params.types.filter((t) => !full.includes(t)) : null;
-    if (types && types.length === 0) return 0;
-    const available = await jobs.findAvailableTypes({
+    // Every type asked for is at its limit: a finished job of it (an event) is what frees a slot.
+    if (types && types.length === 0) return { count: 0, nextDueInMs: null };
+    const scope = {
       types,
       ...(types === null && full.length > 0 ? { excludeTypes: full } : {}),
       now,
-      limit: params.max,
       ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
-    });
+    };
+    const available = await jobs.findAvailableTypes({ ...scope, limit: params.max });
+    if (available.length === 0) {
+      const nextDueAt = await jobs.findNextDueAt(scope);
+      return { count: 0, nextDueInMs: nextDueAt ? nextDueAt.getTime() - now.getTime() : null };
+    }
     let count = 0;
     for (const type of available) {
       const free = freeSlots.get(type);
@@ -166,6 +206,6 @@ export class Leaser {
         count += 1;
       }
     }
-    return count;
+    return { count, nextDueInMs: null };
   }
 }

@@ -13,7 +13,7 @@ export interface ApiMetricsParams {
   types: readonly string[];
   readStats: () => Promise<QueueStats>;
   logger: Logger;
-  /** Queue gauges refresh interval once started (default 5 s). */
+  /** Queue gauges refresh interval once started (default 15 s: a scrape every 15-30 s is usual). */
   gaugeIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop); off by default so tests build apps cheaply. */
   collectDefaultMetrics?: boolean;
@@ -35,6 +35,6 @@ export function createApiMetrics(params: ApiMetricsParams): ApiMetrics {
   const jobs = createJobMetrics(registry);
   initJobMetrics(jobs, params.types);
   const detach = recordJobEvents(params.events, jobs);
-  const queueGauges = new QueueGauges({ registry, readStats: params.readStats, logger: params.logger, intervalMs: params.gaugeIntervalMs ?? 5_000 });
+  const queueGauges = new QueueGauges({ registry, readStats: params.readStats, logger: params.logger, intervalMs: params.gaugeIntervalMs ?? 15_000 });
   return { registry, http: createHttpRequestDuration(registry), jobs, queueGauges, detach };
 }

@@ -9,10 +9,12 @@ export interface SchedulerSettings {
   intervalMs: number;
   /** An occurrence later than this when its tick runs counts as missed (see the catch-up policy). */
   misfireGraceMs: number;
+  /** While ticks find nothing, they slow down to one per this (default: intervalMs, no slowing). */
+  idleIntervalMs?: number;
 }
 
 /** The defaults (src/config.ts uses them too). Quartz also treats a trigger 60 s late as misfired. */
-export const DEFAULT_SCHEDULER: Readonly<SchedulerSettings> = Object.freeze({ intervalMs: 1_000, misfireGraceMs: 60_000 });
+export const DEFAULT_SCHEDULER: Readonly<SchedulerSettings> = Object.freeze({ intervalMs: 1_000, misfireGraceMs: 60_000, idleIntervalMs: 5_000 });
 
 /** Names appear in paths and in `createdBy` (`schedule:<name>`), so they are kept URL- and log-safe. */
 export const SCHEDULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

@@ -55,12 +55,15 @@ const UNDELIVERABLE = new Set(['job_type_not_found', 'payload_invalid', 'validat
  */
 export class Scheduler {
   private readonly task: PeriodicTask<TickReport>;
+  private idleDelayMs: number;
 
   constructor(private readonly deps: SchedulerDeps) {
+    this.idleDelayMs = deps.intervalMs;
     this.task = new PeriodicTask({
       name: 'scheduler tick',
       intervalMs: deps.intervalMs,
       run: () => this.runTick(),
+      nextDelayMs: (report) => this.nextDelay(report),
       onError: (rawErr) => deps.logger.warn({ err: coerceError(rawErr) }, 'scheduler tick failed'),
     });
   }
@@ -82,17 +85,37 @@ export class Scheduler {
   private async runTick(): Promise<TickReport> {
     const report: TickReport = { fired: [], skipped: [] };
     const batch = this.deps.batchSize ?? DEFAULT_BATCH;
-    // Undelivered occurrences first: a due claim is refused while one is pending.
-    const pending = await this.deps.schedules.findPending({ limit: batch });
-    await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
-
     for (let round = 0; round < MAX_ROUNDS_PER_TICK; round += 1) {
       const now = this.deps.clock.now();
-      const due = await this.deps.schedules.findDue({ now, limit: batch });
+      // One query: undelivered occurrences (delivered first; a schedule holding one is never due)
+      // and due schedules.
+      const work = await this.deps.schedules.findDue({ now, limit: batch });
+      const pending = work.filter((doc) => doc.pendingRunAt !== null);
+      await Promise.all(pending.map((doc) => this.deliver(doc, doc.pendingRunAt!, report)));
+      const due = work.filter((doc) => doc.pendingRunAt === null);
       await Promise.all(due.map((doc) => this.claimAndFire(doc, now, report)));
-      if (due.length < batch) break;
+      if (work.length < batch) break;
     }
     return report;
+  }
+
+  /**
+   * The pace of the ticks: every intervalMs while there is work; while ticks find nothing, twice as
+   * long each time up to idleIntervalMs (minute-granularity cron needs no more; an occurrence found a
+   * few seconds late still fires, within the misfire grace). A schedule created or edited through this
+   * instance brings the next tick forward (wake).
+   */
+  private nextDelay(report: TickReport): number {
+    const { intervalMs } = this.deps;
+    const idleMax = Math.max(intervalMs, this.deps.idleIntervalMs ?? intervalMs);
+    this.idleDelayMs = report.fired.length > 0 || report.skipped.length > 0 ? intervalMs : Math.min(idleMax, Math.max(intervalMs, this.idleDelayMs * 2));
+    return this.idleDelayMs;
+  }
+
+  /** A schedule changed here: tick soon, at the busy pace. */
+  wake(): void {
+    this.idleDelayMs = this.deps.intervalMs;
+    this.task.wakeWithin(this.deps.intervalMs);
   }
 
   private async claimAndFire(doc: ScheduleState, now: Date, report: TickReport): Promise<void> {

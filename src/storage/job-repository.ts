@@ -269,6 +269,88 @@ export class JobRepository {
     return docs.map((doc) => doc.type);
   }
 
+  /** When the next queued job of the scope that is not due yet falls due (null: none is scheduled). */
+  async findNextDueAt(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; tenant?: string }): Promise<Date | null> {
+    const filter = { ...availableFilter(params), nextRunAt: { $gt: params.now } };
+    const next = await this.jobs.findOne(filter, { _id: 0, nextRunAt: 1 }).sort({ nextRunAt: 1 }).lean<{ nextRunAt: Date }>();
+    return next?.nextRunAt ?? null;
+  }
+
+  /**
+   * Whether change streams here wait for changes: a replica set member's getMore blocks up to its
+   * maxAwaitTimeMS, so an idle feed costs about one request per wait. (A standalone server has no
+   * change streams; the test server has them with its oplog, but answers getMore at once.)
+   */
+  async supportsAwaitedChangeStreams(): Promise<boolean> {
+    const db = this.jobs.db.db;
+    if (!db) return false;
+    const hello = await db.admin().command({ isMaster: 1 }).catch(() => null);
+    return typeof hello?.setName === 'string';
+  }
+
+  /**
+   * A feed of jobs made available by any writer (this and other API instances): inserted queued
+   * jobs with their type and tenant, and jobs updated back to queued (type unknown without a read:
+   * reported as null). Reopens with a backoff after errors; `onState` says whether it is live. On a
+   * server whose getMore does not wait, it pauses between empty reads so it never spins.
+   */
+  openWorkFeed(params: {
+    onWork: (change: { jobId: string; type: string | null; tenant: string | null }) => void;
+    onState: (live: boolean) => void;
+    maxAwaitMs?: number;
+  }): { close(): Promise<void> } {
+    const maxAwaitMs = params.maxAwaitMs ?? 10_000;
+    let closed = false;
+    let stream: mongoose.mongo.ChangeStream | undefined;
+    const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+    const pipeline = [
+      {
+        $match: {
+          $or: [
+            { operationType: 'insert', 'fullDocument.status': 'queued' },
+            { operationType: 'update', 'updateDescription.updatedFields.status': 'queued' },
+            // The test server reports an update's $set as fullDocument.
+            { operationType: 'update', 'fullDocument.status': 'queued' },
+          ],
+        },
+      },
+    ];
+    const run = async (): Promise<void> => {
+      let backoffMs = 500;
+      while (!closed) {
+        try {
+          stream = this.jobs.collection.watch(pipeline, { maxAwaitTimeMS: maxAwaitMs });
+          params.onState(true);
+          while (!closed) {
+            const started = Date.now();
+            const change = (await stream.tryNext()) as Record<string, unknown> | null;
+            if (change) {
+              backoffMs = 500;
+              params.onWork(workOf(change));
+            } else if (Date.now() - started < 50) {
+              await pause(100);
+            }
+          }
+        } catch {
+          params.onState(false);
+          if (closed) break;
+          await stream?.close().catch(() => undefined);
+          await pause(backoffMs);
+          backoffMs = Math.min(backoffMs * 2, 30_000);
+        }
+      }
+    };
+    const running = run();
+    return {
+      close: async () => {
+        closed = true;
+        params.onState(false);
+        await stream?.close().catch(() => undefined);
+        await running;
+      },
+    };
+  }
+
   /**
    * Claims the requested jobs in one round trip: each update is conditional on the job still being
    * queued with the attempt count that was read, so a job goes to exactly one lease. Returns the
@@ -539,6 +621,15 @@ export class JobRepository {
       .lean<JobDocument>();
     return orNull(requeued);
   }
+}
+
+/** What a change event says about the job it concerns. */
+function workOf(change: Record<string, unknown>): { jobId: string; type: string | null; tenant: string | null } {
+  const key = change.documentKey as { _id?: unknown } | undefined;
+  const doc = change.fullDocument as { _id?: unknown; type?: unknown; tenant?: unknown } | undefined;
+  const jobId = String(key?._id ?? doc?._id ?? '');
+  if (change.operationType !== 'insert' || typeof doc?.type !== 'string') return { jobId, type: null, tenant: null };
+  return { jobId, type: doc.type, tenant: typeof doc.tenant === 'string' ? doc.tenant : null };
 }
 
 function orNull(doc: JobDocument | null | undefined): Job | null {

@@ -120,19 +120,18 @@ export class ScheduleRepository {
     return result.deletedCount === 1;
   }
 
-  /** Active schedules whose next occurrence is due and that have no undelivered occurrence, earliest first. */
+  /**
+   * What a scheduler tick has to do, in one query: schedules holding an undelivered occurrence
+   * (claimed, not yet enqueued: a crash, or in progress), and active schedules whose next occurrence
+   * is due with nothing pending; earliest first.
+   */
   async findDue(params: { now: Date; limit: number }): Promise<ScheduleState[]> {
     const docs = await this.schedules
-      .find({ paused: false, pendingRunAt: null, nextRunAt: { $lte: params.now } })
+      .find({ $or: [{ pendingRunAt: { $ne: null } }, { paused: false, pendingRunAt: null, nextRunAt: { $lte: params.now } }] })
       .sort({ nextRunAt: 1 })
       .limit(params.limit)
       .lean<ScheduleDocument[]>();
     return docs.map(toState);
-  }
-
-  /** Schedules holding an occurrence that was claimed but not yet delivered (a crash, or in progress). */
-  async findPending(params: { limit: number }): Promise<ScheduleState[]> {
-    return (await this.schedules.find({ pendingRunAt: { $ne: null } }).sort({ pendingRunAt: 1 }).limit(params.limit).lean<ScheduleDocument[]>()).map(toState);
   }
 
   /**
