@@ -273,6 +273,30 @@ describe('findAvailable / findAvailableTypes', () => {
   });
 });
 
+describe('findNextDueAt', () => {
+  it('says when the next queued job of the scope that is not due yet falls due (null: none)', async () => {
+    const now = clock.now();
+    const at = (ms: number): Date => new Date(now.getTime() + ms);
+    const doc = (id: string, fields: Partial<JobDocument>): JobDocument => ({ ...jobDocument({ status: 'queued', createdAt: now }), _id: id, ...fields });
+    await seed(
+      doc('job_due', { nextRunAt: at(-1_000) }),
+      doc('job_at_now', { nextRunAt: now }),
+      doc('job_a_later', { nextRunAt: at(60_000), type: 'type.a' }),
+      doc('job_a_soon', { nextRunAt: at(5_000), type: 'type.a', tenant: 'acme' }),
+      doc('job_b_soonest', { nextRunAt: at(1_000), type: 'type.b' }),
+      { ...jobDocument({ status: 'leased', createdAt: now }), _id: 'job_leased', nextRunAt: at(500) },
+      { ...jobDocument({ status: 'waiting', createdAt: now }), _id: 'job_waiting', nextRunAt: at(500) },
+    );
+
+    expect(await jobs.findNextDueAt({ types: null, now })).toEqual(at(1_000));
+    expect(await jobs.findNextDueAt({ types: ['type.a'], now })).toEqual(at(5_000));
+    expect(await jobs.findNextDueAt({ types: null, excludeTypes: ['type.b'], now })).toEqual(at(5_000));
+    expect(await jobs.findNextDueAt({ types: ['type.a'], now, tenant: 'globex' })).toBeNull();
+    expect(await jobs.findNextDueAt({ types: null, now: at(5_000) })).toEqual(at(60_000));
+    expect(await jobs.findNextDueAt({ types: null, now: at(60_000) })).toBeNull();
+  });
+});
+
 describe('claim', () => {
   it('leases a queued job: the returned Job carries the lease, and the attempt record is opened', async () => {
     const now = clock.now();

@@ -203,8 +203,8 @@ describe('delete', () => {
   });
 });
 
-describe('findDue / findPending', () => {
-  it('findDue returns active schedules due at now (inclusive) with nothing pending, earliest first, up to the limit', async () => {
+describe('findDue', () => {
+  it('returns what a tick has to do: active schedules due at now (inclusive) with nothing pending, and undelivered occurrences; earliest nextRunAt first', async () => {
     const now = clock.now();
     await inserted({ name: 'later-due', nextRunAt: minutesFrom(now, -1) });
     await inserted({ name: 'earliest-due', nextRunAt: minutesFrom(now, -5) });
@@ -212,19 +212,15 @@ describe('findDue / findPending', () => {
     await inserted({ name: 'future', nextRunAt: new Date(now.getTime() + 1) });
     await inserted({ name: 'paused', paused: true, nextRunAt: minutesFrom(now, -10) });
     await inserted({ name: 'paused-no-next', paused: true, nextRunAt: null });
-    await inserted({ name: 'pending', nextRunAt: minutesFrom(now, -10), pendingRunAt: minutesFrom(now, -11) });
+    // Claimed (nextRunAt moved on), not delivered yet; and one paused since its claim.
+    await inserted({ name: 'pending', nextRunAt: minutesFrom(now, 1), pendingRunAt: minutesFrom(now, -1) });
+    await inserted({ name: 'pending-paused', paused: true, nextRunAt: minutesFrom(now, 2), pendingRunAt: minutesFrom(now, -2) });
 
-    expect((await schedules.findDue({ now, limit: 10 })).map((s) => s.name)).toEqual(['earliest-due', 'later-due', 'due-now']);
-    expect((await schedules.findDue({ now, limit: 1 })).map((s) => s.name)).toEqual(['earliest-due']);
-  });
-
-  it('findPending returns the schedules holding an undelivered occurrence, oldest first', async () => {
-    const now = clock.now();
-    await inserted({ name: 'none' });
-    await inserted({ name: 'newer', pendingRunAt: minutesFrom(now, -1) });
-    await inserted({ name: 'older', pendingRunAt: minutesFrom(now, -2), paused: true });
-    expect((await schedules.findPending({ limit: 10 })).map((s) => s.name)).toEqual(['older', 'newer']);
-    expect((await schedules.findPending({ limit: 1 })).map((s) => s.name)).toEqual(['older']);
+    const work = await schedules.findDue({ now, limit: 10 });
+    expect(work.map((s) => s.name)).toEqual(['earliest-due', 'later-due', 'due-now', 'pending', 'pending-paused']);
+    expect(work.filter((s) => s.pendingRunAt !== null).map((s) => s.name)).toEqual(['pending', 'pending-paused']);
+    expect((await schedules.findDue({ now, limit: 2 })).map((s) => s.name)).toEqual(['earliest-due', 'later-due']);
+    expect(await schedules.findDue({ now: minutesFrom(now, -20), limit: 10 })).toEqual(work.filter((s) => s.pendingRunAt !== null));
   });
 });
 
@@ -250,7 +246,7 @@ describe('claim', () => {
     expect(claimed).toMatchObject({ nextRunAt: claim.nextRunAt, pendingRunAt: claim.dueAt, revision: 1, timingRevision: 0, updatedAt: clock.now() });
     expect(await stored('nightly')).toEqual(claimed);
     expect(await schedules.claim(claim)).toBeNull();
-    expect((await schedules.findPending({ limit: 10 })).map((s) => s.name)).toEqual(['nightly']);
+    expect((await schedules.findDue({ now: clock.now(), limit: 10 })).map((s) => [s.name, s.pendingRunAt])).toEqual([['nightly', claim.dueAt]]);
   });
 
   it('with nothing to fire (missed occurrences skipped), only moves nextRunAt', async () => {
