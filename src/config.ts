@@ -164,6 +164,10 @@ const workerSchema = z.object({
   WORKER_METRICS_PORT: integer(0, 65_535).optional(),
   /** Long-poll: how long the API may hold an empty lease call (0: plain polling with backoff). */
   WORKER_LEASE_WAIT_SECONDS: integer(0, 30).default(20),
+  /** Full leases: with a backlog, lease again once this many slots are free (default half the concurrency, up to 50)... */
+  WORKER_LEASE_BATCH_TARGET: integer(1, 100).optional(),
+  /** ...or after this many ms, whichever comes first. */
+  WORKER_LEASE_LINGER_MS: integer(0, 1_000).default(20),
   /** Sandbox payment provider: share of transfers that fail transiently (for trying out retries). */
   SANDBOX_FAILURE_RATE: z
     .string()

@@ -28,6 +28,13 @@ export interface WorkerRunnerOptions {
   pollMaxMs?: number;
   /** Long-poll: ask the API to hold an empty lease call this long (0: plain polling). */
   leaseWaitSeconds?: number;
+  /**
+   * Full leases: while the queue has a backlog (the last lease call came back full), wait until this
+   * many slots are free before leasing again, or `leaseLingerMs` at most (default: half the
+   * concurrency, up to 50). A drained queue is asked at once, so a lone job never waits.
+   */
+  leaseBatchTarget?: number;
+  leaseLingerMs?: number;
   now?: () => number;
   random?: () => number;
   /** Waits `ms` or until `signal` aborts; injected so tests can observe the poll loop. */
@@ -139,10 +146,20 @@ export class WorkerRunner {
 
   private async pollLoop(): Promise<void> {
     const stopSignal = this.stopController.signal;
+    const batchTarget = Math.max(1, Math.min(this.options.concurrency, 100, this.options.leaseBatchTarget ?? Math.min(50, Math.ceil(this.options.concurrency / 2))));
+    const lingerMs = this.options.leaseLingerMs ?? 20;
+    let backlog = false;
     while (!stopSignal.aborted) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
         await this.waitForFreeCapacity();
+        continue;
+      }
+      // Jobs are waiting: a few ms for more capacity to free make one fuller lease call instead of
+      // many calls of one or two jobs each.
+      if (backlog && free < batchTarget) {
+        backlog = false;
+        await this.waitForCapacity(batchTarget, lingerMs);
         continue;
       }
       let leased: LeaseResponse;
@@ -172,8 +189,23 @@ export class WorkerRunner {
         continue;
       }
       this.backoff.reset();
+      backlog = leased.jobs.length >= Math.min(free, 100);
       const leaseMs = (job: LeasedJobWire): number => Math.max(1_000, Date.parse(job.leaseExpiresAt) - Date.parse(leased.leasedAt));
       for (const job of leased.jobs) this.startJob(job, leaseMs(job));
+    }
+  }
+
+  /** Resolves once `target` slots are free, after `lingerMs` at most, or on stop. */
+  private async waitForCapacity(target: number, lingerMs: number): Promise<void> {
+    const deadline = this.now() + lingerMs;
+    const stopSignal = this.stopController.signal;
+    while (!stopSignal.aborted && this.options.concurrency - this.running.size < target) {
+      const left = deadline - this.now();
+      if (left <= 0) return;
+      // The timer settles the capacity wait too, so its stop listener is removed.
+      const timer = setTimeout(() => this.wakeUp?.(), left);
+      await this.waitForFreeCapacity();
+      clearTimeout(timer);
     }
   }
 

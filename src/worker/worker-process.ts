@@ -63,6 +63,8 @@ export async function startWorker(params: {
       types,
       shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
       leaseWaitSeconds: config.WORKER_LEASE_WAIT_SECONDS,
+      ...(config.WORKER_LEASE_BATCH_TARGET === undefined ? {} : { leaseBatchTarget: config.WORKER_LEASE_BATCH_TARGET }),
+      leaseLingerMs: config.WORKER_LEASE_LINGER_MS,
       onJobFinished,
     });
     runner.start();

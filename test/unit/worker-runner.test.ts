@@ -256,3 +256,34 @@ describe('WorkerRunner', () => {
     expect(api.failed[0]!.error).toMatchObject({ code: 'no_handler', retryable: false });
   });
 });
+
+describe('full leases', () => {
+  it('with a backlog, waits a little for capacity so lease calls carry fuller batches', async () => {
+    const api = new FakeApi();
+    api.add(60);
+    let n = 0;
+    // Jobs finish one by one, a few ms apart.
+    const handler: JobHandler = () => new Promise((resolve) => setTimeout(resolve, 2 + ((n += 1) % 5)));
+    const { r } = runner(api, handler, { concurrency: 10, leaseBatchTarget: 5, leaseLingerMs: 200 });
+    r.start();
+    await waitFor(() => (api.succeeded.length === 60 ? true : undefined));
+    await r.stop();
+    const limits = api.leaseCalls.map((c) => c.limit);
+    // After the first full batch of 10, every call asked for at least the target.
+    expect(limits[0]).toBe(10);
+    expect(limits.slice(1, -1).every((limit) => limit >= 5)).toBe(true);
+  });
+
+  it('asks at once for a lone job when the queue is drained (no linger)', async () => {
+    const api = new FakeApi();
+    const { r } = runner(api, async () => 'ok', { concurrency: 10, leaseBatchTarget: 10, leaseLingerMs: 5_000 });
+    r.start();
+    await waitFor(() => (api.leaseCalls.length >= 1 ? true : undefined));
+    api.add(1);
+    const started = Date.now();
+    await waitFor(() => (api.succeeded.length === 1 ? true : undefined));
+    // Well under the 5 s linger: a drained queue means no backlog, so nothing waits.
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await r.stop();
+  });
+});
