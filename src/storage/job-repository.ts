@@ -320,10 +320,16 @@ export class JobRepository {
       while (!closed) {
         try {
           stream = this.jobs.collection.watch(pipeline, { maxAwaitTimeMS: maxAwaitMs });
-          params.onState(true);
+          let live = false;
           while (!closed) {
             const started = Date.now();
             const change = (await stream.tryNext()) as Record<string, unknown> | null;
+            // Live once the server has opened the stream: watch() itself sends nothing, and a server
+            // without change streams fails only this first read.
+            if (!live && !closed) {
+              live = true;
+              params.onState(true);
+            }
             if (change) {
               backoffMs = 500;
               params.onWork(workOf(change));

@@ -52,19 +52,28 @@ export class SlotRepository {
     const { type, limit, leaseIds, now } = params;
     if (leaseIds.length === 0) return [];
     const findFree = async (): Promise<{ _id: string; leaseId: string | null }[]> => {
-      // Released slots first (expiresAt is the epoch), then expired ones.
-      const expired = await this.slots
-        .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1, leaseId: 1 })
-        .sort({ expiresAt: 1 })
-        .limit(leaseIds.length * 2)
-        .lean<{ _id: string; leaseId: string | null }[]>();
-      const heldIds = expired.flatMap((slot) => (slot.leaseId === null ? [] : [slot.leaseId]));
-      if (heldIds.length === 0) return expired.slice(0, leaseIds.length);
-      const live = await this.jobs
-        .find({ status: 'leased', leaseId: { $in: heldIds } }, { _id: 0, leaseId: 1 })
-        .lean<{ leaseId: string }[]>();
-      const stillLeased = new Set(live.map((job) => job.leaseId));
-      return expired.filter((slot) => slot.leaseId === null || !stillLeased.has(slot.leaseId)).slice(0, leaseIds.length);
+      const want = leaseIds.length;
+      const page = want * 2;
+      const free: { _id: string; leaseId: string | null }[] = [];
+      // Released slots first (expiresAt is the epoch), then expired ones. Pages on past expired slots
+      // whose job is still leased, so they can never hide a free slot behind them.
+      for (let skip = 0; free.length < want; skip += page) {
+        const expired = await this.slots
+          .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1, leaseId: 1 })
+          .sort({ expiresAt: 1, _id: 1 })
+          .skip(skip)
+          .limit(page)
+          .lean<{ _id: string; leaseId: string | null }[]>();
+        const heldIds = expired.flatMap((slot) => (slot.leaseId === null ? [] : [slot.leaseId]));
+        const live =
+          heldIds.length === 0
+            ? []
+            : await this.jobs.find({ status: 'leased', leaseId: { $in: heldIds } }, { _id: 0, leaseId: 1 }).lean<{ leaseId: string }[]>();
+        const stillLeased = new Set(live.map((job) => job.leaseId));
+        free.push(...expired.filter((slot) => slot.leaseId === null || !stillLeased.has(slot.leaseId)));
+        if (expired.length < page) break;
+      }
+      return free.slice(0, want);
     };
     let free = await findFree();
     // No free slot: either all are held, or the slot documents do not exist yet (first use of the
