@@ -48,6 +48,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
+    typeSettingsRefreshMs: config.TYPE_SETTINGS_REFRESH_MS,
     collectDefaultMetrics: true,
     scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS, idleIntervalMs: config.SCHEDULER_IDLE_INTERVAL_MS },
     retention: {
@@ -60,6 +61,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     },
   };
   const services = wireServices(wiring);
+  // Run-time type settings (a paused type, a limit) hold from the first request on.
+  await services.types?.refresh();
   const app = createApp(wireApi(wiring, services));
   // Slow clients cannot hold a connection: headers, whole requests and stalled bodies are timed out.
   const server = createHttpServer(app, { headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS });
@@ -80,6 +83,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   // database (see src/schedules/scheduler.ts), and are stopped before it closes.
   services.scheduler?.start();
   services.retention?.start();
+  // Every instance re-reads the run-time type settings, so a PATCH on one holds on all within 2 s.
+  services.types?.start();
   // Long-polls here wake for jobs enqueued on other instances too, where the database has change streams.
   const feed = await services.jobs.startWorkFeed(config.LEASE_WAKE_FEED).catch(() => false);
   logger.info({ changeFeed: feed }, feed ? 'long-polls wake through a change feed' : 'long-polls wake through the shared poll');
@@ -87,7 +92,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   let stoppingTasks: Promise<void> | undefined;
   // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.
   const stopBackgroundTasks = (): Promise<void> => {
-    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop()]).then(() => undefined);
+    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop(), services.types?.stop()]).then(() => undefined);
     return stoppingTasks;
   };
   let closing: Promise<void> | undefined;

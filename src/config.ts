@@ -7,6 +7,7 @@ import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
 import { JOB_TYPES } from './jobs/job-types';
 import { policyOverrideSchema } from './jobs/registry';
 import { DEFAULT_RETENTION } from './jobs/retention';
+import { DEFAULT_TYPE_SETTINGS_REFRESH_MS } from './jobs/type-settings';
 import type { JobPolicy } from './model/job-type';
 import { databaseNameInUri } from './mongo-uri';
 import { DEFAULT_SCHEDULER } from './schedules/schedule';
@@ -110,6 +111,8 @@ const apiSchema = z.object({
   // Idle, the shared long-poll query backs off to this; a change feed (LEASE_WAKE_FEED) tells of other instances' jobs at once.
   LEASE_POLL_MAX_INTERVAL_MS: integer(50, 600_000).default(8_000),
   LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
+  // How often each instance re-reads the run-time type settings (PATCH /admin/types): API.md wants a change honoured everywhere within 2 s.
+  TYPE_SETTINGS_REFRESH_MS: integer(100, 1_500).default(DEFAULT_TYPE_SETTINGS_REFRESH_MS),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),

@@ -11,6 +11,7 @@ import { jobRoutes } from './http/job-routes';
 import { httpMetrics, metricsRoutes } from './http/metrics-routes';
 import { requestLimitRoutes, type RequestLimits } from './http/request-limits';
 import { scheduleRoutes } from './http/schedule-routes';
+import { typeRoutes } from './http/type-routes';
 import { AdminService } from './jobs/admin-service';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
@@ -18,6 +19,7 @@ import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
 import { DEFAULT_RETENTION, RetentionCleaner, type RetentionSettings } from './jobs/retention';
+import { TypeSettings } from './jobs/type-settings';
 import type { Logger } from './logger';
 import { createApiMetrics, type ApiMetrics } from './metrics/api-metrics';
 import { createPayouts } from './payouts/create-payouts';
@@ -31,7 +33,10 @@ import { createJobQueryRepository } from './storage/job-query-repository';
 import { JobRepository } from './storage/job-repository';
 import { RetentionRepository } from './storage/retention-repository';
 import { ScheduleRepository } from './storage/schedule-repository';
+import { KeySlotRepository } from './storage/key-slot-repository';
+import { RateWindowRepository } from './storage/rate-window-repository';
 import { SlotRepository } from './storage/slot-repository';
+import { TypeSettingsRepository } from './storage/type-settings-repository';
 
 export interface ApiWiringParams {
   connection: Connection;
@@ -61,6 +66,8 @@ export interface ApiWiringParams {
   scheduler?: Partial<SchedulerSettings>;
   /** Retention of finished jobs, started by startApi (defaults: DEFAULT_RETENTION). */
   retention?: Partial<RetentionSettings>;
+  /** How often the run-time type settings are re-read, once started (default 1 s). */
+  typeSettingsRefreshMs?: number;
 }
 
 export interface ApiServices {
@@ -77,6 +84,8 @@ export interface ApiServices {
   scheduler?: Scheduler;
   /** Deletes expired finished jobs; startApi starts/stops it. */
   retention?: RetentionCleaner;
+  /** Run-time type settings (pause, limits); startApi loads them before serving, then refreshes them. */
+  types?: TypeSettings;
 }
 
 /** Builds the services from one database connection (used by main and by tests). */
@@ -87,6 +96,8 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   const jobs = new JobService({
     jobs: new JobRepository(params.connection),
     slots: new SlotRepository(params.connection),
+    keySlots: new KeySlotRepository(params.connection),
+    rateWindows: new RateWindowRepository(params.connection),
     registry,
     events,
     clock,
@@ -97,7 +108,16 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
-  const admin = new AdminService({ queries: createJobQueryRepository(params.connection), jobs, registry, clock });
+  const queries = createJobQueryRepository(params.connection);
+  const admin = new AdminService({ queries, jobs, registry, clock });
+  const types = new TypeSettings({
+    store: new TypeSettingsRepository(params.connection),
+    registry,
+    queries,
+    clock,
+    ...(params.typeSettingsRefreshMs === undefined ? {} : { refreshIntervalMs: params.typeSettingsRefreshMs }),
+    onError: (err) => params.logger.warn({ err }, 'could not refresh the run-time type settings; the last ones stay in force'),
+  });
   const metrics = createApiMetrics({
     events,
     types: registry.typeNames(),
@@ -116,7 +136,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
-  return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
+  return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention, types };
 }
 
 /** Every dependency of the HTTP app. */
@@ -138,6 +158,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
       assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
       ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),
       ...(services.schedules ? [scheduleRoutes({ schedules: services.schedules })] : []),
+      ...(services.types ? [typeRoutes({ types: services.types })] : []),
     ],
   };
 }

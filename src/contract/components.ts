@@ -21,8 +21,15 @@ import {
   jobStatusResponse,
   leasedJob,
   leaseResponse,
+  batchReportItem,
+  batchReportRequest,
+  batchReportResponse,
+  dedupeOption,
+  snoozeRequest,
+  snoozeResponse,
   succeedRequest,
 } from './jobs';
+import { jobTypeEntry, jobTypeList, rateLimit, typePolicy, updateJobTypeRequest } from './type-settings';
 import { dashboardContract, health, principal, ready } from './operations';
 import { createScheduleRequest, schedule, scheduleList, updateScheduleRequest } from './schedules';
 
@@ -51,6 +58,17 @@ export const COMPONENTS: readonly (readonly [name: string, schema: z.ZodType])[]
   ['FailRequest', failRequest],
   ['FailResponse', failResponse],
   ['JobStatusResponse', jobStatusResponse],
+  ['SnoozeRequest', snoozeRequest],
+  ['SnoozeResponse', snoozeResponse],
+  ['BatchReportItem', batchReportItem],
+  ['BatchReportRequest', batchReportRequest],
+  ['BatchReportResponse', batchReportResponse],
+  ['Dedupe', dedupeOption],
+  ['RateLimit', rateLimit],
+  ['TypePolicy', typePolicy],
+  ['JobType', jobTypeEntry],
+  ['JobTypeList', jobTypeList],
+  ['UpdateJobTypeRequest', updateJobTypeRequest],
   ['PageMeta', pageMeta],
   ['QueuePage', queuePage],
   ['StatusCounts', statusCounts],

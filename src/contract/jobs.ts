@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { ROLES } from '../model/principal';
-import { ATTEMPT_OUTCOMES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH } from '../model/job';
+import { ATTEMPT_OUTCOMES, DEDUPE_MODES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH } from '../model/job';
 import { JOB_TYPES } from '../jobs/job-types';
 import { fieldError } from './errors';
 import { anyJson, commaList, documentAs, jobId, nullableWireDate, requestDate, wireDate } from './schema';
@@ -14,6 +14,12 @@ export const JSON_BODY_LIMIT_BYTES = 1024 * 1024;
 export const MAX_DEPENDS_ON = 100;
 /** A report's `durationMs` is at most a week. */
 export const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+/** Dedupe periods and snoozes: 1 s to a day. */
+export const MAX_DEDUPE_SECONDS = 86_400;
+export const MAX_SNOOZE_SECONDS = 86_400;
+/** A checkpoint's JSON text at most (else 413). */
+export const MAX_CHECKPOINT_BYTES = 65_536;
+export const MAX_BATCH_REPORTS = 100;
 
 export const jobStatus = z.enum(JOB_STATUSES).meta({
   description:
@@ -29,10 +35,21 @@ export const attemptRecord = z
     workerId: z.string(),
     leasedAt: wireDate,
     finishedAt: nullableWireDate,
-    outcome: z.enum(ATTEMPT_OUTCOMES).nullable().meta({ description: 'null while the lease runs.' }),
+    outcome: z.enum(ATTEMPT_OUTCOMES).nullable().meta({ description: 'null while the lease runs; `snoozed`: put back for later, the attempt did not count.' }),
     error: jobError.nullable(),
   })
   .meta({ description: 'One lease of the job.' });
+
+export const dedupeOption = z
+  .strictObject({
+    key: z.string().min(1).max(200),
+    mode: z.enum(DEDUPE_MODES).meta({
+      description:
+        '`active`: while a job of this type with this key is waiting, queued or leased, the enqueue returns it. `throttle`: a job of this type and key created less than `seconds` ago (any status) is returned. `debounce`: a queued, never-leased job with the key gets the new payload and priority and runs at now + `seconds` instead; otherwise a new job is created to run then.',
+    }),
+    seconds: z.number().int().min(1).max(MAX_DEDUPE_SECONDS).optional().meta({ description: 'Required for `throttle` and `debounce`, refused with `active` (422).' }),
+  })
+  .meta({ description: 'Collapse enqueues with the same key (scope: one type, one tenant). Not together with idempotencyKey (422).' });
 
 export const jobDocument = z
   .strictObject({
@@ -57,6 +74,9 @@ export const jobDocument = z
     dependsOn: z.array(jobId).meta({ description: 'Jobs that must succeed before this one runs.' }),
     pendingParents: z.array(jobId).meta({ description: 'Of dependsOn, those not succeeded yet (while `waiting`).' }),
     partial: z.boolean().meta({ description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' }),
+    concurrencyKey: z.string().nullable().meta({ description: "The key the type's keyConcurrencyLimit counts by (null: none)." }),
+    dedupe: dedupeOption.nullable().meta({ description: 'How the enqueue that created it deduplicated (null: it did not).' }),
+    checkpoint: anyJson.meta({ description: 'What a run saved with a heartbeat (null: nothing); handed to every later lease of the job.' }),
     createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
     createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
     cancelRequestedAt: nullableWireDate,
@@ -91,6 +111,15 @@ export const enqueueRequest = z.strictObject({
       description:
         'Existing jobs that must all succeed first: the job waits (status `waiting`) until then, and is cancelled (lastError `dependency_failed`) if one ends failed, dlq or cancelled. Unknown ids: 422.',
     }),
+  concurrencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .meta({ description: "With the type's keyConcurrencyLimit: at most that many jobs of the type with this key are leased at once." }),
+  dedupe: dedupeOption
+    .optional()
+    .meta({ description: '`debounce` takes no `scheduleAt` or `dependsOn` (its run time is now + seconds; 422).' }),
 });
 
 function pascal(name: string): string {
@@ -126,6 +155,10 @@ export const enqueueResponse = z.strictObject({
   type: z.string(),
   nextRunAt: wireDate,
   attempt: z.number().int().min(0),
+  deduplicated: z
+    .boolean()
+    .optional()
+    .meta({ description: 'Only for enqueues with `dedupe`: true (200) when an existing job was returned (or, debounce, updated), false (201) when one was created.' }),
 });
 
 /** The envelope the route checks first; each item is then checked on its own as an enqueueRequest. */
@@ -143,7 +176,7 @@ export const batchItemError = z.strictObject({
 
 export const batchEnqueueResponse = z.strictObject({
   created: z.number().int().min(0),
-  existing: z.number().int().min(0).meta({ description: 'Items whose idempotency key returned an earlier job.' }),
+  existing: z.number().int().min(0).meta({ description: 'Items whose idempotency key or dedupe returned an earlier job.' }),
   rejected: z.number().int().min(0),
   results: z
     .array(z.union([enqueueResponse.extend({ created: z.boolean() }), batchItemError]))
@@ -193,6 +226,10 @@ export const leasedJob = z.strictObject({
   attempt: z.number().int().min(1),
   leaseId: z.string(),
   leaseExpiresAt: wireDate,
+  // Optional in the schema only so clients read older APIs' answers too; this API always sends it.
+  checkpoint: anyJson
+    .optional()
+    .meta({ description: 'What an earlier run of the job saved (heartbeat `checkpoint`), so it can resume; null when none. Always present.' }),
 });
 
 export const leaseResponse = z.strictObject({
@@ -214,6 +251,9 @@ export const heartbeatRequest = z.strictObject({
   leaseId,
   progress: z.number().min(0).max(100).optional(),
   irreversible: z.boolean().optional().meta({ description: 'The handler is about to do what cannot be undone: recorded only while no cancel is requested; a cancel is refused from then on.' }),
+  checkpoint: anyJson
+    .optional()
+    .meta({ description: `Any JSON (its text at most ${MAX_CHECKPOINT_BYTES} bytes, else 413): stored on the job and returned with every later lease of it.` }),
 });
 
 export const heartbeatResponse = z.strictObject({
@@ -235,6 +275,51 @@ export const failRequest = z.strictObject({
 });
 
 export const jobStatusResponse = z.strictObject({ jobId, status: jobStatus });
+
+const snoozeSeconds = z.number().int().min(1).max(MAX_SNOOZE_SECONDS).meta({ description: 'The job runs again no earlier than now + seconds.' });
+
+export const snoozeRequest = z.strictObject({ leaseId, seconds: snoozeSeconds, durationMs });
+
+export const snoozeResponse = z.strictObject({
+  jobId,
+  status: z.enum(['queued', 'cancelled']).meta({ description: '`queued`; `cancelled` when a cancel had been requested (it wins).' }),
+  attempt: z.number().int().min(0).meta({ description: 'As before this lease: the snoozed run did not count.' }),
+  nextRunAt: wireDate,
+});
+
+// ---- Batch reports -------------------------------------------------------------------------------
+
+const reportLeaseId = z.string().min(1).max(128).meta({ description: 'The lease being reported on.' });
+
+/** One report of a batch, per outcome: each exactly the body of its single endpoint, plus jobId and outcome. */
+export const batchReportItem = z.discriminatedUnion('outcome', [
+  z.strictObject({ jobId, leaseId: reportLeaseId, outcome: z.literal('succeeded'), result: anyJson.optional(), durationMs }).meta({ description: 'As `POST /jobs/{jobId}/succeed`.' }),
+  z.strictObject({ jobId, leaseId: reportLeaseId, outcome: z.literal('failed'), error: failRequest.shape.error, durationMs }).meta({ description: 'As `POST /jobs/{jobId}/fail`.' }),
+  z.strictObject({ jobId, leaseId: reportLeaseId, outcome: z.literal('snoozed'), seconds: snoozeSeconds, durationMs }).meta({ description: 'As `POST /jobs/{jobId}/snooze`.' }),
+]);
+
+/** The envelope the route checks first; each item is then judged on its own. */
+export const batchReportEnvelope = z.strictObject({
+  reports: z.array(z.unknown()).min(1).max(MAX_BATCH_REPORTS, `at most ${MAX_BATCH_REPORTS} reports per batch`),
+});
+
+export const batchReportRequest = z.strictObject({
+  reports: z.array(batchReportItem).min(1).max(MAX_BATCH_REPORTS).meta({ description: `1–${MAX_BATCH_REPORTS} reports, each judged as its single endpoint would judge it.` }),
+});
+
+export const batchReportResult = z.union([
+  z.strictObject({ jobId, status: jobStatus }),
+  z.strictObject({
+    jobId: z.string().nullable().meta({ description: 'As sent (null when the item had no string jobId).' }),
+    error: z.strictObject({ code: z.string(), message: z.string(), details: z.array(fieldError).optional() }),
+  }),
+]);
+
+export const batchReportResponse = z.strictObject({
+  results: z
+    .array(batchReportResult)
+    .meta({ description: 'One per report, in request order: the status the job went to, or the error its single endpoint would have answered (code as in the catalog).' }),
+});
 
 export const failResponse = z.strictObject({
   jobId,

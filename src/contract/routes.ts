@@ -8,6 +8,9 @@ import { escrow, escrowIdParams, escrowPage, escrowRequest } from './escrows';
 import {
   anyJobIdParams,
   batchEnqueueEnvelope,
+  batchReportEnvelope,
+  batchReportRequest,
+  batchReportResponse,
   batchEnqueueRequest,
   batchEnqueueResponse,
   enqueueRequest,
@@ -22,13 +25,18 @@ import {
   jobStatusResponse,
   leaseQuery,
   leaseResponse,
+  MAX_BATCH_REPORTS,
+  MAX_CHECKPOINT_BYTES,
   MAX_JOB_PAYLOAD_BYTES,
+  snoozeRequest,
+  snoozeResponse,
   succeedRequest,
   workerIdHeaders,
 } from './jobs';
 import { dashboardContract, health, principal, ready } from './operations';
 import { defineRoute, type Example, type RouteDef } from './route';
 import { createScheduleRequest, schedule, scheduleList, scheduleNameParams, updateScheduleRequest } from './schedules';
+import { jobTypeEntry, jobTypeList, jobTypeParams, updateJobTypeRequest } from './type-settings';
 
 /**
  * The route table: every route the service serves, once. The routers register their routes from
@@ -244,7 +252,7 @@ export const ROUTES = {
     workerReport({
       path: '/jobs/:jobId/heartbeat',
       summary: 'Extend the lease and record progress (worker, admin)',
-      description: 'Extends leaseExpiresAt by the policy timeout and records `progress`; `cancelRequested` in the answer tells the worker to stop.',
+      description: `Extends leaseExpiresAt by the policy timeout and records \`progress\`; \`cancelRequested\` in the answer tells the worker to stop. A \`checkpoint\` (any JSON, at most ${MAX_CHECKPOINT_BYTES} bytes as text, else 413) is stored on the job and returned with every later lease of it, so a retried job resumes where it stopped.`,
       body: heartbeatRequest,
       required: false,
       response: heartbeatResponse,
@@ -272,6 +280,46 @@ export const ROUTES = {
       response: failResponse,
     }),
   ),
+  snoozeJob: defineRoute(
+    workerReport({
+      path: '/jobs/:jobId/snooze',
+      summary: 'Put the job back for later without spending the attempt (worker, admin)',
+      description:
+        'The job goes back to `queued` with nextRunAt = now + `seconds`; `attempt` returns to its value before this lease (the run does not count against maxAttempts) and the history entry\'s outcome is `snoozed`. A cancel requested meanwhile wins: the job ends `cancelled`.',
+      body: snoozeRequest,
+      required: true,
+      response: snoozeResponse,
+    }),
+  ),
+  reportJobs: defineRoute({
+    method: 'post',
+    path: '/jobs/reports',
+    tag: 'worker',
+    summary: `Report up to ${MAX_BATCH_REPORTS} finished jobs at once (worker, admin)`,
+    description:
+      "Each report is judged on its own exactly as the single endpoint of its outcome would judge it (`succeed`, `fail`, `snooze`: validation, lease rules, effects); one bad item never fails the others. The answer has one result per report, in request order: `{ jobId, status }`, or `{ jobId, error: { code, message } }` with the code (and meaning) the single endpoint would have answered (`lease_conflict`, `job_not_found`, `validation_error`, ...). The whole batch is applied in one bulk write.",
+    access: 'jobs:work',
+    headers: workerIdHeaders,
+    body: {
+      schema: batchReportEnvelope,
+      documented: batchReportRequest,
+      required: true,
+      examples: examples(batchReportRequest, {
+        mixed: {
+          summary: 'A success, a failure and a snooze',
+          value: {
+            reports: [
+              { jobId: 'job_65f0c2a1b3d4e5f60718293a', leaseId: 'lease_1', outcome: 'succeeded', result: { ok: true }, durationMs: 120 },
+              { jobId: 'job_65f0c2a1b3d4e5f60718293b', leaseId: 'lease_2', outcome: 'failed', error: { message: 'upstream timed out', code: 'timeout' } },
+              { jobId: 'job_65f0c2a1b3d4e5f60718293c', leaseId: 'lease_3', outcome: 'snoozed', seconds: 30 },
+            ],
+          },
+        },
+      }),
+    },
+    responses: { 200: { description: 'One result per report, in request order.', json: batchReportResponse } },
+    errors: { validation_error: `The envelope is malformed (no \`reports\` array of 1–${MAX_BATCH_REPORTS}); a malformed item is answered in its own result.` },
+  }),
   cancelJob: defineRoute({
     method: 'post',
     path: '/jobs/:jobId/cancel',
@@ -449,7 +497,45 @@ export const ROUTES = {
     access: 'admin',
     params: requeueParams,
     responses: { 200: { description: 'Queued again.', json: requeueResponse } },
-    errors: { job_not_found: 'No job with this id (or one of another tenant).', invalid_state: 'The job is not failed, dlq or cancelled.' },
+    errors: {
+      job_not_found: 'No job with this id (or one of another tenant).',
+      invalid_state: 'The job is not failed, dlq or cancelled.',
+      conflict: 'It was enqueued with dedupe `active` and another unfinished job holds its key now.',
+    },
+  }),
+  listJobTypes: defineRoute({
+    method: 'get',
+    path: '/admin/types',
+    tag: 'admin',
+    summary: 'Every job type: effective policy, pause, live counts (admin)',
+    description: "A tenant admin sees every type's settings (they are global) and its own tenant's counts.",
+    access: 'admin',
+    responses: { 200: { description: 'Every registered type.', json: jobTypeList } },
+    errors: {},
+  }),
+  updateJobType: defineRoute({
+    method: 'patch',
+    path: '/admin/types/:type',
+    tag: 'admin',
+    summary: 'Pause, resume or re-limit a job type at run time (admin without a tenant)',
+    description:
+      'Stored in MongoDB (survives restarts); every API instance honours the change within 2 seconds of this answer (the one answering at once). Run-time settings win over JOB_POLICY_OVERRIDES, which win over the registry; `null` removes a run-time setting. `paused`: no job of the type is leased (enqueues are accepted, leased jobs finish normally). Types are global configuration: a tenant admin may not change them (403).',
+    access: 'admin',
+    params: jobTypeParams,
+    body: {
+      schema: updateJobTypeRequest,
+      required: true,
+      examples: examples(updateJobTypeRequest, {
+        pause: { summary: 'Pause it', value: { paused: true } },
+        limits: { summary: 'One job per key, at most 10 a second', value: { keyConcurrencyLimit: 1, rateLimit: { jobs: 10, perSeconds: 1 } } },
+        reset: { summary: 'Back to the configured limits', value: { concurrencyLimit: null, keyConcurrencyLimit: null, rateLimit: null } },
+      }),
+    },
+    responses: { 200: { description: "The type's entry after the change.", json: jobTypeEntry } },
+    errors: {
+      job_type_not_found: 'The type is not registered.',
+      permission_denied: 'A non-admin token, or an admin token with a tenant (types are global configuration).',
+    },
   }),
 
   // ---- Schedules -----------------------------------------------------------------------------

@@ -1,19 +1,33 @@
 import { Router } from 'express';
 import type { z } from 'zod';
 
-import { enqueueRequest, type batchEnqueueResponse } from '../contract/jobs';
+import { batchReportItem, enqueueRequest, type batchEnqueueResponse, type batchReportResponse } from '../contract/jobs';
 import { ROUTES } from '../contract/routes';
 import { AppError, ValidationError, type FieldError } from '../errors';
-import type { EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
+import type { BatchReport, EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
 import type { Principal } from '../model/principal';
 import { mountRoute } from './mount-route';
 import { parseRequest } from './validation';
-import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire } from './wire';
+import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toSnoozeWire } from './wire';
 
 type BatchResult = z.input<typeof batchEnqueueResponse>['results'][number];
 
 function errorItem(err: AppError): BatchResult {
   return { error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details as FieldError[] }) } };
+}
+
+type BatchReportWire = z.input<typeof batchReportResponse>['results'][number];
+
+function toBatchReport(item: z.output<typeof batchReportItem>): BatchReport {
+  const base = { jobId: item.jobId, leaseId: item.leaseId, ...(item.durationMs === undefined ? {} : { durationMs: item.durationMs }) };
+  switch (item.outcome) {
+    case 'succeeded':
+      return { ...base, outcome: 'succeeded', ...('result' in item ? { result: item.result } : {}) };
+    case 'failed':
+      return { ...base, outcome: 'failed', error: { message: item.error.message, ...(item.error.code === undefined ? {} : { code: item.error.code }), ...(item.error.retryable === undefined ? {} : { retryable: item.error.retryable }) } };
+    case 'snoozed':
+      return { ...base, outcome: 'snoozed', seconds: item.seconds };
+  }
 }
 
 function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
@@ -25,6 +39,8 @@ function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
     ...(body.maxAttempts === undefined ? {} : { maxAttempts: body.maxAttempts }),
     ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
     ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
+    ...(body.concurrencyKey === undefined ? {} : { concurrencyKey: body.concurrencyKey }),
+    ...(body.dedupe === undefined ? {} : { dedupe: { key: body.dedupe.key, mode: body.dedupe.mode, ...(body.dedupe.seconds === undefined ? {} : { seconds: body.dedupe.seconds }) } }),
   };
 }
 
@@ -43,8 +59,8 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
   const router = Router();
 
   mountRoute(router, ROUTES.enqueueJob)(async ({ principal, body: request }) => {
-    const { job, created } = await jobs.enqueue(principal, toEnqueueInput(request));
-    const body = toEnqueueWire(job);
+    const { job, created, deduplicated } = await jobs.enqueue(principal, toEnqueueInput(request));
+    const body = toEnqueueWire(job, deduplicated);
     return created ? { status: 201, body } : { status: 200, body };
   });
 
@@ -65,7 +81,7 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
     const outcomes = await jobs.enqueueBatch(principal, valid.map((v) => v.input));
     const results: (BatchResult | undefined)[] = inputs.map((input) => (input instanceof AppError ? errorItem(input) : undefined));
     for (const [i, outcome] of outcomes.entries()) {
-      results[valid[i]!.index] = 'error' in outcome ? errorItem(outcome.error) : { ...toEnqueueWire(outcome.job), created: outcome.created };
+      results[valid[i]!.index] = 'error' in outcome ? errorItem(outcome.error) : { ...toEnqueueWire(outcome.job, outcome.deduplicated), created: outcome.created };
     }
     const answered = results.map((r) => r ?? errorItem(new AppError('internal', 'no outcome for this job')));
     const count = (test: (r: BatchResult) => boolean) => answered.filter(test).length;
@@ -97,7 +113,10 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
 
   mountRoute(router, ROUTES.heartbeatJob)(async ({ principal, params, headers, body }) => {
     const target = reportTarget({ jobId: params.jobId, workerId: headers['x-worker-id'], principal, leaseId: body.leaseId });
-    return { status: 200, body: toHeartbeatWire(await jobs.heartbeat(target, { progress: body.progress, irreversible: body.irreversible })) };
+    return {
+      status: 200,
+      body: toHeartbeatWire(await jobs.heartbeat(target, { progress: body.progress, irreversible: body.irreversible, ...('checkpoint' in body ? { checkpoint: body.checkpoint ?? null } : {}) })),
+    };
   });
 
   mountRoute(router, ROUTES.succeedJob)(async ({ principal, params, headers, body }) => {
@@ -108,6 +127,36 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
   mountRoute(router, ROUTES.failJob)(async ({ principal, params, headers, body }) => {
     const target = reportTarget({ jobId: params.jobId, workerId: headers['x-worker-id'], principal, leaseId: body.leaseId });
     return { status: 200, body: toFailWire(await jobs.fail(target, body.error, body.durationMs)) };
+  });
+
+  mountRoute(router, ROUTES.snoozeJob)(async ({ principal, params, headers, body }) => {
+    const target = reportTarget({ jobId: params.jobId, workerId: headers['x-worker-id'], principal, leaseId: body.leaseId });
+    return { status: 200, body: toSnoozeWire(await jobs.snooze(target, body.seconds, body.durationMs)) };
+  });
+
+  // Up to 100 reports, each validated and judged on its own; 200 with one result per report, in order.
+  mountRoute(router, ROUTES.reportJobs)(async ({ principal, headers, body }) => {
+    const reports: (BatchReport | AppError)[] = body.reports.map((item, index) => {
+      try {
+        return toBatchReport(parseRequest(batchReportItem, item, 'body'));
+      } catch (err) {
+        if (err instanceof ValidationError) {
+          const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.reports.${index}`) }));
+          return new ValidationError(err.message, details);
+        }
+        throw err;
+      }
+    });
+    const results = await jobs.reportBatch({ workerId: headers['x-worker-id'], principal, reports });
+    const jobIdOf = (i: number): string | null => {
+      const item = body.reports[i];
+      const id = typeof item === 'object' && item !== null ? (item as { jobId?: unknown }).jobId : undefined;
+      return typeof id === 'string' ? id : null;
+    };
+    const wire: BatchReportWire[] = results.map((r, i) =>
+      'error' in r ? { jobId: r.jobId ?? jobIdOf(i), ...errorItem(r.error) } : { jobId: r.jobId, status: r.status },
+    );
+    return { status: 200, body: { results: wire } };
   });
 
   mountRoute(router, ROUTES.cancelJob)(async ({ principal, params }) => ({ status: 200, body: await jobs.cancel(principal, params.jobId) }));

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { pageMeta, queuePage, queueStats, throughput } from '../contract/admin';
 import type { asset, uploadReceipt } from '../contract/assets';
 import type { escrow } from '../contract/escrows';
-import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse } from '../contract/jobs';
+import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse, snoozeResponse } from '../contract/jobs';
 import type { schedule } from '../contract/schedules';
 import { toWireDate, toWireDateOrNull } from '../contract/schema';
 import type { QueuePage, QueueStats, Throughput } from '../jobs/admin-service';
@@ -55,6 +55,9 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     dependsOn: [...job.dependsOn],
     pendingParents: [...job.pendingParents],
     partial: job.partial,
+    concurrencyKey: job.concurrencyKey,
+    dedupe: job.dedupe ? { key: job.dedupe.key, mode: job.dedupe.mode, ...(job.dedupe.seconds === undefined ? {} : { seconds: job.dedupe.seconds }) } : null,
+    checkpoint: job.checkpoint ?? null,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,
     cancelRequestedAt: toWireDateOrNull(job.cancelRequestedAt),
@@ -66,19 +69,39 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
   };
 }
 
-export function toEnqueueWire(job: Job): Wire<typeof enqueueResponse> {
-  return { jobId: job.jobId, status: job.status, type: job.type, nextRunAt: toWireDate(job.nextRunAt), attempt: job.attempt };
+/** `deduplicated` only for enqueues that asked for dedupe (a plain enqueue's answer is as before). */
+export function toEnqueueWire(job: Job, deduplicated?: boolean): Wire<typeof enqueueResponse> {
+  return {
+    jobId: job.jobId,
+    status: job.status,
+    type: job.type,
+    nextRunAt: toWireDate(job.nextRunAt),
+    attempt: job.attempt,
+    ...(deduplicated === undefined ? {} : { deduplicated }),
+  };
 }
 
 export function toLeaseWire(lease: { leasedAt: Date; jobs: readonly LeasedJob[] }): Wire<typeof leaseResponse> {
   return {
     leasedAt: toWireDate(lease.leasedAt),
-    jobs: lease.jobs.map((j) => ({ jobId: j.jobId, type: j.type, payload: j.payload, attempt: j.attempt, leaseId: j.leaseId, leaseExpiresAt: toWireDate(j.leaseExpiresAt) })),
+    jobs: lease.jobs.map((j) => ({
+      jobId: j.jobId,
+      type: j.type,
+      payload: j.payload,
+      attempt: j.attempt,
+      leaseId: j.leaseId,
+      leaseExpiresAt: toWireDate(j.leaseExpiresAt),
+      checkpoint: j.checkpoint ?? null,
+    })),
   };
 }
 
 export function toHeartbeatWire(beat: { jobId: string; leaseExpiresAt: Date; cancelRequested: boolean }): Wire<typeof heartbeatResponse> {
   return { jobId: beat.jobId, leaseExpiresAt: toWireDate(beat.leaseExpiresAt), cancelRequested: beat.cancelRequested };
+}
+
+export function toSnoozeWire(snoozed: { jobId: string; status: 'queued' | 'cancelled'; attempt: number; nextRunAt: Date }): Wire<typeof snoozeResponse> {
+  return { jobId: snoozed.jobId, status: snoozed.status, attempt: snoozed.attempt, nextRunAt: toWireDate(snoozed.nextRunAt) };
 }
 
 export function toFailWire(failed: { jobId: string; status: Job['status']; attempt: number; nextRunAt: Date }): Wire<typeof failResponse> {

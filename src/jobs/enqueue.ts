@@ -1,9 +1,9 @@
 import { mayAccess } from '../auth/access';
 import { AppError, UnavailableError, ValidationError } from '../errors';
-import type { Job } from '../model/job';
+import type { Dedupe, Job } from '../model/job';
 import type { Principal } from '../model/principal';
 import { translateStorageError } from '../storage/errors';
-import type { NewJob } from '../storage/job-repository';
+import type { InsertResult, NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
 import { GroupCommit } from './group-commit';
 import { newJobId, type QueueDeps } from './queue-deps';
@@ -17,9 +17,14 @@ export interface EnqueueInput {
   idempotencyKey?: string;
   /** Jobs that must all succeed first; the job waits (status `waiting`) until then. */
   dependsOn?: readonly string[];
+  /** Counted by the type's keyConcurrencyLimit. */
+  concurrencyKey?: string;
+  /** Collapse enqueues with the same key (one type, one tenant). */
+  dedupe?: Dedupe;
 }
 
-export type EnqueueResult = { job: Job; created: boolean };
+/** `deduplicated` is set exactly when the enqueue asked for dedupe: true when it returned an existing job. */
+export type EnqueueResult = { job: Job; created: boolean; deduplicated?: boolean };
 export type BatchItemResult = EnqueueResult | { error: AppError };
 
 export const DEFAULT_PRIORITY = 50;
@@ -63,7 +68,8 @@ export class Enqueuer {
   async enqueue(principal: Principal, input: EnqueueInput): Promise<EnqueueResult> {
     const now = this.deps.clock.now();
     const job = this.prepareJob(principal, input, now);
-    if (input.dependsOn && input.dependsOn.length > 0) return this.enqueueWithParents({ principal, job, dependsOn: input.dependsOn, now });
+    if (input.dependsOn && input.dependsOn.length > 0) return withDedupeFlag(job, await this.enqueueWithParents({ principal, job, dependsOn: input.dependsOn, now }));
+    if (job.dedupe) return this.enqueueDeduped(job);
     const result = await this.inserts.submit(job);
     if (result.created) this.emitEnqueued(result.job);
     return result;
@@ -81,7 +87,10 @@ export class Enqueuer {
       try {
         const job = this.prepareJob(principal, input, now);
         if (input.dependsOn && input.dependsOn.length > 0) {
-          results[index] = await this.enqueueWithParents({ principal, job, dependsOn: input.dependsOn, now });
+          results[index] = withDedupeFlag(job, await this.enqueueWithParents({ principal, job, dependsOn: input.dependsOn, now }));
+        } else if (job.dedupe) {
+          // In request order, one at a time: a later item with the same key finds the earlier one.
+          results[index] = await this.enqueueDeduped(job);
         } else {
           plain.push({ index, job });
         }
@@ -98,6 +107,21 @@ export class Enqueuer {
     return results;
   }
 
+  /** A dedupe enqueue: never group-committed, since its outcome depends on the jobs already there. */
+  private async enqueueDeduped(job: NewJob): Promise<EnqueueResult> {
+    const result = await this.insertDeduped(job);
+    if (result.created && result.job.status === 'queued') this.emitEnqueued(result.job);
+    return withDedupeFlag(job, result);
+  }
+
+  /** The insert of the job's dedupe mode (active dedupes in the plain insert, on its unique key). */
+  private insertDeduped(job: NewJob): Promise<InsertResult> {
+    const dedupe = job.dedupe;
+    if (dedupe?.mode === 'throttle') return this.deps.jobs.insertThrottled({ ...job, dedupe: { ...dedupe, seconds: dedupe.seconds! } });
+    if (dedupe?.mode === 'debounce') return this.deps.jobs.insertDebounced(job);
+    return this.deps.jobs.insert(job);
+  }
+
   private emitEnqueued(job: Job): void {
     this.deps.events.emit('enqueued', { jobId: job.jobId, type: job.type, tenant: job.tenant });
   }
@@ -107,18 +131,23 @@ export class Enqueuer {
     const { registry } = this.deps;
     const policy = registry.policyOf(input.type);
     const payload = registry.parsePayload(input.type, input.payload);
+    checkDedupe(input);
+    // A debounced job runs `seconds` after the last enqueue with its key.
+    const nextRunAt = input.dedupe?.mode === 'debounce' ? new Date(now.getTime() + input.dedupe.seconds! * 1000) : (input.scheduleAt ?? now);
     return {
       jobId: newJobId(),
       type: input.type,
       priority: input.priority ?? DEFAULT_PRIORITY,
       payload,
       maxAttempts: input.maxAttempts ?? policy.maxAttempts,
-      nextRunAt: input.scheduleAt ?? now,
+      nextRunAt,
       idempotencyKey: input.idempotencyKey ?? null,
       tenant: principal.tenant ?? null,
       createdBy: principal.sub,
       createdByRole: principal.role,
       now,
+      concurrencyKey: input.concurrencyKey ?? null,
+      dedupe: input.dedupe ? { key: input.dedupe.key, mode: input.dedupe.mode, ...(input.dedupe.seconds === undefined ? {} : { seconds: input.dedupe.seconds }) } : null,
     };
   }
 
@@ -142,7 +171,7 @@ export class Enqueuer {
     }
     const failedParent = parents.find((p) => BAD_ENDINGS.has(p.status));
     const pending = parentIds.filter((id) => visible.get(id)!.status !== 'succeeded');
-    const result = await this.deps.jobs.insert({
+    const result = await this.insertDeduped({
       ...job,
       dependsOn: parentIds,
       pendingParents: failedParent ? [] : pending,
@@ -164,4 +193,21 @@ export class Enqueuer {
     const current = await this.deps.jobs.findById(result.job.jobId);
     return { job: current ?? result.job, created: true };
   }
+}
+
+function withDedupeFlag(job: NewJob, result: EnqueueResult): EnqueueResult {
+  return job.dedupe ? { ...result, deduplicated: !result.created } : result;
+}
+
+/** The combinations API.md refuses (422), named by field. */
+function checkDedupe(input: EnqueueInput): void {
+  const { dedupe } = input;
+  if (!dedupe) return;
+  const problems: { field: string; message: string }[] = [];
+  if (input.idempotencyKey !== undefined) problems.push({ field: 'dedupe', message: 'give either idempotencyKey or dedupe, not both' });
+  if (dedupe.mode === 'active' && dedupe.seconds !== undefined) problems.push({ field: 'dedupe.seconds', message: 'is refused with mode "active" (the key holds while the job is unfinished)' });
+  if (dedupe.mode !== 'active' && dedupe.seconds === undefined) problems.push({ field: 'dedupe.seconds', message: `is required with mode "${dedupe.mode}"` });
+  if (dedupe.mode === 'debounce' && input.scheduleAt !== undefined) problems.push({ field: 'scheduleAt', message: 'is refused with dedupe mode "debounce" (the job runs `seconds` after the last enqueue)' });
+  if (dedupe.mode === 'debounce' && input.dependsOn && input.dependsOn.length > 0) problems.push({ field: 'dependsOn', message: 'is refused with dedupe mode "debounce" (only a queued job is debounced)' });
+  if (problems.length > 0) throw new ValidationError(`invalid dedupe: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems);
 }

@@ -12,6 +12,8 @@ export interface JobEventMap {
   /** Ended `failed` (the handler said retrying cannot help). */
   failed: { jobId: string; type: string; attempt: number; durationMs?: number };
   dead_lettered: { jobId: string; type: string; attempt: number; reason: 'attempts_exhausted' | 'lease_expired'; durationMs?: number };
+  /** The worker put the job back for later (snooze); the attempt did not count. */
+  snoozed: { jobId: string; type: string; attempt: number; nextRunAt: Date; durationMs?: number };
   /** An expired lease returned to the queue. */
   reclaimed: { jobId: string; type: string; attempt: number; tenant?: string | null };
   cancelled: { jobId: string; type: string; from: JobStatus };

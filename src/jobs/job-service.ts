@@ -6,11 +6,12 @@ import { JobControl } from './job-control';
 import { Leaser, type LeaseInput, type LeaseResult } from './lease';
 import { LeaseRescuer } from './lease-rescue';
 import type { QueueDeps } from './queue-deps';
-import { Reporter, type FailAnswer, type HeartbeatAnswer, type ReportTarget } from './reports';
+import type { AppError } from '../errors';
+import { Reporter, type BatchReport, type BatchReportResult, type FailAnswer, type HeartbeatAnswer, type ReportTarget, type SnoozeAnswer } from './reports';
 
 export { DEFAULT_PRIORITY, MAX_BATCH, type BatchItemResult, type EnqueueInput } from './enqueue';
 export type { LeaseInput } from './lease';
-export type { ReportTarget } from './reports';
+export type { BatchReport, BatchReportResult, ReportTarget } from './reports';
 export { newJobId } from './queue-deps';
 
 export interface JobServiceDeps extends QueueDeps {
@@ -76,8 +77,12 @@ export class JobService {
     return this.rescuer.reclaimExpiredLeases(now);
   }
 
-  heartbeat(target: ReportTarget, params: { progress?: number | undefined; irreversible?: boolean | undefined } = {}): Promise<HeartbeatAnswer> {
+  heartbeat(target: ReportTarget, params: { progress?: number | undefined; irreversible?: boolean | undefined; checkpoint?: unknown } = {}): Promise<HeartbeatAnswer> {
     return this.reporter.heartbeat(target, params);
+  }
+
+  snooze(target: ReportTarget, seconds: number, durationMs?: number): Promise<SnoozeAnswer> {
+    return this.reporter.snooze(target, seconds, durationMs);
   }
 
   succeed(target: ReportTarget, result: unknown, durationMs?: number): Promise<{ jobId: string; status: JobStatus }> {
@@ -86,6 +91,10 @@ export class JobService {
 
   fail(target: ReportTarget, error: JobError & { retryable?: boolean }, durationMs?: number): Promise<FailAnswer> {
     return this.reporter.fail(target, error, durationMs);
+  }
+
+  reportBatch(params: { workerId: string; principal: Principal; reports: readonly (BatchReport | AppError)[] }): Promise<BatchReportResult[]> {
+    return this.reporter.reportBatch(params);
   }
 
   cancel(principal: Principal, jobId: string): Promise<{ jobId: string; status: JobStatus }> {

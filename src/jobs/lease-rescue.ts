@@ -12,7 +12,7 @@ export class LeaseRescuer {
   private lastReclaimAt = Number.NEGATIVE_INFINITY;
 
   constructor(
-    private readonly deps: Pick<QueueDeps, 'jobs' | 'slots' | 'events' | 'clock'> & {
+    private readonly deps: Pick<QueueDeps, 'jobs' | 'slots' | 'keySlots' | 'events' | 'clock'> & {
       /** Minimum time between two reclaim passes of this process (0: before every lease). */
       reclaimIntervalMs: number;
     },
@@ -47,6 +47,9 @@ export class LeaseRescuer {
       const done = reclaimed.filter((r) => r !== null);
       await this.deps.slots.release(
         done.flatMap(({ before }) => (before.slotId && before.leaseId ? [{ slotId: before.slotId, leaseId: before.leaseId }] : [])),
+      );
+      await this.deps.keySlots.release(
+        done.flatMap(({ before }) => (before.keySlotId && before.leaseId ? [{ slotId: before.keySlotId, leaseId: before.leaseId }] : [])),
       );
       for (const { after: job } of done) {
         if (job.status === 'dlq') {

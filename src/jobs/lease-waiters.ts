@@ -20,8 +20,10 @@ export interface LeaseWaitersOptions {
    * scope falls due (null: none is scheduled). One or two cheap queries per distinct scope.
    */
   countAvailable(params: WaiterScope & { max: number }): Promise<{ count: number; nextDueInMs: number | null }>;
-  /** Whether a type has a concurrency limit: only then does a finished job free something to lease. */
+  /** Whether a type has a concurrency limit (type-wide or per key): only then does a finished job free something to lease. */
   isLimited(type: string): boolean;
+  /** Whether no job of the type can be leased now (paused, its rate window full): its news wakes nobody. */
+  isHeldBack?(type: string): boolean;
   /** How soon the shared poll asks the database after activity, while anyone waits. */
   pollIntervalMs: number;
   /**
@@ -73,7 +75,7 @@ export class LeaseWaiters {
     const finished = (payload: { type: string }): void => {
       if (options.isLimited(payload.type)) this.slotFreed(payload.type);
     };
-    for (const event of ['succeeded', 'failed', 'dead_lettered', 'retry_scheduled'] as const) options.events.on(event, finished);
+    for (const event of ['succeeded', 'failed', 'dead_lettered', 'retry_scheduled', 'snoozed'] as const) options.events.on(event, finished);
     options.events.on('cancelled', (payload) => {
       if (payload.from === 'leased') finished(payload);
     });
@@ -165,8 +167,20 @@ export class LeaseWaiters {
     if (this.announced.size > 10_000) this.announced.delete(this.announced.values().next().value!);
   }
 
+  /**
+   * Run-time settings of these types changed (a resume, a raised limit): waiters for them look
+   * again, and the shared poll runs soon.
+   */
+  typesChanged(types: readonly string[]): void {
+    for (const type of types) this.bump(type);
+    for (const waiter of [...this.waiters]) if (waiter.typeSet === null || types.some((t) => waiter.typeSet!.has(t))) waiter.wake();
+    this.pollSoon();
+  }
+
   /** One job of `type` (of `tenant`) became available: wake one waiter that could lease it. */
   jobAvailable(type: string, tenant: string | null): void {
+    // A paused or rate-limited type's job is found by the shared poll once it may run.
+    if (this.options.isHeldBack?.(type)) return;
     this.bump(type);
     // Activity: the shared poll goes back to its base pace.
     this.pollDelayMs = this.options.pollIntervalMs;
@@ -176,6 +190,7 @@ export class LeaseWaiters {
 
   /** A slot of a limited type was freed: one waiter for that type may now lease one of its queued jobs. */
   slotFreed(type: string): void {
+    if (this.options.isHeldBack?.(type)) return;
     this.bump(type);
     this.first((w) => w.typeSet === null || w.typeSet.has(type))?.wake();
   }

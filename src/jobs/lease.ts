@@ -2,6 +2,7 @@ import { ValidationError } from '../errors';
 import type { Job, LeasedJob } from '../model/job';
 import type { HeldSlot } from '../storage/slot-repository';
 import { planClaims, slotsNeeded } from './claim-planning';
+import { FlowControl } from './flow-control';
 import type { LeaseRescuer } from './lease-rescue';
 import { LeaseWaiters } from './lease-waiters';
 import { newLeaseId, type QueueDeps } from './queue-deps';
@@ -25,6 +26,8 @@ export interface LeaseResult {
 }
 
 const MAX_CLAIM_ROUNDS = 3;
+/** Rounds that left out full keys or types may go on, up to this many in all. */
+const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
 
 /**
  * Leasing: claims up to `limit` available jobs for one worker in a few round trips — reclaim expired
@@ -34,6 +37,7 @@ const MAX_CLAIM_ROUNDS = 3;
  */
 export class Leaser {
   private readonly waiters: LeaseWaiters;
+  private readonly flow: FlowControl;
 
   constructor(
     private readonly deps: QueueDeps & {
@@ -45,13 +49,17 @@ export class Leaser {
     private readonly rescuer: LeaseRescuer,
   ) {
     const pollIntervalMs = deps.leasePollIntervalMs ?? 1_000;
+    this.flow = new FlowControl(deps);
     this.waiters = new LeaseWaiters({
       events: deps.events,
       pollIntervalMs,
       maxPollIntervalMs: Math.max(pollIntervalMs, deps.leasePollMaxIntervalMs ?? pollIntervalMs * 8),
-      isLimited: (type) => deps.registry.has(type) && deps.registry.policyOf(type).concurrencyLimit !== null,
+      isLimited: (type) => this.flow.isLimited(type),
+      isHeldBack: (type) => deps.registry.has(type) && this.flow.isHeldBack(type, deps.clock.now()),
       countAvailable: (scope) => this.countLeasable(scope),
     });
+    // A resumed type, or a raised limit, may have work for the waiting lease calls at once.
+    deps.registry.onSettingsChanged((types) => this.waiters.typesChanged(types));
   }
 
   /** Lease calls now waiting for work (long-poll). */
@@ -119,33 +127,64 @@ export class Leaser {
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
 
+    // Paused types and types whose rate window is known full are left out of the query itself.
+    const heldBack = this.flow.heldBack(now);
+    let types = input.types ? input.types.filter((t) => !heldBack.has(t)) : null;
+    const excludeTypes = new Set(input.types ? [] : heldBack);
+    const excludeKeys = new Map<string, Set<string>>();
     const won: Job[] = [];
-    for (let round = 0; round < MAX_CLAIM_ROUNDS && won.length < input.limit; round += 1) {
+    let maxRounds = MAX_CLAIM_ROUNDS;
+    for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
       const want = input.limit - won.length;
       const candidates = await jobs.findAvailable({
-        types: input.types,
+        types,
+        ...(types === null && excludeTypes.size > 0 ? { excludeTypes: [...excludeTypes] } : {}),
+        ...(excludeKeys.size > 0 ? { excludeKeys } : {}),
         now,
         limit: Math.min(want * 2, 200),
         ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
       });
       if (candidates.length === 0) break;
       const taken = await this.takeSlots({ candidates, want, now });
-      const requests = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
-      const claimed = await jobs.claim({ requests, now });
-      const claimedLeases = new Set(claimed.map((j) => j.leaseId));
+      const planned = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
+      if (this.flow.needsKeySlots(planned) && !this.rescuer.ranAt(now)) await this.rescuer.reclaimIfDue(now, true);
+      const gated = await this.flow.gate({ requests: planned, now });
+      const claimed = await jobs.claim({ requests: gated.requests, now });
+      const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
       await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
+      await this.flow.releaseUnclaimed(gated, claimedLeases);
       won.push(...claimed);
-      if (claimed.length === requests.length) break;
+      // A busy key, a full type or a spent rate window never holds back the rest: the next round
+      // looks past them.
+      const full = [...taken.fullTypes, ...gated.fullTypes];
+      for (const type of full) {
+        if (types) types = types.filter((t) => t !== type);
+        else excludeTypes.add(type);
+      }
+      for (const [type, key] of gated.fullKeys) excludeKeys.set(type, (excludeKeys.get(type) ?? new Set()).add(key));
+      if (full.length > 0 || gated.fullKeys.length > 0) {
+        maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
+        continue;
+      }
+      if (claimed.length === gated.requests.length) break;
     }
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
     return {
       leasedAt: now,
-      jobs: won.map((job) => ({ jobId: job.jobId, type: job.type, payload: job.payload, attempt: job.attempt, leaseId: job.leaseId!, leaseExpiresAt: job.leaseExpiresAt! })),
+      jobs: won.map((job) => ({
+        jobId: job.jobId,
+        type: job.type,
+        payload: job.payload,
+        attempt: job.attempt,
+        leaseId: job.leaseId!,
+        leaseExpiresAt: job.leaseExpiresAt!,
+        checkpoint: job.checkpoint ?? null,
+      })),
     };
   }
 
   /** Takes the slots the limited types among the candidates need (each slot under a fresh lease id). */
-  private async takeSlots(params: { candidates: readonly Job[]; want: number; now: Date }): Promise<{ byType: Map<string, HeldSlot[]>; all: HeldSlot[] }> {
+  private async takeSlots(params: { candidates: readonly Job[]; want: number; now: Date }): Promise<{ byType: Map<string, HeldSlot[]>; all: HeldSlot[]; fullTypes: string[] }> {
     const { registry, slots } = this.deps;
     const { now } = params;
     const needed = slotsNeeded({ candidates: params.candidates, want: params.want, policyOf: (t) => registry.policyOf(t) });
@@ -154,6 +193,7 @@ export class Leaser {
     if (needed.size > 0 && !this.rescuer.ranAt(now)) await this.rescuer.reclaimIfDue(now, true);
     const byType = new Map<string, HeldSlot[]>();
     const all: HeldSlot[] = [];
+    const fullTypes: string[] = [];
     for (const [type, count] of needed) {
       const policy = registry.policyOf(type);
       const held = await slots.acquire({
@@ -165,8 +205,10 @@ export class Leaser {
       });
       byType.set(type, [...held]);
       all.push(...held);
+      // Fewer slots than its candidates wanted: every slot of the type is held now.
+      if (held.length < count) fullTypes.push(type);
     }
-    return { byType, all };
+    return { byType, all, fullTypes };
   }
 
   /**
@@ -174,38 +216,62 @@ export class Leaser {
    * types and tenant, where a limited type counts no more than its free slots. The long-poll probe.
    */
   private async countLeasable(params: { types: readonly string[] | null; tenant: string | undefined; max: number }): Promise<{ count: number; nextDueInMs: number | null }> {
-    const { registry, slots, jobs, clock } = this.deps;
+    const { registry, slots, jobs, keySlots, clock } = this.deps;
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
+    const scopeTypes = params.types ?? registry.typeNames();
+    // A paused type, or one whose rate window is full, has nothing to lease: the window's end is
+    // when to look again (a resume wakes the waiters itself).
+    const heldBack = this.flow.heldBack(now);
+    const reopensInMs = this.flow.reopensInMs(scopeTypes, now);
     const freeSlots = new Map<string, number>();
-    for (const type of params.types ?? registry.typeNames()) {
+    for (const type of scopeTypes) {
+      if (heldBack.has(type)) continue;
       const limit = registry.policyOf(type).concurrencyLimit;
       if (limit !== null) freeSlots.set(type, await slots.countFree({ type, limit, now, max: params.max }));
     }
-    const full = [...freeSlots].filter(([, free]) => free === 0).map(([type]) => type);
+    const full = [...new Set([...heldBack, ...[...freeSlots].filter(([, free]) => free === 0).map(([type]) => type)])];
     const types = params.types ? params.types.filter((t) => !full.includes(t)) : null;
     // Every type asked for is at its limit: a finished job of it (an event) is what frees a slot.
-    if (types && types.length === 0) return { count: 0, nextDueInMs: null };
+    if (types && types.length === 0) return { count: 0, nextDueInMs: reopensInMs };
     const scope = {
       types,
       ...(types === null && full.length > 0 ? { excludeTypes: full } : {}),
       now,
       ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
     };
-    const available = await jobs.findAvailableTypes({ ...scope, limit: params.max });
+    const keyed = (types ?? scopeTypes.filter((t) => !full.includes(t))).some((t) => registry.policyOf(t).keyConcurrencyLimit !== null);
+    // With keyed types, look further than one job per waiter: a busy key's backlog comes first.
+    const available = keyed
+      ? await jobs.findAvailableEntries({ ...scope, limit: params.max * 4 + 20 })
+      : (await jobs.findAvailableTypes({ ...scope, limit: params.max })).map((type) => ({ type, concurrencyKey: null }));
     if (available.length === 0) {
       const nextDueAt = await jobs.findNextDueAt(scope);
-      return { count: 0, nextDueInMs: nextDueAt ? nextDueAt.getTime() - now.getTime() : null };
+      const dueInMs = nextDueAt ? nextDueAt.getTime() - now.getTime() : null;
+      return { count: 0, nextDueInMs: dueInMs === null ? reopensInMs : Math.min(dueInMs, reopensInMs ?? Number.POSITIVE_INFINITY) };
     }
+    const keyLimit = (entry: { type: string; concurrencyKey: string | null }): number | null =>
+      entry.concurrencyKey === null ? null : registry.policyOf(entry.type).keyConcurrencyLimit;
+    const pools = new Map<string, { type: string; key: string; limit: number }>();
+    for (const entry of available) {
+      const limit = keyLimit(entry);
+      if (limit !== null) pools.set(JSON.stringify([entry.type, entry.concurrencyKey]), { type: entry.type, key: entry.concurrencyKey!, limit });
+    }
+    const freeKeys = await keySlots.countFree({ pools: [...pools.values()], now });
     let count = 0;
-    for (const type of available) {
-      const free = freeSlots.get(type);
-      if (free === undefined) count += 1;
-      else if (free > 0) {
-        freeSlots.set(type, free - 1);
-        count += 1;
+    for (const entry of available) {
+      if (count >= params.max) break;
+      const free = freeSlots.get(entry.type);
+      if (free !== undefined && free <= 0) continue;
+      if (keyLimit(entry) !== null) {
+        const poolId = JSON.stringify([entry.type, entry.concurrencyKey]);
+        const keyFree = freeKeys.get(poolId) ?? 0;
+        if (keyFree <= 0) continue;
+        freeKeys.set(poolId, keyFree - 1);
       }
+      if (free !== undefined) freeSlots.set(entry.type, free - 1);
+      count += 1;
     }
-    return { count, nextDueInMs: null };
+    return { count, nextDueInMs: count === 0 ? reopensInMs : null };
   }
 }

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { Clock, RandomSource } from '../model/clock';
 import type { JobRepository } from '../storage/job-repository';
+import type { KeySlotRepository } from '../storage/key-slot-repository';
+import type { RateWindowRepository } from '../storage/rate-window-repository';
 import type { SlotRepository } from '../storage/slot-repository';
 import type { JobEvents } from './job-events';
 import type { JobRegistry } from './registry';
@@ -9,11 +11,16 @@ import type { JobRegistry } from './registry';
 /**
  * What every use case of the queue works with. Glossary (see src/model/job.ts): a job is leased by
  * a worker under a lease id; an attempt is one lease; a type's policy says how long a lease lasts,
- * how often it is retried and how many of its jobs may be leased at once (slots).
+ * how often it is retried, how many of its jobs may be leased at once (slots; per concurrency key:
+ * key slots) and how many per window of time (rate windows).
  */
 export interface QueueDeps {
   jobs: JobRepository;
   slots: SlotRepository;
+  /** Per-key slots (keyConcurrencyLimit). */
+  keySlots: KeySlotRepository;
+  /** Sliding windows of rate-limited types. */
+  rateWindows: RateWindowRepository;
   registry: JobRegistry;
   events: JobEvents;
   clock: Clock;

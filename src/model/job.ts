@@ -25,8 +25,24 @@ export const REQUEUEABLE_STATUSES = ['failed', 'dlq', 'cancelled'] as const sati
 /** A cancel ends these at once (`waiting`, `queued`) or asks the worker to stop (`leased`). */
 export const CANCELLABLE_STATUSES = ['waiting', 'queued', 'leased'] as const satisfies readonly JobStatus[];
 
-export const ATTEMPT_OUTCOMES = ['succeeded', 'failed', 'expired', 'cancelled', 'abandoned'] as const;
+/** `snoozed`: the worker put the job back for later; the attempt did not count. */
+export const ATTEMPT_OUTCOMES = ['succeeded', 'failed', 'expired', 'cancelled', 'abandoned', 'snoozed'] as const;
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/**
+ * Dedupe modes (scope: one type, one tenant): `active` returns the unfinished job with the key;
+ * `throttle` the job created with it less than `seconds` ago; `debounce` replaces a queued,
+ * never-leased job's payload and pushes its run back by `seconds`.
+ */
+export const DEDUPE_MODES = ['active', 'throttle', 'debounce'] as const;
+export type DedupeMode = (typeof DEDUPE_MODES)[number];
+
+export interface Dedupe {
+  key: string;
+  mode: DedupeMode;
+  /** Required for throttle and debounce; absent for active. */
+  seconds?: number;
+}
 
 export interface JobError {
   code?: string;
@@ -72,6 +88,14 @@ export interface Job {
   partial: boolean;
   /** The concurrency slot the current lease holds, for types with a concurrencyLimit. */
   slotId: string | null;
+  /** Jobs of a type with a keyConcurrencyLimit and the same key run at most that many at once. */
+  concurrencyKey: string | null;
+  /** The per-key slot the current lease holds (keyConcurrencyLimit). */
+  keySlotId: string | null;
+  /** How the enqueue that created it deduplicated (null: it did not). */
+  dedupe: Dedupe | null;
+  /** What the handler saved last (heartbeat `checkpoint`), handed to every later lease; null when none. */
+  checkpoint: unknown;
   /** Set once another job depends on this one: only then does finishing it look for children. */
   hasChildren: boolean;
   createdBy: string;
@@ -95,4 +119,6 @@ export interface LeasedJob {
   attempt: number;
   leaseId: string;
   leaseExpiresAt: Date;
+  /** The checkpoint an earlier run saved (null when none), so a retried job resumes where it stopped. */
+  checkpoint: unknown;
 }

@@ -3,6 +3,7 @@ import type { Connection } from 'mongoose';
 import { ensureAssetIndexes } from './asset-model';
 import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
+import { ensureKeySlotIndexes } from './key-slot-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
 import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
@@ -10,6 +11,7 @@ import { ensureScheduleIndexes } from './schedule-model';
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */
 export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureJobIndexes(connection);
+  await ensureKeySlotIndexes(connection);
   await ensureEscrowIndexes(connection);
   await ensurePayoutTransferIndexes(connection);
   await ensureAssetIndexes(connection);

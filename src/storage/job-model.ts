@@ -1,6 +1,6 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../model/job';
+import { DEDUPE_MODES, JOB_STATUSES, type AttemptRecord, type Dedupe, type Job, type JobError } from '../model/job';
 
 /**
  * A job as stored: the model's Job with `_id` as the public jobId (so no second unique index is
@@ -14,9 +14,21 @@ export interface JobDocument extends Omit<Job, 'jobId'> {
    * test server).
    */
   dedupeKey?: string;
+  /**
+   * Dedupe `active`: `<tenant>/<type>:<key>` while the job is unfinished (waiting, queued, leased),
+   * $unset by every transition to a finished status. Sparse unique: at most one unfinished job per key.
+   */
+  activeKey?: string;
+  /**
+   * Dedupe `debounce`: `<tenant>/<type>:<key>` while the job is queued and has never been leased
+   * ($unset by its first claim, or a cancel). Sparse unique: at most one such job per key.
+   */
+  debounceKey?: string;
 }
 
 const errorSchema = new Schema<JobError>({ code: String, message: { type: String, required: true } }, { _id: false });
+
+const dedupeSchema = new Schema<Dedupe>({ key: { type: String, required: true }, mode: { type: String, enum: DEDUPE_MODES, required: true }, seconds: Number }, { _id: false });
 
 const attemptSchema = new Schema<AttemptRecord>(
   {
@@ -45,6 +57,12 @@ const jobSchema = new Schema<JobDocument>(
     leaseExpiresAt: { type: Date, default: null },
     workerId: { type: String, default: null },
     slotId: { type: String, default: null },
+    concurrencyKey: { type: String, default: null },
+    keySlotId: { type: String, default: null },
+    dedupe: { type: dedupeSchema, default: null },
+    activeKey: { type: String },
+    debounceKey: { type: String },
+    checkpoint: { type: Schema.Types.Mixed, default: null },
     progress: { type: Number, default: 0 },
     result: { type: Schema.Types.Mixed, default: null },
     lastError: { type: errorSchema, default: null },
@@ -80,6 +98,9 @@ jobSchema.index({ dependsOn: 1, status: 1 }, { name: 'children' });
 // The reclaim step: status=leased with an expired lease.
 jobSchema.index({ status: 1, leaseExpiresAt: 1 }, { name: 'reclaim' });
 jobSchema.index({ dedupeKey: 1 }, { name: 'dedupe', unique: true, sparse: true });
+// Sparse, not partial: the test server treats a partial unique index as a plain one (TESTING.md).
+jobSchema.index({ activeKey: 1 }, { name: 'dedupe_active', unique: true, sparse: true });
+jobSchema.index({ debounceKey: 1 }, { name: 'dedupe_debounce', unique: true, sparse: true });
 // Admin listings (newest first), optionally by status or creator, and the stats' oldest queued job.
 jobSchema.index({ createdAt: -1 }, { name: 'newest' });
 jobSchema.index({ status: 1, createdAt: -1 }, { name: 'status_newest' });

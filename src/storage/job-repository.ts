@@ -2,9 +2,11 @@ import type mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 
 import type { Role } from '../model/principal';
-import type { AttemptOutcome, Job, JobError, JobStatus } from '../model/job';
+import type { AttemptOutcome, Dedupe, Job, JobError, JobStatus } from '../model/job';
+import { ConflictError } from '../errors';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
+import { throttleModel, type ThrottleModel } from './throttle-model';
 
 export interface NewJob {
   jobId: string;
@@ -23,6 +25,15 @@ export interface NewJob {
   dependsOn?: string[];
   pendingParents?: string[];
   lastError?: JobError | null;
+  concurrencyKey?: string | null;
+  /** How to deduplicate (active: via insert; throttle: insertThrottled; debounce: insertDebounced). */
+  dedupe?: Dedupe | null;
+}
+
+/** An insert's outcome: `created: false` returns an earlier job (an idempotency key, or a dedupe). */
+export interface InsertResult {
+  job: Job;
+  created: boolean;
 }
 
 /** Which lease a report must hold: the lease id when the worker sent it, else the worker id. */
@@ -40,7 +51,35 @@ export interface ClaimRequest {
   workerId: string;
   leaseExpiresAt: Date;
   slotId: string | null;
+  /** The per-key slot (keyConcurrencyLimit) taken under the same lease id. */
+  keySlotId?: string | null;
 }
+
+/** Where a failed report sends the job (computed by the domain from what it read). */
+export interface FailNext {
+  status: Extract<JobStatus, 'queued' | 'failed' | 'dlq' | 'cancelled'>;
+  nextRunAt?: Date;
+}
+
+/** What a report does to the job it ends the lease of. */
+export type ReportChange =
+  | { outcome: 'succeeded'; result: unknown; partial: boolean }
+  | { outcome: 'failed'; attempt: number; error: JobError; attemptOutcome: AttemptOutcome; next: FailNext }
+  | { outcome: 'snoozed'; attempt: number; cancelled: boolean; nextRunAt: Date };
+
+/** One report of a batch, as written: its own id marks the history entry it closes. */
+export interface BatchReportWrite {
+  jobId: string;
+  holder: LeaseHolder & { leaseId: string };
+  change: ReportChange;
+  reportId: string;
+}
+
+/** What a batch report is judged on (read for the whole batch at once). */
+export type ReportTarget = Pick<
+  Job,
+  'jobId' | 'type' | 'tenant' | 'status' | 'leaseId' | 'workerId' | 'attempt' | 'maxAttempts' | 'nextRunAt' | 'cancelRequested' | 'slotId' | 'keySlotId' | 'hasChildren'
+>;
 
 export interface FinishParams {
   jobId: string;
@@ -74,6 +113,10 @@ export function toJob(doc: JobDocument): Job {
     pendingParents: doc.pendingParents ?? [],
     partial: doc.partial ?? false,
     slotId: doc.slotId ?? null,
+    concurrencyKey: doc.concurrencyKey ?? null,
+    keySlotId: doc.keySlotId ?? null,
+    dedupe: doc.dedupe ? { key: doc.dedupe.key, mode: doc.dedupe.mode, ...(typeof doc.dedupe.seconds === 'number' ? { seconds: doc.dedupe.seconds } : {}) } : null,
+    checkpoint: doc.checkpoint ?? null,
     hasChildren: doc.hasChildren ?? false,
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
@@ -110,20 +153,117 @@ function leaseAttempt(leaseId: string): { arrayFilters: Record<string, unknown>[
   return { arrayFilters: [{ 'lease.leaseId': leaseId }] };
 }
 
-const CLEARED_LEASE = { leaseId: null, leaseExpiresAt: null, slotId: null };
+const CLEARED_LEASE = { leaseId: null, leaseExpiresAt: null, slotId: null, keySlotId: null };
+/**
+ * Every transition to a finished status $unsets these: the dedupe keys apply only while a job is
+ * unfinished (active) or queued and never leased (debounce). Exported so any new way of finishing
+ * jobs (bulk actions) unsets them too.
+ */
+export const FINISHED_UNSET = { activeKey: '', debounceKey: '' } as const;
 const CANCELLED_WHILE_LEASED: JobError = { code: 'cancelled', message: 'cancelled while it ran' };
 
-const SUCCEEDED_FIELDS = { _id: 1, type: 1, tenant: 1, attempt: 1, leaseId: 1, slotId: 1, hasChildren: 1 } as const;
-/** What `succeed` returns of the job as it was before: enough to free its slot and settle its children. */
-export type SucceededJob = Pick<Job, 'jobId' | 'type' | 'tenant' | 'attempt' | 'leaseId' | 'slotId' | 'hasChildren'>;
+const SUCCEEDED_FIELDS = { _id: 1, type: 1, tenant: 1, attempt: 1, leaseId: 1, slotId: 1, keySlotId: 1, hasChildren: 1 } as const;
+/** What `succeed` returns of the job as it was before: enough to free its slots and settle its children. */
+export type SucceededJob = Pick<Job, 'jobId' | 'type' | 'tenant' | 'attempt' | 'leaseId' | 'slotId' | 'keySlotId' | 'hasChildren'>;
 
 /** A waiting job that depends on a finished parent. */
 export type WaitingChild = Pick<Job, 'jobId' | 'type' | 'tenant' | 'nextRunAt' | 'hasChildren'>;
 
 /** What the reclaim step reads of an expired lease (its writes are conditional on these values). */
-export type ExpiredLease = Pick<Job, 'jobId' | 'type' | 'tenant' | 'leaseId' | 'slotId' | 'attempt' | 'maxAttempts' | 'hasChildren' | 'cancelRequested'>;
+export type ExpiredLease = Pick<Job, 'jobId' | 'type' | 'tenant' | 'leaseId' | 'slotId' | 'keySlotId' | 'attempt' | 'maxAttempts' | 'hasChildren' | 'cancelRequested'>;
 
-const EXPIRED_LEASE_FIELDS = { _id: 1, type: 1, tenant: 1, leaseId: 1, slotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1, cancelRequested: 1 } as const;
+const EXPIRED_LEASE_FIELDS = { _id: 1, type: 1, tenant: 1, leaseId: 1, slotId: 1, keySlotId: 1, attempt: 1, maxAttempts: 1, hasChildren: 1, cancelRequested: 1 } as const;
+
+const REPORT_TARGET_FIELDS = {
+  _id: 1,
+  type: 1,
+  tenant: 1,
+  status: 1,
+  leaseId: 1,
+  workerId: 1,
+  attempt: 1,
+  maxAttempts: 1,
+  nextRunAt: 1,
+  cancelRequested: 1,
+  slotId: 1,
+  keySlotId: 1,
+  hasChildren: 1,
+} as const;
+
+/**
+ * The one conditional update of each report (succeed, fail, snooze), for the single endpoints and
+ * batches alike. Always conditional on the lease the caller holds; a failure and a snooze also on
+ * the attempt and the cancel flag read (see `fail`). Every way out of a lease but `queued` again
+ * unsets the dedupe keys (FINISHED_UNSET).
+ */
+function reportUpdate(params: { jobId: string; holder: LeaseHolder & { leaseId: string }; now: Date; change: ReportChange; reportId?: string }): {
+  filter: Record<string, unknown>;
+  update: Record<string, unknown>;
+  arrayFilters: Record<string, unknown>[];
+} {
+  const { now, change } = params;
+  const marker = params.reportId === undefined ? {} : { 'attempts.$[lease].reportId': params.reportId };
+  const base = { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) };
+  const { arrayFilters } = leaseAttempt(params.holder.leaseId);
+  if (change.outcome === 'succeeded') {
+    return {
+      filter: base,
+      update: {
+        $set: {
+          ...CLEARED_LEASE,
+          status: 'succeeded',
+          result: change.result ?? null,
+          partial: change.partial,
+          progress: 100,
+          completedAt: now,
+          updatedAt: now,
+          ...closeAttempt(now, 'succeeded', null),
+          ...marker,
+        },
+        $unset: FINISHED_UNSET,
+      },
+      arrayFilters,
+    };
+  }
+  if (change.outcome === 'snoozed') {
+    const filter = { ...base, attempt: change.attempt, cancelRequested: change.cancelled ? true : { $ne: true } };
+    if (change.cancelled) {
+      return {
+        filter,
+        update: {
+          $set: { ...CLEARED_LEASE, status: 'cancelled', lastError: CANCELLED_WHILE_LEASED, completedAt: now, updatedAt: now, ...closeAttempt(now, 'cancelled', null), ...marker },
+          $unset: FINISHED_UNSET,
+        },
+        arrayFilters,
+      };
+    }
+    return {
+      filter,
+      update: { $set: { ...CLEARED_LEASE, status: 'queued', attempt: change.attempt - 1, nextRunAt: change.nextRunAt, updatedAt: now, ...closeAttempt(now, 'snoozed', null), ...marker } },
+      arrayFilters,
+    };
+  }
+  const { next } = change;
+  const terminal = next.status !== 'queued';
+  const cancelled = next.status === 'cancelled';
+  return {
+    filter: { ...base, attempt: change.attempt, cancelRequested: cancelled ? true : { $ne: true } },
+    update: {
+      $set: {
+        ...CLEARED_LEASE,
+        status: next.status,
+        lastError: cancelled ? CANCELLED_WHILE_LEASED : change.error,
+        updatedAt: now,
+        ...(next.nextRunAt ? { nextRunAt: next.nextRunAt } : {}),
+        ...(terminal ? { completedAt: now } : {}),
+        ...closeAttempt(now, change.attemptOutcome, change.error),
+        ...marker,
+      },
+      ...(terminal ? { $unset: FINISHED_UNSET } : {}),
+    },
+    arrayFilters,
+  };
+}
 
 function pickedJob<T extends { _id: string }>(doc: T): Omit<T, '_id'> & { jobId: string } {
   const { _id, ...rest } = doc;
@@ -133,9 +273,11 @@ function pickedJob<T extends { _id: string }>(doc: T): Omit<T, '_id'> & { jobId:
 /** The atomic operations on jobs. Every state change is one conditional update. */
 export class JobRepository {
   private readonly jobs: JobModel;
+  private readonly throttles: ThrottleModel;
 
   constructor(connection: Connection) {
     this.jobs = jobModel(connection);
+    this.throttles = throttleModel(connection);
   }
 
   /** The driver's collection behind the model, typed with the stored shape. */
@@ -145,19 +287,121 @@ export class JobRepository {
 
   /**
    * Inserts a job; when its idempotency key was used before for the type, returns the first job
-   * instead (`created: false`).
+   * instead (`created: false`). With dedupe `active`, an unfinished job holding the key is returned
+   * instead; one that finished in between frees the key, and the insert is tried again.
    */
-  async insert(job: NewJob): Promise<{ job: Job; created: boolean }> {
+  async insert(job: NewJob): Promise<InsertResult> {
     const doc = newJobDocument(job);
-    try {
-      await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
-      return { job: toJob(doc), created: true };
-    } catch (err) {
-      if (doc.dedupeKey === undefined || !isDuplicateKeyError(err)) throw err;
-      const existing = await this.jobs.findOne({ dedupeKey: doc.dedupeKey }).lean<JobDocument>();
-      if (!existing) throw err;
-      return { job: toJob(existing), created: false };
+    for (let round = 0; ; round += 1) {
+      try {
+        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
+        return { job: toJob(doc), created: true };
+      } catch (err) {
+        if (!isDuplicateKeyError(err)) throw err;
+        if (doc.dedupeKey !== undefined) {
+          const existing = await this.jobs.findOne({ dedupeKey: doc.dedupeKey }).lean<JobDocument>();
+          if (!existing) throw err;
+          return { job: toJob(existing), created: false };
+        }
+        if (doc.activeKey === undefined || round >= MAX_DEDUPE_ROUNDS) throw err;
+        const holder = await this.activeHolder(doc.activeKey);
+        if (holder) return { job: holder, created: false };
+      }
     }
+  }
+
+  /**
+   * The unfinished job holding an `active` dedupe key, or null when none does any more. A finished
+   * job found holding one (a way of finishing jobs that forgot to unset it) gives it up here, so a
+   * stale key can never block its key for good.
+   */
+  private async activeHolder(activeKey: string): Promise<Job | null> {
+    const holder = await this.jobs.findOne({ activeKey }).lean<JobDocument>();
+    if (!holder) return null;
+    if (['waiting', 'queued', 'leased'].includes(holder.status)) return toJob(holder);
+    await this.jobs.updateOne({ _id: holder._id, activeKey, status: holder.status }, { $unset: { activeKey: '' } });
+    return null;
+  }
+
+  /**
+   * Dedupe `throttle`: the job created with this key less than `seconds` ago is returned
+   * (`created: false`); otherwise `job` is created and starts the key's period. The period is taken
+   * first (a conditional update of its document, or the insert of the first one) with the job's id
+   * in it; then whoever inserts a job with that id first creates it. So a period never has two
+   * jobs, and one whose creator crashed before inserting gets its job from the next caller.
+   */
+  async insertThrottled(job: NewJob & { dedupe: Dedupe & { seconds: number } }): Promise<InsertResult> {
+    const scope = dedupeScope(job, job.dedupe.key);
+    const until = new Date(job.now.getTime() + job.dedupe.seconds * 1000);
+    for (let round = 0; round < MAX_DEDUPE_ROUNDS; round += 1) {
+      const period = await this.throttles.findById(scope).lean<{ jobId: string; until: Date }>();
+      if (period && period.until.getTime() > job.now.getTime()) {
+        const existing = await this.findById(period.jobId);
+        if (existing) return { job: existing, created: false };
+        // Its creator has not inserted it yet (or crashed): insert it with that id; first one wins.
+        return this.insertWithId({ ...job, jobId: period.jobId });
+      }
+      const taken = period
+        ? await this.throttles.updateOne({ _id: scope, jobId: period.jobId, until: period.until }, { $set: { jobId: job.jobId, until } })
+        : await this.throttles.collection.insertOne({ _id: scope, jobId: job.jobId, until } as unknown as Record<string, unknown>).then(
+            () => ({ matchedCount: 1 }),
+            (err: unknown) => {
+              if (isDuplicateKeyError(err)) return { matchedCount: 0 };
+              throw err;
+            },
+          );
+      if (taken.matchedCount === 1) return this.insertWithId(job);
+    }
+    throw new ConflictError('the throttle period of this dedupe key kept changing; retry');
+  }
+
+  /** Inserts a job whose id another caller may insert too: the second gets the first's job. */
+  private async insertWithId(job: NewJob): Promise<InsertResult> {
+    try {
+      await this.jobs.collection.insertOne(newJobDocument(job) as unknown as Record<string, unknown>);
+      return { job: toJob(newJobDocument(job)), created: true };
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      const existing = await this.findById(job.jobId);
+      if (!existing) throw err;
+      return { job: existing, created: false };
+    }
+  }
+
+  /**
+   * Dedupe `debounce`: a queued, never-leased job with this key gets the new payload and priority
+   * and runs at `job.nextRunAt` (now + seconds) instead, and is returned (`created: false`);
+   * otherwise `job` is created holding the key. The replacement is conditional on the job still
+   * being queued with attempt 0, and its claim unsets the key, so a job being leased is never
+   * changed under its worker: then a new job is created.
+   */
+  async insertDebounced(job: NewJob): Promise<InsertResult> {
+    const debounceKey = dedupeScope(job, job.dedupe!.key);
+    for (let round = 0; round < MAX_DEDUPE_ROUNDS; round += 1) {
+      const replaced = await this.jobs
+        .findOneAndUpdate(
+          { debounceKey, status: 'queued', attempt: 0 },
+          { $set: { payload: job.payload, priority: job.priority, nextRunAt: job.nextRunAt, updatedAt: job.now } },
+          { new: true },
+        )
+        .lean<JobDocument>();
+      if (replaced) return { job: toJob(replaced), created: false };
+      const holder = await this.jobs.findOne({ debounceKey }, { _id: 1, status: 1, attempt: 1 }).lean<Pick<JobDocument, '_id' | 'status' | 'attempt'>>();
+      // A holder that is no longer queued-and-never-leased gives the key up (see FINISHED_UNSET).
+      if (holder && !(holder.status === 'queued' && holder.attempt === 0)) {
+        await this.jobs.updateOne({ _id: holder._id, debounceKey }, { $unset: { debounceKey: '' } });
+        continue;
+      }
+      if (holder) continue;
+      try {
+        const doc = newJobDocument(job);
+        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
+        return { job: toJob(doc), created: true };
+      } catch (err) {
+        if (!isDuplicateKeyError(err)) throw err;
+      }
+    }
+    throw new ConflictError('the debounced job of this dedupe key kept changing; retry');
   }
 
   /**
@@ -236,7 +480,7 @@ export class JobRepository {
       await this.jobs
         .findOneAndUpdate(
           { _id: params.childId, status: 'waiting' },
-          { $set: { status: 'cancelled', lastError: params.error, completedAt: now, updatedAt: now } },
+          { $set: { status: 'cancelled', lastError: params.error, completedAt: now, updatedAt: now }, $unset: FINISHED_UNSET },
           { new: true },
         )
         .lean<JobDocument>(),
@@ -252,6 +496,8 @@ export class JobRepository {
     types: readonly string[] | null;
     /** With `types: null`: every type but these (limited types with no free slot). */
     excludeTypes?: readonly string[];
+    /** Per type, concurrency keys to leave out (keys at their keyConcurrencyLimit). */
+    excludeKeys?: ReadonlyMap<string, ReadonlySet<string>>;
     now: Date;
     limit: number;
     tenant?: string;
@@ -267,6 +513,16 @@ export class JobRepository {
       .limit(params.limit)
       .lean<{ type: string }[]>();
     return docs.map((doc) => doc.type);
+  }
+
+  /** Type and concurrency key of the jobs findAvailable would return (for the long-poll probe). */
+  async findAvailableEntries(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; limit: number; tenant?: string }): Promise<{ type: string; concurrencyKey: string | null }[]> {
+    const docs = await this.jobs
+      .find(availableFilter(params), { _id: 0, type: 1, concurrencyKey: 1 })
+      .sort({ priority: -1, nextRunAt: 1 })
+      .limit(params.limit)
+      .lean<{ type: string; concurrencyKey?: string | null }[]>();
+    return docs.map((doc) => ({ type: doc.type, concurrencyKey: doc.concurrencyKey ?? null }));
   }
 
   /** When the next queued job of the scope that is not due yet falls due (null: none is scheduled). */
@@ -368,7 +624,7 @@ export class JobRepository {
     // The driver's collection, not the model: Mongoose would cast every attempt record into a
     // subdocument and back on this hot path (measured in the bench profile).
     const result = await this.rawJobs().bulkWrite(
-      requests.map(({ candidate, leaseId, workerId, leaseExpiresAt, slotId }) => ({
+      requests.map(({ candidate, leaseId, workerId, leaseExpiresAt, slotId, keySlotId }) => ({
         updateOne: {
           // An acknowledged cancel is final: a flagged job is never leased again (the flag is only
           // ever cleared by an admin requeue).
@@ -380,11 +636,14 @@ export class JobRepository {
               workerId,
               leaseExpiresAt,
               slotId,
+              keySlotId: keySlotId ?? null,
               attempt: candidate.attempt + 1,
               progress: 0,
               updatedAt: now,
               startedAt: candidate.startedAt ?? now,
             },
+            // Leased once, a debounced job takes no more replacements.
+            $unset: { debounceKey: '' },
             $push: {
               attempts: {
                 $each: [{ attempt: candidate.attempt + 1, leaseId, workerId, leasedAt: now, finishedAt: null, outcome: null, error: null }],
@@ -403,6 +662,7 @@ export class JobRepository {
       workerId: request.workerId,
       leaseExpiresAt: request.leaseExpiresAt,
       slotId: request.slotId,
+      keySlotId: request.keySlotId ?? null,
       attempt: request.candidate.attempt + 1,
       progress: 0,
       startedAt: request.candidate.startedAt ?? now,
@@ -427,6 +687,7 @@ export class JobRepository {
       ...pickedJob(doc),
       tenant: doc.tenant ?? null,
       slotId: doc.slotId ?? null,
+      keySlotId: doc.keySlotId ?? null,
       hasChildren: doc.hasChildren ?? false,
       cancelRequested: doc.cancelRequested ?? false,
     }));
@@ -457,6 +718,7 @@ export class JobRepository {
               updatedAt: now,
               ...closeAttempt(now, 'cancelled', error),
             },
+            $unset: FINISHED_UNSET,
           },
           { ...leaseAttempt(job.leaseId!), new: true },
         )
@@ -476,6 +738,7 @@ export class JobRepository {
             ...(toDeadLetter ? { completedAt: now } : {}),
             ...closeAttempt(now, 'expired', error),
           },
+          ...(toDeadLetter ? { $unset: FINISHED_UNSET } : {}),
         },
         { ...leaseAttempt(job.leaseId!), new: true },
       )
@@ -489,9 +752,10 @@ export class JobRepository {
    * turn refused once that is recorded. Both writes meet on this one document, so exactly one of
    * them comes first, and both callers learn which. Returns null when the caller does not hold the lease.
    */
-  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean }): Promise<Job | null> {
+  async heartbeat(params: FinishParams & { leaseExpiresAt: Date; progress: number | undefined; irreversible?: boolean; checkpoint?: unknown }): Promise<Job | null> {
     const set: Record<string, unknown> = { leaseExpiresAt: params.leaseExpiresAt, updatedAt: params.now };
     if (params.progress !== undefined) set.progress = params.progress;
+    if (params.checkpoint !== undefined) set.checkpoint = params.checkpoint;
     const filter = { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) };
     if (params.irreversible) {
       const marked = await this.jobs
@@ -503,29 +767,18 @@ export class JobRepository {
   }
 
   async succeed(params: FinishParams & { result: unknown; partial: boolean }): Promise<SucceededJob | null> {
-    const { now } = params;
     type Before = Omit<SucceededJob, 'jobId'> & { _id: string };
+    const op = reportUpdate({ ...params, change: { outcome: 'succeeded', result: params.result, partial: params.partial } });
     // The driver's collection with a projection: one conditional update, and only the fields the
     // caller needs come back (the hot path of every job).
-    const before = (await this.rawJobs().findOneAndUpdate(
-        { _id: params.jobId, status: 'leased', ...holderFilter(params.holder) },
-        {
-          $set: {
-            ...CLEARED_LEASE,
-            status: 'succeeded',
-            result: params.result ?? null,
-            partial: params.partial,
-            progress: 100,
-            completedAt: now,
-            updatedAt: now,
-            ...closeAttempt(now, 'succeeded', null),
-          },
-        },
-        // The document before the update: the caller needs the slot it held.
-        { ...leaseAttempt(params.holder.leaseId), returnDocument: 'before', projection: SUCCEEDED_FIELDS },
-      )) as Before | null;
+    const before = (await this.rawJobs().findOneAndUpdate(op.filter, op.update, {
+      arrayFilters: op.arrayFilters,
+      // The document before the update: the caller needs the slot it held.
+      returnDocument: 'before',
+      projection: SUCCEEDED_FIELDS,
+    })) as Before | null;
     if (!before) return null;
-    return { ...pickedJob(before), tenant: before.tenant ?? null, slotId: before.slotId ?? null, hasChildren: before.hasChildren ?? false };
+    return { ...pickedJob(before), tenant: before.tenant ?? null, slotId: before.slotId ?? null, keySlotId: before.keySlotId ?? null, hasChildren: before.hasChildren ?? false };
   }
 
   /**
@@ -534,41 +787,70 @@ export class JobRepository {
    * read (`next.status === 'cancelled'` exactly when the flag was set): a cancel acknowledged after
    * the read makes this miss, and the caller reads again.
    */
-  async fail(
-    params: FinishParams & {
-      attempt: number;
-      error: JobError;
-      outcome: AttemptOutcome;
-      next: { status: Extract<JobStatus, 'queued' | 'failed' | 'dlq' | 'cancelled'>; nextRunAt?: Date };
-    },
-  ): Promise<Job | null> {
-    const { now, next } = params;
-    const terminal = next.status !== 'queued';
-    const cancelled = next.status === 'cancelled';
-    const before = await this.jobs
-      .findOneAndUpdate(
+  async fail(params: FinishParams & { attempt: number; error: JobError; outcome: AttemptOutcome; next: FailNext }): Promise<Job | null> {
+    const op = reportUpdate({ ...params, change: { outcome: 'failed', attempt: params.attempt, error: params.error, attemptOutcome: params.outcome, next: params.next } });
+    return orNull(await this.jobs.findOneAndUpdate(op.filter, op.update, { arrayFilters: op.arrayFilters, new: false }).lean<JobDocument>());
+  }
+
+  /**
+   * The leaseholder puts the job back to `queued` at `nextRunAt`; the attempt does not count
+   * (`attempt` returns to its value before this lease) and the history entry's outcome is
+   * `snoozed`. Like `fail`, conditional on the lease, the attempt and the cancel flag read
+   * (`cancelled` exactly when it was set): a flagged cancel wins, the job ends `cancelled`. The job
+   * keeps an `active` dedupe key (it is still unfinished). Returns the job as it was before.
+   */
+  async snooze(params: FinishParams & { attempt: number; cancelled: boolean; nextRunAt: Date }): Promise<Job | null> {
+    const op = reportUpdate({ ...params, change: { outcome: 'snoozed', attempt: params.attempt, cancelled: params.cancelled, nextRunAt: params.nextRunAt } });
+    return orNull(await this.jobs.findOneAndUpdate(op.filter, op.update, { arrayFilters: op.arrayFilters, new: false }).lean<JobDocument>());
+  }
+
+  /** What batch reports need to judge each report before writing (one query for the whole batch). */
+  async findReportTargets(jobIds: readonly string[]): Promise<Map<string, ReportTarget>> {
+    if (jobIds.length === 0) return new Map();
+    const docs = await this.rawJobs()
+      .find({ _id: { $in: [...new Set(jobIds)] } }, { projection: REPORT_TARGET_FIELDS })
+      .toArray();
+    return new Map(
+      docs.map((doc) => [
+        doc._id,
         {
-          _id: params.jobId,
-          status: 'leased',
-          attempt: params.attempt,
-          cancelRequested: cancelled ? true : { $ne: true },
-          ...holderFilter(params.holder),
+          jobId: doc._id,
+          type: doc.type,
+          tenant: doc.tenant ?? null,
+          status: doc.status,
+          leaseId: doc.leaseId ?? null,
+          workerId: doc.workerId ?? null,
+          attempt: doc.attempt,
+          maxAttempts: doc.maxAttempts,
+          nextRunAt: doc.nextRunAt,
+          cancelRequested: doc.cancelRequested ?? false,
+          slotId: doc.slotId ?? null,
+          keySlotId: doc.keySlotId ?? null,
+          hasChildren: doc.hasChildren ?? false,
         },
-        {
-          $set: {
-            ...CLEARED_LEASE,
-            status: next.status,
-            lastError: cancelled ? CANCELLED_WHILE_LEASED : params.error,
-            updatedAt: now,
-            ...(next.nextRunAt ? { nextRunAt: next.nextRunAt } : {}),
-            ...(terminal ? { completedAt: now } : {}),
-            ...closeAttempt(now, params.outcome, params.error),
-          },
-        },
-        { ...leaseAttempt(params.holder.leaseId), new: false },
-      )
-      .lean<JobDocument>();
-    return orNull(before);
+      ]),
+    );
+  }
+
+  /**
+   * Applies many reports in ONE bulk write: each the same conditional update its single endpoint
+   * makes, marked with its own report id in the lease's history entry. Returns the ids of the
+   * reports that took effect; only when some missed (a race lost) does it read which.
+   */
+  async applyReports(params: { reports: readonly BatchReportWrite[]; now: Date }): Promise<Set<string>> {
+    const { reports, now } = params;
+    if (reports.length === 0) return new Set();
+    const ops = reports.map((report) => reportUpdate({ ...report, now }));
+    const result = await this.rawJobs().bulkWrite(
+      ops.map((op) => ({ updateOne: { filter: op.filter, update: op.update, arrayFilters: op.arrayFilters } })),
+      { ordered: false },
+    );
+    if (result.matchedCount === reports.length) return new Set(reports.map((r) => r.reportId));
+    const docs = await this.rawJobs()
+      .find({ _id: { $in: reports.map((r) => r.jobId) } }, { projection: { _id: 1, attempts: 1 } })
+      .toArray();
+    const marked = new Set(docs.flatMap((doc) => (doc.attempts ?? []).flatMap((a) => ((a as { reportId?: string }).reportId ? [(a as { reportId?: string }).reportId!] : []))));
+    return new Set(reports.map((r) => r.reportId).filter((id) => marked.has(id)));
   }
 
   /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */
@@ -578,7 +860,7 @@ export class JobRepository {
       await this.jobs
         .findOneAndUpdate(
           { _id: jobId, status: { $in: ['queued', 'waiting'] } },
-          { $set: { status: 'cancelled', completedAt: now, updatedAt: now, lastError: { code: 'cancelled', message: 'cancelled before it ran' } } },
+          { $set: { status: 'cancelled', completedAt: now, updatedAt: now, lastError: { code: 'cancelled', message: 'cancelled before it ran' } }, $unset: FINISHED_UNSET },
           { new: true },
         )
         .lean<JobDocument>(),
@@ -602,14 +884,34 @@ export class JobRepository {
     return orNull(flagged ?? (await this.jobs.findOne({ _id: jobId, status: 'leased', cancelRequested: true }).lean<JobDocument>()));
   }
 
-  /** failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. */
+  /**
+   * failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. A job enqueued
+   * with dedupe `active` takes its key again: 409 `conflict` when another unfinished job holds it.
+   */
   async requeue(params: { jobId: string; now: Date }): Promise<Job | null> {
+    const { jobId, now } = params;
+    const current = await this.jobs.findById(jobId, { _id: 1, type: 1, tenant: 1, dedupe: 1 }).lean<Pick<JobDocument, '_id' | 'type' | 'tenant' | 'dedupe'>>();
+    const activeKey = current?.dedupe?.mode === 'active' ? dedupeScope({ tenant: current.tenant ?? null, type: current.type }, current.dedupe.key) : undefined;
+    for (let round = 0; ; round += 1) {
+      try {
+        return await this.requeueOnce({ jobId, now, ...(activeKey === undefined ? {} : { activeKey }) });
+      } catch (err) {
+        if (activeKey === undefined || !isDuplicateKeyError(err)) throw err;
+        if (round >= MAX_DEDUPE_ROUNDS || (await this.activeHolder(activeKey))) {
+          throw new ConflictError(`another unfinished job holds its dedupe key "${current!.dedupe!.key}"; requeue it once that job has finished`);
+        }
+      }
+    }
+  }
+
+  private async requeueOnce(params: { jobId: string; now: Date; activeKey?: string }): Promise<Job | null> {
     const { jobId, now } = params;
     const requeued = await this.jobs
       .findOneAndUpdate(
         { _id: jobId, status: { $in: ['failed', 'dlq', 'cancelled'] } },
         {
           $set: {
+            ...(params.activeKey === undefined ? {} : { activeKey: params.activeKey }),
             ...CLEARED_LEASE,
             status: 'queued',
             attempt: 0,
@@ -642,13 +944,31 @@ function orNull(doc: JobDocument | null | undefined): Job | null {
   return doc ? toJob(doc) : null;
 }
 
-function availableFilter(params: { types: readonly string[] | null; excludeTypes?: readonly string[]; now: Date; tenant?: string }): Record<string, unknown> {
+function availableFilter(params: {
+  types: readonly string[] | null;
+  excludeTypes?: readonly string[];
+  excludeKeys?: ReadonlyMap<string, ReadonlySet<string>>;
+  now: Date;
+  tenant?: string;
+}): Record<string, unknown> {
   const filter: Record<string, unknown> = { status: 'queued', nextRunAt: { $lte: params.now } };
   if (params.tenant !== undefined) filter.tenant = params.tenant;
   if (params.types) filter.type = params.types.length === 1 ? params.types[0] : { $in: params.types };
   else if (params.excludeTypes && params.excludeTypes.length > 0) filter.type = { $nin: params.excludeTypes };
+  // Keys at their limit: a filter on top of the claim index's scan, so a busy key's backlog never
+  // fills the candidates and holds back other keys.
+  const keys = [...(params.excludeKeys ?? [])].filter(([, set]) => set.size > 0);
+  if (keys.length > 0) filter.$nor = keys.map(([type, set]) => ({ type, concurrencyKey: { $in: [...set] } }));
   return filter;
 }
+
+/** The scope of a dedupe key: one type, one tenant (never the principal, unlike idempotency keys). */
+function dedupeScope(job: { tenant: string | null; type: string }, key: string): string {
+  return `${job.tenant ?? ''}/${job.type}:${key}`;
+}
+
+/** How often a dedupe enqueue retries after losing a race (the holder finished, the period moved...). */
+const MAX_DEDUPE_ROUNDS = 10;
 
 /**
  * Idempotency keys are scoped by the creating principal (tenant, role, sub): another service reusing
@@ -663,6 +983,10 @@ function idempotencyScope(job: Pick<NewJob, 'tenant' | 'createdBy' | 'createdByR
 function newJobDocument(job: NewJob): JobDocument {
   const dedupeKey = job.idempotencyKey === null ? undefined : idempotencyScope(job) + `${job.type}:${job.idempotencyKey}`;
   const status = job.status ?? 'queued';
+  const dedupe = job.dedupe ?? null;
+  // A job created cancelled (a parent had failed) is finished from the start: it holds no key.
+  const activeKey = dedupe?.mode === 'active' && status !== 'cancelled' ? dedupeScope(job, dedupe.key) : undefined;
+  const debounceKey = dedupe?.mode === 'debounce' && status === 'queued' ? dedupeScope(job, dedupe.key) : undefined;
   return {
     _id: job.jobId,
     type: job.type,
@@ -676,6 +1000,12 @@ function newJobDocument(job: NewJob): JobDocument {
     leaseExpiresAt: null,
     workerId: null,
     slotId: null,
+    concurrencyKey: job.concurrencyKey ?? null,
+    keySlotId: null,
+    dedupe,
+    ...(activeKey === undefined ? {} : { activeKey }),
+    ...(debounceKey === undefined ? {} : { debounceKey }),
+    checkpoint: null,
     progress: 0,
     result: null,
     lastError: job.lastError ?? null,

@@ -53,7 +53,8 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     .replace(':jobId', jobId)
     .replace(':assetId', assetId)
     .replace(':escrowId', escrowId)
-    .replace(':name', 'matrix-schedule');
+    .replace(':name', 'matrix-schedule')
+    .replace(':type', 'noop');
   const agent = request(app);
   const base =
     method === 'GET'
@@ -77,6 +78,9 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     'POST /escrows': { batchId: 'matrix', amount: 100, currency: 'EUR', payee: 'acct_matrix' },
     'POST /admin/schedules': { name: 'matrix-schedule', type: 'noop', payload: {}, cron: '*/5 * * * *' },
     'PATCH /admin/schedules/:name': { paused: true },
+    'POST /jobs/:jobId/snooze': { leaseId: 'lease_matrix', seconds: 5 },
+    'POST /jobs/reports': { reports: [{ jobId, leaseId: 'lease_matrix', outcome: 'succeeded' }] },
+    'PATCH /admin/types/:type': { paused: false },
   };
   const body = bodies[route];
   return body ? test.send(body) : test;

@@ -224,6 +224,9 @@ const BASE_BODIES: Record<string, Record<string, unknown>> = {
   'POST /escrows': { batchId: 'fuzz', amount: 5, currency: 'EUR', payee: 'acct_fuzz' },
   'POST /admin/schedules': { name: 'fuzz-schedule', type: 'noop', payload: {}, cron: '*/5 * * * *', paused: true },
   'PATCH /admin/schedules/:name': { paused: true },
+  'POST /jobs/:jobId/snooze': { leaseId: 'lease_fuzz', seconds: 60 },
+  'POST /jobs/reports': { reports: [{ jobId: 'job_000000000000000000000000', leaseId: 'lease_fuzz', outcome: 'succeeded' }] },
+  'PATCH /admin/types/:type': { paused: true },
 };
 
 /** Query parameters each route reads. */

@@ -34,6 +34,7 @@ describe('GET /jobs/lease', () => {
           attempt: 1,
           leaseId: expect.stringMatching(/^lease_[0-9a-f]{24}$/),
           leaseExpiresAt: new Date(clock.now().getTime() + 300_000).toISOString(),
+          checkpoint: null,
         },
       ],
     });

@@ -425,7 +425,7 @@ describe('findExpiredLeases / reclaimLease', () => {
     expect(await jobs.findExpiredLeases({ now: new Date(clock.now().getTime() + LEASE_MS - 1), limit: 10 })).toEqual([]);
     const expired = await jobs.findExpiredLeases({ now: job.leaseExpiresAt!, limit: 10 });
     expect(expired).toEqual([
-      { jobId: job.jobId, type: job.type, tenant: 'acme', leaseId: job.leaseId, slotId: null, attempt: 1, maxAttempts: 3, hasChildren: false, cancelRequested: false },
+      { jobId: job.jobId, type: job.type, tenant: 'acme', leaseId: job.leaseId, slotId: null, keySlotId: null, attempt: 1, maxAttempts: 3, hasChildren: false, cancelRequested: false },
     ]);
   });
 
@@ -570,7 +570,7 @@ describe('succeed', () => {
     const now = clock.now();
     const before = await jobs.succeed({ jobId: job.jobId, holder: { leaseId: job.leaseId!, workerId: 'worker-a' }, now, result: { ok: 1 }, partial: true });
 
-    expect(before).toEqual({ jobId: job.jobId, type: job.type, tenant: 'acme', attempt: 1, leaseId: job.leaseId, slotId: null, hasChildren: true });
+    expect(before).toEqual({ jobId: job.jobId, type: job.type, tenant: 'acme', attempt: 1, leaseId: job.leaseId, slotId: null, keySlotId: null, hasChildren: true });
     const after = await stored(job.jobId);
     expect(after).toMatchObject({ status: 'succeeded', result: { ok: 1 }, partial: true, progress: 100, completedAt: now, leaseId: null, leaseExpiresAt: null, slotId: null });
     expect(after.attempts).toEqual([expect.objectContaining({ leaseId: job.leaseId, finishedAt: now, outcome: 'succeeded', error: null })]);
