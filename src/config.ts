@@ -171,6 +171,10 @@ const workerSchema = z.object({
   WORKER_LEASE_BATCH_TARGET: integer(1, 100).optional(),
   /** ...or after this many ms, whichever comes first. */
   WORKER_LEASE_LINGER_MS: integer(0, 1_000).default(20),
+  /** Finished jobs are reported in batches (POST /jobs/reports; an API without it gets single reports), or one by one. */
+  WORKER_BATCH_REPORTS: z.enum(['on', 'off']).default('on'),
+  /** While reports keep coming, a batch waits this many ms for more (an idle worker's report goes at once). */
+  WORKER_REPORT_LINGER_MS: integer(0, 1_000).default(2),
   /** Sandbox payment provider: share of transfers that fail transiently (for trying out retries). */
   SANDBOX_FAILURE_RATE: z
     .string()

@@ -2,6 +2,13 @@ import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
 import type {
   BatchEnqueueRequest,
   BatchEnqueueResponse,
+  BatchReportRequest,
+  BatchReportResponse,
+  JobTypeEntry,
+  JobTypeList,
+  SnoozeRequest,
+  SnoozeResponse,
+  UpdateJobTypeRequest,
   EnqueueRequest,
   EnqueueResponse,
   FailRequest,
@@ -38,7 +45,7 @@ export interface JobsClientOptions {
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
 
 interface RequestSpec {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PATCH';
   path: string;
   body?: unknown;
   /** Whether repeating the request is safe (reads, reports on a lease, keyed enqueues). */
@@ -67,7 +74,8 @@ export class JobsClient {
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResponse> {
-    // Without an idempotency key a repeated enqueue could create a second job, so it is not retried.
+    // Without an idempotency key a repeated enqueue could create a second job, so it is not retried
+    // (a dedupe is no such key: an `active` job may have finished between the tries).
     const { status, body } = await this.send<Omit<EnqueueResponse, 'created'>>({
       method: 'POST',
       path: '/jobs',
@@ -115,6 +123,30 @@ export class JobsClient {
 
   async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
     return (await this.send<FailResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/fail`, body, retryable: true })).body;
+  }
+
+  /** Puts a leased job back for `seconds` without spending its attempt; a repeat after it landed is a 409. */
+  async snooze(jobId: string, body: SnoozeRequest): Promise<SnoozeResponse> {
+    return (await this.send<SnoozeResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/snooze`, body, retryable: true })).body;
+  }
+
+  /**
+   * Up to 100 reports of finished jobs in one request; the answer has one result per report (a
+   * status, or the error its single endpoint would have answered). Retried like single reports: a
+   * report that landed before a lost answer is a 409 the second time.
+   */
+  async reportBatch(body: BatchReportRequest): Promise<BatchReportResponse> {
+    return (await this.send<BatchReportResponse>({ method: 'POST', path: '/jobs/reports', body, retryable: true })).body;
+  }
+
+  /** Admin: every job type with its effective policy, pause and counts. */
+  async listTypes(): Promise<JobTypeList> {
+    return (await this.send<JobTypeList>({ method: 'GET', path: '/admin/types', retryable: true })).body;
+  }
+
+  /** Admin (without a tenant): changes a type's run-time settings; `null` removes one. Setting values is safe to repeat. */
+  async updateType(type: string, body: UpdateJobTypeRequest): Promise<JobTypeEntry> {
+    return (await this.send<JobTypeEntry>({ method: 'PATCH', path: `/admin/types/${encodeURIComponent(type)}`, body, retryable: true })).body;
   }
 
   async cancel(jobId: string): Promise<JobStatusResponse> {

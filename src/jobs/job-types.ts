@@ -43,6 +43,12 @@ export const noop = defineJobType({
      * at once (`failed`, no retry).
      */
     fail: z.enum(['retryable', 'permanent']).optional(),
+    /**
+     * Resumable work, to watch checkpoints: sleepMs is split into this many steps; after each a
+     * checkpoint `{ step }` is saved, and a later run (after a crash, a retry) resumes after the
+     * last saved step. The result says where it resumed (`resumedFrom`).
+     */
+    steps: z.number().int().min(1).max(100).optional(),
   }),
   policy: { maxAttempts: 3, timeoutSeconds: 30, concurrencyLimit: null, backoffBaseSeconds: 1, backoffCapSeconds: 30 },
 });

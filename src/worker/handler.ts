@@ -19,6 +19,17 @@ export interface JobContext<Payload> {
    * (`signal` fires) and this rejects, so the work never starts after an acknowledged cancel.
    */
   pointOfNoReturn(): Promise<void>;
+  /**
+   * What an earlier run of this job saved with `saveCheckpoint` (null when none): a retried job
+   * resumes from here. After a save in this run, the value saved.
+   */
+  readonly checkpoint: unknown;
+  /**
+   * Saves how far the job got (any JSON, at most 64 KiB as text): sent with a heartbeat now, and
+   * handed to every later lease of the job, so a run that crashes resumes from it. Rejects (and
+   * aborts `signal`) if the lease was lost or a cancel was requested.
+   */
+  saveCheckpoint(value: unknown): Promise<void>;
   logger: Logger;
 }
 
@@ -54,6 +65,21 @@ export class PermanentJobError extends Error {
   ) {
     super(message);
     this.name = 'PermanentJobError';
+  }
+}
+
+/**
+ * Thrown by a handler to put the job back for later (a provider said "not now", a resource is
+ * busy): it runs again after `seconds` (1–86400), and this run does not count as an attempt.
+ */
+export class SnoozeJobError extends Error {
+  constructor(
+    readonly seconds: number,
+    message = `snoozed for ${seconds} s`,
+  ) {
+    super(message);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) throw new RangeError(`SnoozeJobError: seconds must be a whole number from 1 to 86400, not ${seconds}`);
+    this.name = 'SnoozeJobError';
   }
 }
 

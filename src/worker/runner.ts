@@ -1,8 +1,9 @@
-import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
-import { ConflictApiError, NetworkError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
+import type { BatchReportItem, BatchReportResponse, HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
+import { ConflictApiError, NetworkError, NotFoundApiError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
 import type { Logger } from '../logger';
-import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler } from './handler';
+import { PartialResult, PermanentJobError, RetryableJobError, SnoozeJobError, type JobHandler } from './handler';
 import { PollBackoff } from './poll-backoff';
+import { ReportBatcher } from './report-batcher';
 
 /** Upper bound on retrying one report through an API outage. */
 const MAX_REPORT_RETRY_MS = 60_000;
@@ -10,9 +11,13 @@ const MAX_REPORT_RETRY_MS = 60_000;
 /** The part of the jobs client the runner uses (the real JobsClient, or a fake in unit tests). */
 export interface WorkerApi {
   lease(params: { limit: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal }): Promise<LeaseResponse>;
-  heartbeat(jobId: string, body: { leaseId: string; progress?: number; irreversible?: boolean }): Promise<HeartbeatResponse>;
+  heartbeat(jobId: string, body: { leaseId: string; progress?: number; irreversible?: boolean; checkpoint?: unknown }): Promise<HeartbeatResponse>;
   succeed(jobId: string, body: { leaseId: string; result?: unknown; durationMs?: number }): Promise<unknown>;
   fail(jobId: string, body: { leaseId: string; error: { message: string; code?: string; retryable?: boolean }; durationMs?: number }): Promise<unknown>;
+  /** Without it (an API client that predates snooze) a snooze is reported as a retryable failure. */
+  snooze?(jobId: string, body: { leaseId: string; seconds: number; durationMs?: number }): Promise<unknown>;
+  /** Without it, every report goes to its single endpoint. */
+  reportBatch?(body: { reports: BatchReportItem[] }): Promise<BatchReportResponse>;
 }
 
 export interface WorkerRunnerOptions {
@@ -41,9 +46,16 @@ export interface WorkerRunnerOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Called for every finished job (metrics, tests). */
   onJobFinished?: (event: JobFinishedEvent) => void;
+  /**
+   * Report finished jobs in batches (POST /jobs/reports; default on when the API client has it):
+   * at once while no batch is in flight, else together in the next, which lingers
+   * `reportLingerMs` (default 2) while reports keep coming. An API without the route gets single reports.
+   */
+  batchReports?: boolean;
+  reportLingerMs?: number;
 }
 
-export type JobOutcome = 'succeeded' | 'failed' | 'abandoned';
+export type JobOutcome = 'succeeded' | 'failed' | 'snoozed' | 'abandoned';
 
 export interface JobFinishedEvent {
   jobId: string;
@@ -97,8 +109,18 @@ export class WorkerRunner {
   private loop: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  private readonly batcher: ReportBatcher | undefined;
 
   constructor(private readonly options: WorkerRunnerOptions) {
+    const { api } = options;
+    if (api.reportBatch && options.batchReports !== false) {
+      this.batcher = new ReportBatcher({
+        send: (reports) => api.reportBatch!({ reports }),
+        sendOne: (report) => this.sendSingle(report),
+        ...(options.reportLingerMs === undefined ? {} : { lingerMs: options.reportLingerMs }),
+        onFallback: () => options.logger.info('the API has no batch reports (POST /jobs/reports answered 404): reporting one by one'),
+      });
+    }
     this.backoff = new PollBackoff({
       minMs: options.pollMinMs ?? 250,
       maxMs: options.pollMaxMs ?? 5_000,
@@ -255,12 +277,55 @@ export class WorkerRunner {
     }
   }
 
+  /** A report through its single endpoint (no batching, or an API without it). */
+  private async sendSingle(report: BatchReportItem): Promise<void> {
+    const { api } = this.options;
+    const durationMs = report.durationMs === undefined ? {} : { durationMs: report.durationMs };
+    switch (report.outcome) {
+      case 'succeeded':
+        await api.succeed(report.jobId, { leaseId: report.leaseId, ...('result' in report ? { result: report.result } : {}), ...durationMs });
+        return;
+      case 'failed':
+        await api.fail(report.jobId, { leaseId: report.leaseId, error: report.error, ...durationMs });
+        return;
+      case 'snoozed':
+        try {
+          if (!api.snooze) throw new NotFoundApiError(404, 'not_found', 'this API client has no snooze');
+          await api.snooze(report.jobId, { leaseId: report.leaseId, seconds: report.seconds, ...durationMs });
+        } catch (err) {
+          // An API that predates snooze: the job is retried instead (the attempt counts).
+          if (!(err instanceof NotFoundApiError && err.code === 'not_found')) throw err;
+          await api.fail(report.jobId, { leaseId: report.leaseId, error: { message: `snooze for ${report.seconds} s is not supported by this API; retried instead`, code: 'snoozed', retryable: true }, ...durationMs });
+        }
+    }
+  }
+
+  private report(item: BatchReportItem): Promise<void> {
+    return this.batcher ? this.batcher.submit(item) : this.sendSingle(item);
+  }
+
   private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
     const { api, logger } = this.options;
     const log = logger.child({ jobId: job.jobId, type: job.type, attempt: job.attempt });
     const started = this.now();
     let progress: number | undefined;
+    let checkpoint: unknown = job.checkpoint ?? null;
     const handler = this.options.handlers.get(job.type);
+    /** A heartbeat the handler waits for (point of no return, checkpoint): a cancel or a lost lease aborts the job. */
+    const awaitedHeartbeat = async (body: { irreversible?: boolean; checkpoint?: unknown }): Promise<void> => {
+      if (controller.signal.aborted) throw controller.signal.reason;
+      let beat: HeartbeatResponse;
+      try {
+        beat = await api.heartbeat(job.jobId, { leaseId: job.leaseId, ...body, ...(progress === undefined ? {} : { progress }) });
+      } catch (err) {
+        if (err instanceof ConflictApiError) controller.abort(new JobAbort('lease_lost'));
+        throw err;
+      }
+      if (beat.cancelRequested) {
+        controller.abort(new JobAbort('cancelled'));
+        throw controller.signal.reason;
+      }
+    };
 
     // The job may take as long as its lease; past that it is aborted and reported as timed out.
     const timeout = setTimeout(() => controller.abort(new JobAbort('timeout')), leaseMs);
@@ -285,6 +350,7 @@ export class WorkerRunner {
 
     let result: unknown;
     let failure: ReturnType<typeof describeFailure> | undefined;
+    let snoozeSeconds: number | undefined;
     try {
       if (!handler) throw new PermanentJobError(`this worker has no handler for job type "${job.type}"`, 'no_handler');
       result = await Promise.race([
@@ -297,28 +363,27 @@ export class WorkerRunner {
           reportProgress: (percent) => {
             progress = Math.max(0, Math.min(100, percent));
           },
-          pointOfNoReturn: async () => {
-            if (controller.signal.aborted) throw controller.signal.reason;
-            let beat: HeartbeatResponse;
-            try {
-              beat = await api.heartbeat(job.jobId, { leaseId: job.leaseId, irreversible: true, ...(progress === undefined ? {} : { progress }) });
-            } catch (err) {
-              if (err instanceof ConflictApiError) controller.abort(new JobAbort('lease_lost'));
-              throw err;
-            }
-            if (beat.cancelRequested) {
-              controller.abort(new JobAbort('cancelled'));
-              throw controller.signal.reason;
-            }
+          pointOfNoReturn: () => awaitedHeartbeat({ irreversible: true }),
+          get checkpoint(): unknown {
+            return checkpoint;
+          },
+          saveCheckpoint: async (value: unknown) => {
+            await awaitedHeartbeat({ checkpoint: value ?? null });
+            checkpoint = value ?? null;
           },
           logger: log,
         }),
         aborted,
       ]);
     } catch (err) {
-      failure = describeFailure(err);
-      if (failure.retryable) log.warn({ err }, 'job failed; it may be retried');
-      else log.warn({ err }, 'job failed permanently');
+      if (err instanceof SnoozeJobError) {
+        snoozeSeconds = err.seconds;
+        log.info({ seconds: err.seconds }, 'job snoozed');
+      } else {
+        failure = describeFailure(err);
+        if (failure.retryable) log.warn({ err }, 'job failed; it may be retried');
+        else log.warn({ err }, 'job failed permanently');
+      }
     } finally {
       clearTimers();
     }
@@ -326,15 +391,20 @@ export class WorkerRunner {
     let outcome: JobOutcome = 'abandoned';
     const durationMs = this.now() - started;
     try {
-      if (!failure) {
+      const lease = { jobId: job.jobId, leaseId: job.leaseId, durationMs };
+      if (snoozeSeconds !== undefined) {
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'snoozed', seconds: snoozeSeconds }), leaseMs, log);
+        outcome = 'snoozed';
+      } else if (!failure) {
         const reported = result instanceof PartialResult ? result.toJSON() : result;
-        await this.reportThroughOutages(() => api.succeed(job.jobId, { leaseId: job.leaseId, result: reported, durationMs }), leaseMs, log);
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'succeeded', ...(reported === undefined ? {} : { result: reported }) }), leaseMs, log);
         outcome = 'succeeded';
       } else if (failure.code === 'lease_lost') {
         // Someone else may hold the job now; any report from us would be refused.
         log.warn('lease lost; abandoning the job without reporting');
       } else {
-        await this.reportThroughOutages(() => api.fail(job.jobId, { leaseId: job.leaseId, error: failure, durationMs }), leaseMs, log);
+        const error = failure;
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'failed', error }), leaseMs, log);
         outcome = 'failed';
       }
     } catch (reportErr) {

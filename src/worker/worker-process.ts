@@ -65,6 +65,8 @@ export async function startWorker(params: {
       leaseWaitSeconds: config.WORKER_LEASE_WAIT_SECONDS,
       ...(config.WORKER_LEASE_BATCH_TARGET === undefined ? {} : { leaseBatchTarget: config.WORKER_LEASE_BATCH_TARGET }),
       leaseLingerMs: config.WORKER_LEASE_LINGER_MS,
+      batchReports: config.WORKER_BATCH_REPORTS === 'on',
+      reportLingerMs: config.WORKER_REPORT_LINGER_MS,
       onJobFinished,
     });
     runner.start();

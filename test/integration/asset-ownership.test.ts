@@ -161,6 +161,8 @@ describe('asset ownership', () => {
       signal: new AbortController().signal,
       reportProgress: () => undefined,
       pointOfNoReturn: async () => undefined,
+      checkpoint: null,
+      saveCheckpoint: async () => undefined,
       logger: silentLogger,
     });
     const thumbnailId = result.thumbnailAssetIds[0]!;

@@ -54,6 +54,8 @@ describe('partial results', () => {
       signal: new AbortController().signal,
       reportProgress: () => undefined,
       pointOfNoReturn: async () => undefined,
+      checkpoint: null,
+      saveCheckpoint: async () => undefined,
       logger: silentLogger,
     });
     expect(outcome).toBeInstanceOf(PartialResult);

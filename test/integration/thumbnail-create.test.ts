@@ -43,6 +43,8 @@ function fakeRun(payload: ThumbnailPayload, onProgress?: (percent: number, contr
     attempt: 1,
     signal: controller.signal,
     pointOfNoReturn: async () => undefined,
+    checkpoint: null,
+    saveCheckpoint: async () => undefined,
     reportProgress: (percent) => {
       progress.push(percent);
       onProgress?.(percent, controller);
