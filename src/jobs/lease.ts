@@ -218,12 +218,13 @@ export class Leaser {
   private async countLeasable(params: { types: readonly string[] | null; tenant: string | undefined; max: number }): Promise<{ count: number; nextDueInMs: number | null }> {
     const { registry, slots, jobs, keySlots, clock } = this.deps;
     const now = clock.now();
-    await this.rescuer.reclaimIfDue(now, false);
     const scopeTypes = params.types ?? registry.typeNames();
     // A paused type, or one whose rate window is full, has nothing to lease: the window's end is
-    // when to look again (a resume wakes the waiters itself).
+    // when to look again (a resume wakes the waiters itself). Nothing else to lease: no query at all.
     const heldBack = this.flow.heldBack(now);
     const reopensInMs = this.flow.reopensInMs(scopeTypes, now);
+    if (scopeTypes.every((t) => heldBack.has(t))) return { count: 0, nextDueInMs: reopensInMs };
+    await this.rescuer.reclaimIfDue(now, false);
     const freeSlots = new Map<string, number>();
     for (const type of scopeTypes) {
       if (heldBack.has(type)) continue;

@@ -580,8 +580,16 @@ export class FaultDrill {
 
   private async settledLeases(workerId: string): Promise<StaleLease[]> {
     let previous = await this.leasesOf(workerId);
+    // Settled means unchanged over a whole interval: a report (or a batch of them) still being
+    // applied by the API when the worker froze lands within it. waitFor checks at once, so the
+    // first comparison only arms the next one.
+    let armed = false;
     return waitFor(
       async () => {
+        if (!armed) {
+          armed = true;
+          return undefined;
+        }
         const current = await this.leasesOf(workerId);
         const same = current.length === previous.length && current.every((c) => previous.some((p) => p.leaseId === c.leaseId));
         previous = current;
@@ -784,6 +792,9 @@ export class FaultDrill {
     const derived = assets.filter((a) => a.derivedKey !== undefined).map((a) => a.derivedKey!);
     duplicates += derived.length - new Set(derived).size;
     for (const assetId of this.assetIds) {
+      // A thumbnail job whose cancel was acknowledged (cancel-then-kill) may never process its asset.
+      const spec = this.specs.find((s) => s.key.startsWith('thumb-') && !s.key.startsWith('thumb-bad-') && (s.payload as { assetId?: string }).assetId === assetId);
+      if (spec?.expected === 'cancelled') continue;
       const source = assets.find((a) => a.assetId === assetId);
       if (!source?.processed || derived.filter((k) => k === `${assetId}:1:32`).length !== 1) {
         lost += 1;

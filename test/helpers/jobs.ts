@@ -29,6 +29,7 @@ export interface LeasedJobBody {
   attempt: number;
   leaseId: string;
   leaseExpiresAt: string;
+  checkpoint?: unknown;
 }
 
 export async function leaseJobs(app: Express, params: { workerId?: string; limit?: number; type?: string } = {}): Promise<LeasedJobBody[]> {
@@ -43,7 +44,7 @@ export async function leaseJobs(app: Express, params: { workerId?: string; limit
   return res.body.jobs as LeasedJobBody[];
 }
 
-/** POSTs a worker report (heartbeat, succeed, fail) and returns the response. */
-export function report(app: Express, jobId: string, action: 'heartbeat' | 'succeed' | 'fail', body: object, workerId = 'worker-a'): request.Test {
+/** POSTs a worker report (heartbeat, succeed, fail, snooze) and returns the response. */
+export function report(app: Express, jobId: string, action: 'heartbeat' | 'succeed' | 'fail' | 'snooze', body: object, workerId = 'worker-a'): request.Test {
   return request(app).post(`/jobs/${jobId}/${action}`).set(bearer('worker')).set('X-Worker-Id', workerId).send(body);
 }
