@@ -667,6 +667,15 @@ export class FaultDrill {
     const byId = new Map(docs.map((d) => [d._id, d]));
     const now = Date.now();
 
+    // An acknowledged cancel whose job's success report was already on the wire (the lease the
+    // cancel flagged did the work, see below) ends succeeded.
+    for (const spec of this.specs) {
+      if (spec.cancelAcknowledgedAt === undefined) continue;
+      const doc = byId.get(this.jobIdByKey.get(spec.key)!);
+      const succeededAttempt = doc?.attempts.find((a) => a.outcome === 'succeeded');
+      if (doc?.status === 'succeeded' && succeededAttempt && succeededAttempt.leasedAt.getTime() <= spec.cancelAcknowledgedAt) spec.expected = 'succeeded';
+    }
+
     // Every spec is in the database exactly once, in the state it must end in.
     let lost = 0;
     let duplicates = 0;
