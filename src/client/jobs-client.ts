@@ -1,5 +1,8 @@
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
+import { CLIENT_OPERATIONS, type ClientOperationId } from './operations';
 import type {
+  AssetContent,
+  AssetWire,
   BatchEnqueueRequest,
   BatchEnqueueResponse,
   BatchReportRequest,
@@ -9,16 +12,38 @@ import type {
   SnoozeRequest,
   SnoozeResponse,
   UpdateJobTypeRequest,
-  EnqueueRequest,
+  CreateScheduleRequest,
+  EnqueueOptions,
   EnqueueResponse,
+  Escrow,
+  EscrowPage,
+  EscrowRequest,
   FailRequest,
   FailResponse,
+  Health,
   HeartbeatRequest,
   HeartbeatResponse,
   JobStatusResponse,
+  JobType,
   JobWire,
+  LeaseParams,
   LeaseResponse,
+  PageParams,
+  PayloadOf,
+  Principal,
+  QueuePage,
+  QueueQuery,
+  QueueStats,
+  Ready,
+  RequeueResponse,
+  Schedule,
+  ScheduleList,
   SucceedRequest,
+  Throughput,
+  TypedLeaseResponse,
+  UpdateScheduleRequest,
+  UploadReceipt,
+  UploadRequest,
 } from './types';
 
 export interface RetryOptions {
@@ -33,7 +58,7 @@ export interface JobsClientOptions {
   token: string;
   /** Sent as X-Worker-Id; required for lease and report calls. */
   workerId?: string;
-  /** Per-request time limit. */
+  /** Per-request time limit (default 10 s; a long-poll gets its wait on top). */
   timeoutMs?: number;
   retry?: Partial<RetryOptions>;
   fetch?: typeof fetch;
@@ -43,20 +68,39 @@ export interface JobsClientOptions {
 }
 
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
+const DEFAULT_TIMEOUT_MS = 10_000;
 
-interface RequestSpec {
-  method: 'GET' | 'POST' | 'PATCH';
-  path: string;
-  body?: unknown;
-  /** Whether repeating the request is safe (reads, reports on a lease, keyed enqueues). */
+/** How an answer's body is read. */
+type Reading = 'json' | 'text' | 'bytes' | 'none';
+
+interface CallSpec {
+  operation: ClientOperationId;
+  /** Values of the path's `:name` segments. */
+  params?: Readonly<Record<string, string>>;
+  query?: URLSearchParams;
+  json?: unknown;
+  raw?: { body: UploadRequest['body']; contentType: string };
+  /**
+   * Whether repeating the request cannot do anything twice (reads, reports on a lease, keyed
+   * enqueues, edits that set values). When a first try landed unseen, a repeat may answer the 409
+   * or 404 its success caused.
+   */
   retryable: boolean;
+  reading?: Reading;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
+interface Answer<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
 /**
- * A typed client for the jobs API. Retries with exponential backoff on network errors and 502/503/504
- * when the request is safe to repeat; other failures become typed errors (401, 403, 404, 409, 422...).
+ * A typed client for every route of the jobs API. Retries with exponential backoff on network
+ * errors and 502/503/504 when the request is safe to repeat; other failures become typed errors
+ * (401, 403, 404, 409, 422...; see ./errors). Each method names its route in ./operations.ts.
  */
 export class JobsClient {
   private readonly baseUrl: string;
@@ -73,13 +117,13 @@ export class JobsClient {
     this.random = options.random ?? Math.random;
   }
 
-  async enqueue(request: EnqueueRequest): Promise<EnqueueResponse> {
-    // Without an idempotency key a repeated enqueue could create a second job, so it is not retried
-    // (a dedupe is no such key: an `active` job may have finished between the tries).
-    const { status, body } = await this.send<Omit<EnqueueResponse, 'created'>>({
-      method: 'POST',
-      path: '/jobs',
-      body: request,
+  // ---- Jobs ------------------------------------------------------------------------------------
+
+  /** Enqueues one job; its payload must be its type's. Not retried without an idempotency key (a repeat could create a second job). */
+  async enqueue<T extends JobType>(request: EnqueueOptions & { type: T; payload: PayloadOf<T> }): Promise<EnqueueResponse<T>> {
+    const { status, body } = await this.call<Omit<EnqueueResponse<T>, 'created'>>({
+      operation: 'enqueueJob',
+      json: request,
       retryable: request.idempotencyKey !== undefined,
     });
     return { ...body, created: status === 201 };
@@ -91,20 +135,37 @@ export class JobsClient {
    */
   async enqueueBatch(request: BatchEnqueueRequest): Promise<BatchEnqueueResponse> {
     const retryable = request.jobs.every((job) => job.idempotencyKey !== undefined);
-    return (await this.send<BatchEnqueueResponse>({ method: 'POST', path: '/jobs/batch', body: request, retryable })).body;
+    return (await this.call<BatchEnqueueResponse>({ operation: 'enqueueJobs', json: request, retryable })).body;
   }
 
-  /** `waitSeconds`: long-poll (the API holds the call until work arrives); `signal` ends it early. */
-  async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<LeaseResponse> {
+  async getJob(jobId: string): Promise<JobWire> {
+    return (await this.call<JobWire>({ operation: 'getJob', params: { jobId }, retryable: true })).body;
+  }
+
+  /** A queued or waiting job is cancelled at once; a leased one is asked to stop (`status: "leased"`). */
+  async cancel(jobId: string): Promise<JobStatusResponse> {
+    return (await this.call<JobStatusResponse>({ operation: 'cancelJob', params: { jobId }, retryable: true })).body;
+  }
+
+  // ---- Workers ---------------------------------------------------------------------------------
+
+  /**
+   * Leases up to `limit` jobs. Given `types`, the jobs come typed by them (payload included);
+   * `waitSeconds` long-polls (the API holds the call until work arrives); `signal` ends it early.
+   */
+  async lease<T extends JobType>(params: LeaseParams & { types: readonly [T, ...T[]] }): Promise<TypedLeaseResponse<T>>;
+  async lease(params?: LeaseParams & { types?: readonly string[] }): Promise<LeaseResponse>;
+  async lease(params: LeaseParams & { types?: readonly string[] } = {}): Promise<LeaseResponse> {
     const query = new URLSearchParams();
     query.set('limit', String(params.limit ?? 1));
     if (params.types && params.types.length > 0) query.set('type', params.types.join(','));
     if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
-    const timeoutMs = params.waitSeconds ? params.waitSeconds * 1000 + (this.options.timeoutMs ?? 10_000) : undefined;
+    const timeoutMs = params.waitSeconds ? params.waitSeconds * 1000 + (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) : undefined;
     return (
-      await this.send<LeaseResponse>({
-        method: 'GET',
-        path: `/jobs/lease?${query.toString()}`,
+      await this.call<LeaseResponse>({
+        operation: 'leaseJobs',
+        query,
+        // A repeated lease call could claim jobs whose answer is lost (they would wait out their lease).
         retryable: false,
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
         ...(params.signal ? { signal: params.signal } : {}),
@@ -113,21 +174,21 @@ export class JobsClient {
   }
 
   async heartbeat(jobId: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
-    return (await this.send<HeartbeatResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/heartbeat`, body, retryable: true })).body;
+    return (await this.call<HeartbeatResponse>({ operation: 'heartbeatJob', params: { jobId }, json: body, retryable: true })).body;
   }
 
   /** Retried on network errors: if the first try landed, the repeat answers 409 (no longer leased). */
   async succeed(jobId: string, body: SucceedRequest): Promise<JobStatusResponse> {
-    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/succeed`, body, retryable: true })).body;
+    return (await this.call<JobStatusResponse>({ operation: 'succeedJob', params: { jobId }, json: body, retryable: true })).body;
   }
 
   async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
-    return (await this.send<FailResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/fail`, body, retryable: true })).body;
+    return (await this.call<FailResponse>({ operation: 'failJob', params: { jobId }, json: body, retryable: true })).body;
   }
 
   /** Puts a leased job back for `seconds` without spending its attempt; a repeat after it landed is a 409. */
   async snooze(jobId: string, body: SnoozeRequest): Promise<SnoozeResponse> {
-    return (await this.send<SnoozeResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/snooze`, body, retryable: true })).body;
+    return (await this.call<SnoozeResponse>({ operation: 'snoozeJob', params: { jobId }, json: body, retryable: true })).body;
   }
 
   /**
@@ -136,32 +197,159 @@ export class JobsClient {
    * report that landed before a lost answer is a 409 the second time.
    */
   async reportBatch(body: BatchReportRequest): Promise<BatchReportResponse> {
-    return (await this.send<BatchReportResponse>({ method: 'POST', path: '/jobs/reports', body, retryable: true })).body;
+    return (await this.call<BatchReportResponse>({ operation: 'reportJobs', json: body, retryable: true })).body;
   }
 
-  /** Admin: every job type with its effective policy, pause and counts. */
+  // ---- Admin -----------------------------------------------------------------------------------
+
+  /** `GET /admin/jobs/queue`: jobs newest first, filtered (filters combine with AND). */
+  async listJobs(query: QueueQuery = {}): Promise<QueuePage> {
+    const search = pageQuery(query);
+    const list = (value: string | readonly string[] | undefined): string | undefined => (value === undefined ? undefined : typeof value === 'string' ? value : value.join(','));
+    const date = (value: Date | string | undefined): string | undefined => (value instanceof Date ? value.toISOString() : value);
+    for (const [key, value] of [
+      ['status', list(query.status)],
+      ['type', list(query.type)],
+      ['createdBy', query.createdBy],
+      ['createdFrom', date(query.createdFrom)],
+      ['createdTo', date(query.createdTo)],
+    ] as const) {
+      if (value !== undefined) search.set(key, value);
+    }
+    return (await this.call<QueuePage>({ operation: 'listQueue', query: search, retryable: true })).body;
+  }
+
+  async stats(): Promise<QueueStats> {
+    return (await this.call<QueueStats>({ operation: 'queueStats', retryable: true })).body;
+  }
+
+  /** Jobs finished per UTC minute over the last `minutes` (1-1440, default 60). */
+  async throughput(params: { minutes?: number } = {}): Promise<Throughput> {
+    const query = new URLSearchParams();
+    if (params.minutes !== undefined) query.set('minutes', String(params.minutes));
+    return (await this.call<Throughput>({ operation: 'throughput', query, retryable: true })).body;
+  }
+
+  /** Every job type with its effective policy, pause and counts (a tenant token: its tenant's counts). */
   async listTypes(): Promise<JobTypeList> {
-    return (await this.send<JobTypeList>({ method: 'GET', path: '/admin/types', retryable: true })).body;
+    return (await this.call<JobTypeList>({ operation: 'listJobTypes', retryable: true })).body;
   }
 
-  /** Admin (without a tenant): changes a type's run-time settings; `null` removes one. Setting values is safe to repeat. */
-  async updateType(type: string, body: UpdateJobTypeRequest): Promise<JobTypeEntry> {
-    return (await this.send<JobTypeEntry>({ method: 'PATCH', path: `/admin/types/${encodeURIComponent(type)}`, body, retryable: true })).body;
+  /** Changes a type's run-time settings (admin without a tenant); `null` removes one. Safe to repeat. */
+  async updateType(type: string, changes: UpdateJobTypeRequest): Promise<JobTypeEntry> {
+    return (await this.call<JobTypeEntry>({ operation: 'updateJobType', params: { type }, json: changes, retryable: true })).body;
   }
 
-  async cancel(jobId: string): Promise<JobStatusResponse> {
-    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
+  /** Not retried: a repeat after the job ran and failed again would requeue it a second time. */
+  async requeue(jobId: string): Promise<RequeueResponse> {
+    return (await this.call<RequeueResponse>({ operation: 'requeueJob', params: { jobId }, retryable: false })).body;
   }
 
-  async getJob(jobId: string): Promise<JobWire> {
-    return (await this.send<JobWire>({ method: 'GET', path: `/jobs/${encodeURIComponent(jobId)}`, retryable: true })).body;
+  // ---- Schedules (admin) -----------------------------------------------------------------------
+
+  async createSchedule<T extends JobType>(request: CreateScheduleRequest<T>): Promise<Schedule> {
+    // Names are unique, so a repeat cannot make a second schedule (it answers 409).
+    return (await this.call<Schedule>({ operation: 'createSchedule', json: request, retryable: true })).body;
   }
 
-  private async send<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
-    const attempts = spec.retryable ? this.retry.attempts : 1;
+  async listSchedules(): Promise<ScheduleList> {
+    return (await this.call<ScheduleList>({ operation: 'listSchedules', retryable: true })).body;
+  }
+
+  async getSchedule(name: string): Promise<Schedule> {
+    return (await this.call<Schedule>({ operation: 'getSchedule', params: { name }, retryable: true })).body;
+  }
+
+  /** Edits, pauses (`{ paused: true }`) or resumes (`{ paused: false }`) a schedule. */
+  async updateSchedule<T extends JobType>(name: string, changes: UpdateScheduleRequest<T>): Promise<Schedule> {
+    return (await this.call<Schedule>({ operation: 'updateSchedule', params: { name }, json: changes, retryable: true })).body;
+  }
+
+  /** The jobs it already enqueued stay. */
+  async deleteSchedule(name: string): Promise<void> {
+    await this.call<undefined>({ operation: 'deleteSchedule', params: { name }, retryable: true, reading: 'none' });
+  }
+
+  // ---- Escrows (admin) -------------------------------------------------------------------------
+
+  /** Retried only with an `escrowId` (a repeat then answers 409); without one a repeat would hold the money twice. */
+  async createEscrow(request: EscrowRequest): Promise<Escrow> {
+    return (await this.call<Escrow>({ operation: 'createEscrow', json: request, retryable: request.escrowId !== undefined })).body;
+  }
+
+  async listEscrows(params: PageParams = {}): Promise<EscrowPage> {
+    return (await this.call<EscrowPage>({ operation: 'listEscrows', query: pageQuery(params), retryable: true })).body;
+  }
+
+  async getEscrow(escrowId: string): Promise<Escrow> {
+    return (await this.call<Escrow>({ operation: 'getEscrow', params: { escrowId }, retryable: true })).body;
+  }
+
+  // ---- Assets ----------------------------------------------------------------------------------
+
+  /** Uploads an image as a new asset (version 1). Never retried: a repeat would store a second asset. */
+  async uploadAsset(upload: UploadRequest & { timeoutMs?: number }): Promise<UploadReceipt> {
+    return (await this.call<UploadReceipt>(uploadSpec('createAsset', upload))).body;
+  }
+
+  /** Uploads a new version of an asset (its owner or an admin). */
+  async uploadAssetVersion(assetId: string, upload: UploadRequest & { timeoutMs?: number }): Promise<UploadReceipt> {
+    return (await this.call<UploadReceipt>({ ...uploadSpec('addAssetVersion', upload), params: { assetId } })).body;
+  }
+
+  async getAsset(assetId: string): Promise<AssetWire> {
+    return (await this.call<AssetWire>({ operation: 'getAsset', params: { assetId }, retryable: true })).body;
+  }
+
+  /** The bytes of the asset's current version. */
+  async getAssetContent(assetId: string, options: { timeoutMs?: number } = {}): Promise<AssetContent> {
+    const answer = await this.call<Uint8Array>({
+      operation: 'getAssetContent',
+      params: { assetId },
+      retryable: true,
+      reading: 'bytes',
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return {
+      contentType: answer.headers.get('content-type') ?? 'application/octet-stream',
+      versionNumber: Number(answer.headers.get('x-asset-version')),
+      bytes: answer.body,
+    };
+  }
+
+  // ---- Operations ------------------------------------------------------------------------------
+
+  async whoami(): Promise<Principal> {
+    return (await this.call<Principal>({ operation: 'whoami', retryable: true })).body;
+  }
+
+  async health(): Promise<Health> {
+    return (await this.call<Health>({ operation: 'healthz', retryable: true })).body;
+  }
+
+  /** Not retried: a 503 (the database does not answer) is the answer a probe wants. */
+  async ready(): Promise<Ready> {
+    return (await this.call<Ready>({ operation: 'readyz', retryable: false })).body;
+  }
+
+  /** The Prometheus text exposition. */
+  async metrics(): Promise<string> {
+    return (await this.call<string>({ operation: 'metrics', retryable: true, reading: 'text' })).body;
+  }
+
+  /** The API's OpenAPI 3.1 document. */
+  async openApiDocument(): Promise<Record<string, unknown>> {
+    return (await this.call<Record<string, unknown>>({ operation: 'openapi', retryable: true })).body;
+  }
+
+  // ---- Transport -------------------------------------------------------------------------------
+
+  private async call<T>(spec: CallSpec): Promise<Answer<T>> {
+    // A stream body can be read once only.
+    const attempts = spec.retryable && !(spec.raw?.body instanceof ReadableStream) ? this.retry.attempts : 1;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.sendOnce<T>(spec);
+        return await this.callOnce<T>(spec);
       } catch (err) {
         const transient = err instanceof NetworkError || err instanceof UnavailableApiError;
         if (!transient || attempt >= attempts) throw err;
@@ -171,32 +359,84 @@ export class JobsClient {
     }
   }
 
-  private async sendOnce<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
+  private async callOnce<T>(spec: CallSpec): Promise<Answer<T>> {
+    const operation = CLIENT_OPERATIONS[spec.operation];
+    const path = operation.path.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
+      const value = spec.params?.[name];
+      if (value === undefined) throw new TypeError(`${spec.operation}: no value for :${name}`);
+      return encodeURIComponent(value);
+    });
+    const search = spec.query?.toString();
+    const query = search ? `?${search}` : '';
+    const what = `${operation.method} ${path}${query}`;
+    const reading = spec.reading ?? 'json';
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: reading === 'json' ? 'application/json' : '*/*' };
     if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
-    if (spec.body !== undefined) headers['Content-Type'] = 'application/json';
+    let body: RequestInit['body'];
+    if (spec.json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(spec.json);
+    } else if (spec.raw) {
+      headers['Content-Type'] = spec.raw.contentType;
+      // Node's fetch sends any ArrayBufferView; the DOM typings want one over an ArrayBuffer only.
+      body = spec.raw.body as Blob | ArrayBuffer | ReadableStream;
+    }
+    const timeout = AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const init: RequestInit & { duplex?: 'half' } = {
+      method: operation.method,
+      headers,
+      signal: spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout,
+      ...(body === undefined ? {} : { body }),
+      // A stream body is sent as it is read (fetch requires saying so).
+      ...(body instanceof ReadableStream ? { duplex: 'half' as const } : {}),
+    };
     let response: Response;
     try {
-      response = await this.fetchImpl(`${this.baseUrl}${spec.path}`, {
-        method: spec.method,
-        headers,
-        ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
-        signal: spec.signal
-          ? AbortSignal.any([spec.signal, AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000)])
-          : AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000),
-      });
+      response = await this.fetchImpl(`${this.baseUrl}${path}${query}`, init);
     } catch (err) {
-      throw new NetworkError(`${spec.method} ${spec.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new NetworkError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    let body: unknown;
+    if (!response.ok) {
+      const errorBody: unknown = await response.json().catch(() => undefined);
+      throw apiErrorFor(response.status, errorBody, response.headers.get('retry-after'));
+    }
     try {
-      body = await response.json();
+      return { status: response.status, headers: response.headers, body: (await readBody(response, reading)) as T };
     } catch (err) {
-      if (response.ok) throw new NetworkError(`${spec.method} ${spec.path}: response body is not JSON`, { cause: err });
-      body = undefined;
+      throw new NetworkError(`${what}: the answer could not be read as ${reading}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    if (!response.ok) throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
-    return { status: response.status, body: body as T };
   }
 }
 
+async function readBody(response: Response, reading: Reading): Promise<unknown> {
+  switch (reading) {
+    case 'json':
+      return response.json();
+    case 'text':
+      return response.text();
+    case 'bytes':
+      return new Uint8Array(await response.arrayBuffer());
+    case 'none':
+      await response.body?.cancel();
+      return undefined;
+  }
+}
+
+function pageQuery(params: PageParams): URLSearchParams {
+  const query = new URLSearchParams();
+  if (params.page !== undefined) query.set('page', String(params.page));
+  if (params.per_page !== undefined) query.set('per_page', String(params.per_page));
+  return query;
+}
+
+function uploadSpec(operation: 'createAsset' | 'addAssetVersion', upload: UploadRequest & { timeoutMs?: number }): CallSpec {
+  const query = new URLSearchParams();
+  if (upload.filename !== undefined) query.set('filename', upload.filename);
+  return {
+    operation,
+    query,
+    raw: { body: upload.body, contentType: upload.contentType },
+    retryable: false,
+    ...(upload.timeoutMs === undefined ? {} : { timeoutMs: upload.timeoutMs }),
+  };
+}

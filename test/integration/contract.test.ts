@@ -251,6 +251,28 @@ describe('conformance: every route answers as the contract says', () => {
     conform('failJob', await agent.post(`/jobs/${second!.jobId}/fail`).set(WORKER).send({ leaseId: second!.leaseId }));
     conform('failJob', await agent.post(`/jobs/${second!.jobId}/fail`).set(WORKER).send({ leaseId: second!.leaseId, error: { code: 'boom', message: 'it broke', retryable: false }, durationMs: 3 }));
 
+    // Snooze, checkpoints and batch reports.
+    const [third] = (conform('leaseJobs', await agent.get('/jobs/lease?limit=1&type=noop').set(WORKER)).body.jobs as { jobId: string; leaseId: string }[]);
+    conform('heartbeatJob', await agent.post(`/jobs/${third!.jobId}/heartbeat`).set(WORKER).send({ leaseId: third!.leaseId, checkpoint: { step: 2 } }));
+    conform('heartbeatJob', await agent.post(`/jobs/${third!.jobId}/heartbeat`).set(WORKER).send({ leaseId: third!.leaseId, checkpoint: 'x'.repeat(70_000) }));
+    conform('snoozeJob', await agent.post(`/jobs/${third!.jobId}/snooze`).set(WORKER).send({ leaseId: third!.leaseId, seconds: 0 }));
+    conform('snoozeJob', await agent.post(`/jobs/${third!.jobId}/snooze`).set(WORKER).send({ leaseId: third!.leaseId, seconds: 3_600 }));
+    conform('snoozeJob', await agent.post(`/jobs/${third!.jobId}/snooze`).set(WORKER).send({ leaseId: third!.leaseId, seconds: 3_600 }));
+    conform('snoozeJob', await agent.post(`/jobs/${MISSING_JOB}/snooze`).set(WORKER).send({ seconds: 5 }));
+    conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, dedupe: { key: 'contract', mode: 'throttle', seconds: 60 }, concurrencyKey: 'contract' }));
+    conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, dedupe: { key: 'contract', mode: 'throttle', seconds: 60 } }));
+    conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, dedupe: { key: 'contract', mode: 'active', seconds: 60 } }));
+    const [fourth] = (await agent.get('/jobs/lease?limit=1&type=noop').set(WORKER)).body.jobs as { jobId: string; leaseId: string }[];
+    conform(
+      'reportJobs',
+      await agent
+        .post('/jobs/reports')
+        .set(WORKER)
+        .send({ reports: [{ jobId: fourth!.jobId, leaseId: fourth!.leaseId, outcome: 'succeeded' }, { jobId: fourth!.jobId, leaseId: fourth!.leaseId, outcome: 'failed', error: { message: 'x' } }, { outcome: 'nope' }] }),
+    );
+    conform('reportJobs', await agent.post('/jobs/reports').set(WORKER).send({ reports: [] }));
+    conform('reportJobs', await agent.post('/jobs/reports').set(SERVICE).send({ reports: [] }));
+
     // Read and cancel.
     for (const jobId of [parent.body.jobId, child.body.jobId, first!.jobId, second!.jobId] as string[]) conform('getJob', await agent.get(`/jobs/${jobId}`).set(SERVICE));
     conform('getJob', await agent.get(`/jobs/${first!.jobId}`).set(auth('user', 'contract-service')));
@@ -273,6 +295,15 @@ describe('conformance: every route answers as the contract says', () => {
     conform('requeueJob', await agent.post(`/admin/jobs/${second!.jobId}/requeue`).set(ADMIN));
     conform('requeueJob', await agent.post(`/admin/jobs/${second!.jobId}/requeue`).set(ADMIN));
     conform('requeueJob', await agent.post(`/admin/jobs/${MISSING_JOB}/requeue`).set(ADMIN));
+
+    // Job types.
+    conform('listJobTypes', await agent.get('/admin/types').set(ADMIN));
+    conform('listJobTypes', await agent.get('/admin/types').set(SERVICE));
+    conform('updateJobType', await agent.patch('/admin/types/noop').set(ADMIN).send({ keyConcurrencyLimit: 2, rateLimit: { jobs: 10, perSeconds: 1 } }));
+    conform('updateJobType', await agent.patch('/admin/types/noop').set(ADMIN).send({ keyConcurrencyLimit: null, rateLimit: null }));
+    conform('updateJobType', await agent.patch('/admin/types/noop').set(ADMIN).send({ paused: 'yes' }));
+    conform('updateJobType', await agent.patch('/admin/types/nope').set(ADMIN).send({ paused: true }));
+    conform('updateJobType', await agent.patch('/admin/types/noop').set({ Authorization: `Bearer ${tokenFor('admin', 'tenant-admin', { tenant: 'acme' })}` }).send({ paused: true }));
 
     // Schedules.
     const nightly = { name: 'contract-nightly', type: 'noop', payload: {}, cron: '0 3 * * *', timeZone: 'Europe/Berlin' };
