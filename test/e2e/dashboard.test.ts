@@ -250,3 +250,48 @@ it('offers cancel for a waiting job, with its status lists from the service', as
   expect(pageErrors).toEqual([]);
   await page.close();
 }, 60_000);
+
+it('shows each job type with its limits and depth, and pauses and resumes it', async () => {
+  await request(app).patch('/admin/types/thumbnail.create').set(bearer('admin')).send({ keyConcurrencyLimit: 2, rateLimit: { jobs: 10, perSeconds: 60 } });
+  const page = await context.newPage();
+  await page.goto(`${server.baseUrl}/dashboard`);
+  await page.locator('#login').waitFor({ state: 'visible' });
+  await signIn(page, tokenFor('admin', 'alice'));
+  await page.locator('#types-body tr[data-type="noop"]').waitFor();
+  const types = (await request(app).get('/admin/types').set(bearer('admin'))).body.data as { type: string; counts: { queued: number; leased: number } }[];
+  expect(await page.locator('#types-body tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.type))).toEqual(types.map((t) => t.type));
+  for (const entry of types) {
+    expect({ type: entry.type, queued: await text(page, `#types-body tr[data-type="${entry.type}"] td[data-count="queued"]`) }).toEqual({ type: entry.type, queued: String(entry.counts.queued) });
+  }
+  // The limits, run-time ones marked: the registry's payout concurrency, thumbnail's run-time key and rate limits.
+  expect(await text(page, '#types-body tr[data-type="payout.execute"] td[data-field="concurrencyLimit"]')).toBe('5');
+  expect(await text(page, '#types-body tr[data-type="thumbnail.create"] td[data-field="keyConcurrencyLimit"]')).toBe('2run time');
+  expect(await text(page, '#types-body tr[data-type="thumbnail.create"] td[data-field="rateLimit"]')).toBe('10 / 60 srun time');
+
+  // Pause noop from the page: the API says so, and a lease gets nothing of it.
+  await enqueueJob(app, { type: 'noop', payload: {} }, 'media');
+  await page.click('#types-body tr[data-type="noop"] button[data-action="pause"]');
+  await page.locator('#types-body tr[data-type="noop"][data-state="paused"]').waitFor();
+  expect(await text(page, '#types-message')).toContain('noop is paused');
+  expect((await request(app).get('/admin/types').set(bearer('admin'))).body.data.find((t: { type: string }) => t.type === 'noop')).toMatchObject({ paused: true, overrides: { paused: true } });
+  expect(await leaseJobs(app, { type: 'noop' })).toEqual([]);
+  // Resume: the run-time setting is removed, and the job is leased.
+  await page.click('#types-body tr[data-type="noop"] button[data-action="resume"]');
+  await page.locator('#types-body tr[data-type="noop"][data-state="active"]').waitFor();
+  expect((await request(app).get('/admin/types').set(bearer('admin'))).body.data.find((t: { type: string }) => t.type === 'noop')).toMatchObject({ paused: false, overrides: {} });
+  expect((await leaseJobs(app, { type: 'noop', limit: 10 })).length).toBeGreaterThan(0);
+  await request(app).patch('/admin/types/thumbnail.create').set(bearer('admin')).send({ keyConcurrencyLimit: null, rateLimit: null });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-types.png'), fullPage: true });
+  expect(pageErrors).toEqual([]);
+
+  // A tenant admin sees the types but cannot change them.
+  const tenantPage = await context.newPage();
+  await tenantPage.goto(`${server.baseUrl}/dashboard`);
+  await tenantPage.locator('#login').waitFor({ state: 'visible' });
+  await signIn(tenantPage, tokenFor('admin', 'acme-admin', { tenant: 'acme' }));
+  await tenantPage.locator('#types-body tr[data-type="noop"]').waitFor();
+  expect(await tenantPage.isDisabled('#types-body tr[data-type="noop"] button')).toBe(true);
+  await tenantPage.close();
+  await page.close();
+}, 60_000);

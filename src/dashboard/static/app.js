@@ -26,6 +26,8 @@
     refreshing: null,
     refreshAgain: false,
     knownTypes: new Set(),
+    /** The signed-in admin's tenant claim (null: none); a tenant admin may not change job types. */
+    tenant: null,
   };
 
   // ---- API ------------------------------------------------------------------------------------
@@ -41,9 +43,15 @@
   async function api(path, options = {}, token = state.token) {
     const headers = { Accept: 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
+    if (options.json !== undefined) headers['Content-Type'] = 'application/json';
     let res;
     try {
-      res = await fetch(path, { method: options.method || 'GET', headers, cache: 'no-store' });
+      res = await fetch(path, {
+        method: options.method || 'GET',
+        headers,
+        cache: 'no-store',
+        ...(options.json === undefined ? {} : { body: JSON.stringify(options.json) }),
+      });
     } catch {
       throw new ApiError(0, 'network', 'The service cannot be reached.');
     }
@@ -114,7 +122,7 @@
     return el('span', { className: 'badge status-' + status, text: status });
   }
 
-  const OUTCOME_STYLE = { succeeded: 'succeeded', failed: 'failed', expired: 'leased', cancelled: 'cancelled', abandoned: 'cancelled' };
+  const OUTCOME_STYLE = { succeeded: 'succeeded', failed: 'failed', expired: 'leased', cancelled: 'cancelled', abandoned: 'cancelled', snoozed: 'queued' };
 
   function outcomeBadge(outcome) {
     return el('span', { className: 'badge status-' + (OUTCOME_STYLE[outcome] || 'cancelled'), text: outcome });
@@ -148,6 +156,8 @@
       return false;
     }
     state.token = token;
+    // Types are global configuration: an admin of one tenant sees them but may not change them.
+    state.tenant = principal.tenant || null;
     sessionStorage.setItem(TOKEN_KEY, token);
     $('whoami').textContent = principal.sub + ' (admin)';
     $('login').hidden = true;
@@ -208,7 +218,7 @@
 
   async function refreshOnce() {
     try {
-      const tasks = [refreshStats(), refreshChart(), refreshJobs(), refreshSchedules()];
+      const tasks = [refreshStats(), refreshChart(), refreshJobs(), refreshSchedules(), refreshTypes()];
       if (state.selectedJobId) tasks.push(refreshDetail());
       await Promise.all(tasks);
       showMessage($('dashboard-error'), '');
@@ -285,6 +295,62 @@
       meta.total === 0 ? 'No jobs' : 'Page ' + meta.page + ' of ' + meta.total_pages + ' · ' + meta.total + ' job' + (meta.total === 1 ? '' : 's');
     $('page-prev').disabled = state.page <= 1;
     $('page-next').disabled = state.page >= meta.total_pages;
+  }
+
+  // ---- Job types ------------------------------------------------------------------------------
+
+  /** A policy value, marked when it is a run-time setting. */
+  function policyCell(text, runtime, field) {
+    const cell = el('td', { dataset: { field } }, [el('span', { className: 'value', text })]);
+    if (runtime) cell.appendChild(el('span', { className: 'runtime', text: 'run time' }));
+    return cell;
+  }
+
+  async function refreshTypes() {
+    const { data } = await api('/admin/types');
+    const body = $('types-body');
+    body.replaceChildren();
+    for (const entry of data) {
+      const { policy, overrides } = entry;
+      const mode = entry.paused ? 'paused' : 'active';
+      const button = el('button', {
+        type: 'button',
+        className: entry.paused ? '' : 'secondary',
+        text: entry.paused ? 'Resume' : 'Pause',
+        dataset: { action: entry.paused ? 'resume' : 'pause' },
+      });
+      if (state.tenant) button.disabled = true;
+      button.addEventListener('click', () => setPaused(entry.type, !entry.paused));
+      const rate = policy.rateLimit ? policy.rateLimit.jobs + ' / ' + policy.rateLimit.perSeconds + ' s' : '–';
+      body.appendChild(
+        el('tr', { dataset: { type: entry.type, state: mode } }, [
+          el('td', {}, [el('code', { text: entry.type })]),
+          el('td', {}, [el('span', { className: 'badge type-' + mode, text: mode })]),
+          el('td', { text: String(entry.counts.queued), dataset: { count: 'queued' } }),
+          el('td', { text: String(entry.counts.leased), dataset: { count: 'leased' } }),
+          policyCell(policy.concurrencyLimit === null ? '–' : String(policy.concurrencyLimit), overrides.concurrencyLimit !== undefined, 'concurrencyLimit'),
+          policyCell(policy.keyConcurrencyLimit === null ? '–' : String(policy.keyConcurrencyLimit), overrides.keyConcurrencyLimit !== undefined, 'keyConcurrencyLimit'),
+          policyCell(rate, overrides.rateLimit !== undefined, 'rateLimit'),
+          el('td', { text: policy.timeoutSeconds + ' s · ' + policy.maxAttempts }),
+          el('td', { className: 'actions' }, [button]),
+        ]),
+      );
+    }
+  }
+
+  async function setPaused(type, paused) {
+    const buttons = $('types-body').querySelectorAll('button');
+    for (const button of buttons) button.disabled = true;
+    try {
+      // Resuming removes the run-time setting (null), so the type runs as configured.
+      await api('/admin/types/' + encodeURIComponent(type), { method: 'PATCH', json: { paused: paused ? true : null } });
+      showMessage($('types-message'), paused ? type + ' is paused: no job of it is leased until it is resumed.' : type + ' is resumed.');
+    } catch (err) {
+      // A tenant admin may read types but not change them: say so, stay signed in.
+      if (err instanceof ApiError && err.status === 403) showMessage($('types-message'), 'Could not change ' + type + ': ' + err.message);
+      else if (!handleAuthError(err)) showMessage($('types-message'), 'Could not change ' + type + ': ' + err.message);
+    }
+    await refreshAll();
   }
 
   // ---- Schedules ------------------------------------------------------------------------------
