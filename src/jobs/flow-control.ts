@@ -3,6 +3,13 @@ import type { ClaimRequest } from '../storage/job-repository';
 import type { RateWindowRepository } from '../storage/rate-window-repository';
 import type { JobRegistry } from './registry';
 
+/**
+ * Rate grants a lease call holds but has not used yet (a claim lost its race), by type: the next
+ * round of the same call uses them before taking more, and the call gives back what is left at its
+ * end (FlowControl.giveBack), so a lost race costs no write of the window.
+ */
+export type SpareGrants = Map<string, string[]>;
+
 /** What the gate let through, and what it learned for the next round of the same lease call. */
 export interface GatedClaims {
   requests: ClaimRequest[];
@@ -24,11 +31,13 @@ export interface GatedClaims {
  *
  * Costs: nothing for a type with none of these. A keyed type costs one query for the key slots of
  * all the call's keys, one more when some slot expired, and one bulk write; a rate-limited type one
- * read and one conditional write of its window per call (none while the window is known full).
+ * read and one conditional write of its window per call (none while the window is known full;
+ * the calls of one process take turns, so they do not race each other's writes).
  */
 export class FlowControl {
   /** Types whose rate window this process found full, until when (clock ms). */
   private readonly rateFullUntil = new Map<string, number>();
+  private readonly rateTurns = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -77,18 +86,13 @@ export class FlowControl {
     return policy.concurrencyLimit !== null || policy.keyConcurrencyLimit !== null;
   }
 
-  /** Whether any of these requests needs a key slot (the caller reclaims expired leases first). */
-  needsKeySlots(requests: readonly ClaimRequest[]): boolean {
-    return requests.some((r) => this.keyLimitOf(r) !== null);
-  }
-
   /**
    * Lets through the requests (best first) that get a key slot where their type has a
    * keyConcurrencyLimit and a rate grant where it has a rateLimit. The slots and grants are taken
    * under each request's lease id, so the claim's outcome says which to give back.
    */
-  async gate(params: { requests: readonly ClaimRequest[]; now: Date }): Promise<GatedClaims> {
-    const { now } = params;
+  async gate(params: { requests: readonly ClaimRequest[]; now: Date; spare: SpareGrants }): Promise<GatedClaims> {
+    const { now, spare } = params;
     const gated: GatedClaims = { requests: [], keySlots: [], grants: new Map(), fullKeys: [], fullTypes: [] };
     let requests = [...params.requests];
 
@@ -112,15 +116,24 @@ export class FlowControl {
       gated.fullKeys = [...full.values()];
     }
 
+    // A request that holds no slot under its lease id may take a spare grant's lease id instead.
+    requests = requests.map((r) => {
+      const left = spare.get(r.candidate.type);
+      if (!left || left.length === 0 || r.slotId !== null || r.keySlotId) return r;
+      const leaseId = left.shift()!;
+      gated.grants.set(r.candidate.type, [...(gated.grants.get(r.candidate.type) ?? []), leaseId]);
+      return { ...r, leaseId };
+    });
     const rated = new Map<string, ClaimRequest[]>();
     for (const r of requests) {
       if (this.deps.registry.policyOf(r.candidate.type).rateLimit === null) continue;
+      if (gated.grants.get(r.candidate.type)?.includes(r.leaseId)) continue;
       rated.set(r.candidate.type, [...(rated.get(r.candidate.type) ?? []), r]);
     }
     const refused = new Set<string>();
     for (const [type, list] of rated) {
-      const grant = await this.deps.rateWindows.take({ type, limit: this.deps.registry.policyOf(type).rateLimit!, leaseIds: list.map((r) => r.leaseId), now });
-      gated.grants.set(type, grant.granted);
+      const grant = await this.serially(type, () => this.deps.rateWindows.take({ type, limit: this.deps.registry.policyOf(type).rateLimit!, leaseIds: list.map((r) => r.leaseId), now }));
+      gated.grants.set(type, [...(gated.grants.get(type) ?? []), ...grant.granted]);
       if (grant.fullUntil) {
         this.rateFullUntil.set(type, grant.fullUntil.getTime());
         gated.fullTypes.push(type);
@@ -139,17 +152,46 @@ export class FlowControl {
     return gated;
   }
 
-  /** Gives back the key slots and rate grants of requests whose claim lost (another worker took the job). */
-  async releaseUnclaimed(gated: GatedClaims, claimedLeases: ReadonlySet<string>): Promise<void> {
+  /**
+   * Frees the key slots of requests whose claim lost (another worker took the job); their rate
+   * grants become the call's spare ones.
+   */
+  async releaseUnclaimed(params: { gated: GatedClaims; claimedLeases: ReadonlySet<string>; spare: SpareGrants }): Promise<void> {
+    const { gated, claimedLeases, spare } = params;
     await this.deps.keySlots.release(gated.keySlots.filter((s) => !claimedLeases.has(s.leaseId)));
     for (const [type, leaseIds] of gated.grants) {
       const unused = leaseIds.filter((id) => !claimedLeases.has(id));
-      if (unused.length > 0) {
-        await this.deps.rateWindows.giveBack({ type, leaseIds: unused });
-        // The window has room again.
-        this.rateFullUntil.delete(type);
-      }
+      if (unused.length > 0) spare.set(type, [...(spare.get(type) ?? []), ...unused]);
     }
+  }
+
+  /** At the end of a lease call: the rate grants it did not use go back to their windows. */
+  async giveBack(spare: SpareGrants): Promise<void> {
+    for (const [type, leaseIds] of spare) {
+      if (leaseIds.length === 0) continue;
+      await this.deps.rateWindows.giveBack({ type, leaseIds });
+      // The window has room again.
+      this.rateFullUntil.delete(type);
+    }
+  }
+
+  /**
+   * One rate-window write at a time per type in this process: concurrent lease calls of one API
+   * instance would otherwise race each other's conditional writes and re-read (only other instances'
+   * writes are left to race, and the database settles those).
+   */
+  private serially<T>(type: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.rateTurns.get(type) ?? Promise.resolve();
+    const turn = previous.then(task, task);
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.rateTurns.set(type, settled);
+    void settled.then(() => {
+      if (this.rateTurns.get(type) === settled) this.rateTurns.delete(type);
+    });
+    return turn;
   }
 
   private keyLimitOf(request: ClaimRequest): number | null {

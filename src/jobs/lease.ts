@@ -2,7 +2,7 @@ import { ValidationError } from '../errors';
 import type { Job, LeasedJob } from '../model/job';
 import type { HeldSlot } from '../storage/slot-repository';
 import { planClaims, slotsNeeded } from './claim-planning';
-import { FlowControl } from './flow-control';
+import { FlowControl, type SpareGrants } from './flow-control';
 import type { LeaseRescuer } from './lease-rescue';
 import { LeaseWaiters } from './lease-waiters';
 import { newLeaseId, type QueueDeps } from './queue-deps';
@@ -132,6 +132,7 @@ export class Leaser {
     let types = input.types ? input.types.filter((t) => !heldBack.has(t)) : null;
     const excludeTypes = new Set(input.types ? [] : heldBack);
     const excludeKeys = new Map<string, Set<string>>();
+    const spare: SpareGrants = new Map();
     const won: Job[] = [];
     let maxRounds = MAX_CLAIM_ROUNDS;
     for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
@@ -147,12 +148,13 @@ export class Leaser {
       if (candidates.length === 0) break;
       const taken = await this.takeSlots({ candidates, want, now });
       const planned = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
-      if (this.flow.needsKeySlots(planned) && !this.rescuer.ranAt(now)) await this.rescuer.reclaimIfDue(now, true);
-      const gated = await this.flow.gate({ requests: planned, now });
+      // Key slots are not worth a forced reclaim (unlike the type-wide ones): a slot whose lease
+      // expired frees itself with the next throttled reclaim (RECLAIM_INTERVAL_MS), and only that key waits.
+      const gated = await this.flow.gate({ requests: planned, now, spare });
       const claimed = await jobs.claim({ requests: gated.requests, now });
       const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
       await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
-      await this.flow.releaseUnclaimed(gated, claimedLeases);
+      await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
       won.push(...claimed);
       // A busy key, a full type or a spent rate window never holds back the rest: the next round
       // looks past them.
@@ -168,6 +170,7 @@ export class Leaser {
       }
       if (claimed.length === gated.requests.length) break;
     }
+    await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
     return {
       leasedAt: now,

@@ -19,9 +19,13 @@ export interface HeldKeySlot {
   leaseId: string;
 }
 
-function onlyDuplicateKeys(err: unknown): boolean {
+function writeErrorsOf(err: unknown): { index: number; code?: number; err?: { code?: number } }[] {
   const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
-  const list = (Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : []) as { code?: number; err?: { code?: number } }[];
+  return (Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : []) as { index: number; code?: number; err?: { code?: number } }[];
+}
+
+function onlyDuplicateKeys(err: unknown): boolean {
+  const list = writeErrorsOf(err);
   return list.length > 0 ? list.every((e) => (e.code ?? e.err?.code) === 11000) : isDuplicateKeyError(err);
 }
 
@@ -85,6 +89,7 @@ export class KeySlotRepository {
     }
     if (takes.length === 0) return held;
     let applied = 0;
+    let failed: Set<number> | undefined;
     try {
       const result = await this.slots.bulkWrite(
         takes.map(({ slotId, request, previous }) =>
@@ -102,11 +107,19 @@ export class KeySlotRepository {
       );
       applied = result.insertedCount + result.matchedCount;
     } catch (err) {
-      // Inserts that lost a race come back as duplicate keys (read below); anything else is a failure.
+      // Inserts that lost a race come back as duplicate keys; anything else is a failure.
       if (!onlyDuplicateKeys(err)) throw err;
+      failed = new Set(writeErrorsOf(err).map((e) => e.index));
     }
     if (applied === takes.length) {
       for (const take of takes) held.set(take.request.leaseId, { slotId: take.slotId, leaseId: take.request.leaseId });
+      return held;
+    }
+    // Only inserts (the usual case: free slots do not exist): the write errors say which lost.
+    if (failed && takes.every((t) => t.previous === null)) {
+      takes.forEach((take, i) => {
+        if (!failed!.has(i)) held.set(take.request.leaseId, { slotId: take.slotId, leaseId: take.request.leaseId });
+      });
       return held;
     }
     // Some lost a race: read which slots hold our lease ids.
