@@ -209,5 +209,5 @@ function checkDedupe(input: EnqueueInput): void {
   if (dedupe.mode !== 'active' && dedupe.seconds === undefined) problems.push({ field: 'dedupe.seconds', message: `is required with mode "${dedupe.mode}"` });
   if (dedupe.mode === 'debounce' && input.scheduleAt !== undefined) problems.push({ field: 'scheduleAt', message: 'is refused with dedupe mode "debounce" (the job runs `seconds` after the last enqueue)' });
   if (dedupe.mode === 'debounce' && input.dependsOn && input.dependsOn.length > 0) problems.push({ field: 'dependsOn', message: 'is refused with dedupe mode "debounce" (only a queued job is debounced)' });
-  if (problems.length > 0) throw new ValidationError(`invalid dedupe: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems);
+  if (problems.length > 0) throw new ValidationError(`invalid dedupe: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, problems);
 }
