@@ -4,6 +4,7 @@ import { ensureAssetIndexes } from './asset-model';
 import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
 import { ensureKeySlotIndexes } from './key-slot-model';
+import { ensureThrottleIndexes } from './throttle-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
 import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
@@ -12,6 +13,7 @@ import { ensureScheduleIndexes } from './schedule-model';
 export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureJobIndexes(connection);
   await ensureKeySlotIndexes(connection);
+  await ensureThrottleIndexes(connection);
   await ensureEscrowIndexes(connection);
   await ensurePayoutTransferIndexes(connection);
   await ensureAssetIndexes(connection);

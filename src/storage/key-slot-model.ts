@@ -26,6 +26,10 @@ const keySlotSchema = new Schema<KeySlotDocument>(
   { collection: 'job_key_slots', versionKey: false },
 );
 keySlotSchema.index({ leaseId: 1 }, { name: 'by_lease' });
+// Slots a crash left behind (taken, then the process died before its claim) are taken over by the
+// next lease of their key; for keys that never come back, MongoDB deletes them an hour after they
+// expired, long after any lease that could hold them was reclaimed.
+keySlotSchema.index({ expiresAt: 1 }, { name: 'abandoned', expireAfterSeconds: 3_600 });
 
 export type KeySlotModel = Model<KeySlotDocument>;
 

@@ -22,9 +22,16 @@ const throttleSchema = new Schema<ThrottleDocument>(
   },
   { collection: 'job_throttles', versionKey: false },
 );
+// An ended period is as good as none, so MongoDB may delete it (the test server keeps TTL indexes
+// but deletes nothing; a stale period is replaced by the next enqueue of its key anyway).
+throttleSchema.index({ until: 1 }, { name: 'ended', expireAfterSeconds: 0 });
 
 export type ThrottleModel = Model<ThrottleDocument>;
 
 export function throttleModel(connection: Connection): ThrottleModel {
   return (connection.models.JobThrottle as ThrottleModel | undefined) ?? connection.model<ThrottleDocument>('JobThrottle', throttleSchema);
+}
+
+export async function ensureThrottleIndexes(connection: Connection): Promise<void> {
+  await throttleModel(connection).createIndexes();
 }
