@@ -199,13 +199,17 @@ export const ROUTES = {
       }),
     },
     responses: {
-      201: { description: 'Created: status `queued` (or `waiting` with dependsOn), attempt 0.', json: enqueueResponse },
-      200: { description: 'The idempotency key was used before for this type: the first job.', json: enqueueResponse },
+      201: { description: 'Created: status `queued` (or `waiting` with dependsOn), attempt 0 (with `dedupe`: `deduplicated: false`).', json: enqueueResponse },
+      200: {
+        description: 'The idempotency key was used before for this type: the first job. With `dedupe`: the job its key names (`deduplicated: true`; debounce: updated).',
+        json: enqueueResponse,
+      },
     },
     errors: {
       job_type_not_found: 'The type is not registered.',
       payload_too_large: `The body is over 1 MB, or the payload over ${MAX_JOB_PAYLOAD_BYTES} bytes as JSON.`,
-      validation_error: 'A field is invalid (including a dependsOn id that does not exist).',
+      validation_error: 'A field is invalid (including a dependsOn id that does not exist, `dedupe` with `idempotencyKey`, `seconds` missing or refused for the dedupe mode).',
+      conflict: "The dedupe key's job kept changing hands while the enqueue looked (extreme contention); retry.",
       payload_invalid: "The payload does not match its type's schema (`details` lists the failing fields).",
       rate_limited: 'Too many enqueues with this token (RATE_LIMIT_ENQUEUE_PER_MINUTE, per API instance).',
     },
