@@ -14,6 +14,7 @@ import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
+import { JobListing } from './jobs/job-listing';
 import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
@@ -70,6 +71,8 @@ export interface ApiServices {
   payouts: PayoutService;
   assets: AssetService;
   admin?: AdminService;
+  /** `GET /jobs`: the caller's own jobs. */
+  listing?: JobListing;
   /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
   metrics?: ApiMetrics;
   schedules?: ScheduleService;
@@ -97,7 +100,9 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
-  const admin = new AdminService({ queries: createJobQueryRepository(params.connection), jobs, registry, clock });
+  const queries = createJobQueryRepository(params.connection);
+  const admin = new AdminService({ queries, jobs, registry, clock });
+  const listing = new JobListing({ queries });
   const metrics = createApiMetrics({
     events,
     types: registry.typeNames(),
@@ -116,7 +121,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
-  return { registry, events, jobs, payouts, assets, admin, metrics, schedules, scheduler, retention };
+  return { registry, events, jobs, payouts, assets, admin, listing, metrics, schedules, scheduler, retention };
 }
 
 /** Every dependency of the HTTP app. */
@@ -133,7 +138,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     routers: [
       // Before the job routes: rate limits and the payload size limit answer first.
       requestLimitRoutes(params.limits),
-      jobRoutes({ jobs: services.jobs }),
+      jobRoutes({ jobs: services.jobs, listing: services.listing ?? new JobListing({ queries: createJobQueryRepository(connection) }) }),
       escrowRoutes({ payouts: services.payouts }),
       assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
       ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),

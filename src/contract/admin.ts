@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
-import { JOB_STATUSES } from '../model/job';
-import { jobDocument } from './jobs';
+import { JOB_STATUSES, MAX_TAGS } from '../model/job';
+import { jobDocument, jobTag } from './jobs';
 import { commaList, jobId, requestDate, wholeNumberQuery, wireDate } from './schema';
 
 /** `/admin/jobs/*`: the queue listing, its counts and chart, and requeue. */
@@ -18,13 +18,26 @@ export const paginationQuery = z.object({
   per_page: wholeNumberQuery('per_page', 1, MAX_PER_PAGE, DEFAULT_PER_PAGE).default(DEFAULT_PER_PAGE).meta({ description: 'Page size.' }),
 });
 
+/** The filters every job listing takes: statuses, types (each a comma list) and tags (all of them). */
+const listFilters = {
+  status: commaList
+    .pipe(z.array(z.enum(JOB_STATUSES, { error: `status must be one of ${JOB_STATUSES.join(', ')}` })))
+    .optional()
+    .meta({ description: `Only these statuses (comma-separated): ${JOB_STATUSES.join(', ')}.`, examples: ['dlq', 'failed,dlq'] }),
+  type: commaList.pipe(z.array(z.string().max(128))).optional().meta({ description: 'Only these types (comma-separated).' }),
+  tag: commaList
+    .pipe(z.array(jobTag).max(MAX_TAGS, `at most ${MAX_TAGS} tags`))
+    .optional()
+    .meta({ description: 'Only jobs carrying every one of these tags (comma-separated).', examples: ['import:batch-7', 'import:batch-7,customer:42'] }),
+};
+
+/** `GET /jobs`: the caller's own jobs (an admin's: all), newest first. */
+export const ownJobsQuery = z.object({ ...listFilters, ...paginationQuery.shape });
+
 export const queueQuery = z
   .object({
-    status: commaList
-      .pipe(z.array(z.enum(JOB_STATUSES, { error: `status must be one of ${JOB_STATUSES.join(', ')}` })))
-      .optional()
-      .meta({ description: `Only these statuses (comma-separated): ${JOB_STATUSES.join(', ')}.`, examples: ['dlq', 'failed,dlq'] }),
-    type: commaList.pipe(z.array(z.string().max(128))).optional().meta({ description: 'Only these types (comma-separated).' }),
+    ...listFilters,
+    idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'Only jobs enqueued with this idempotency key (by any creator).' }),
     createdBy: z.string().min(1).max(256).optional().meta({ description: 'Only jobs enqueued by this token `sub`.' }),
     createdFrom: requestDate('createdFrom')
       .transform((s) => new Date(s))

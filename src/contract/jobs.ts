@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { ROLES } from '../model/principal';
-import { ATTEMPT_OUTCOMES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH } from '../model/job';
+import { ATTEMPT_OUTCOMES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH, MAX_TAGS, TAG_PATTERN } from '../model/job';
 import { JOB_TYPES } from '../jobs/job-types';
 import { fieldError } from './errors';
 import { anyJson, commaList, documentAs, jobId, nullableWireDate, requestDate, wireDate } from './schema';
@@ -21,6 +21,9 @@ export const jobStatus = z.enum(JOB_STATUSES).meta({
 });
 
 export const jobError = z.strictObject({ code: z.string().optional(), message: z.string() });
+
+/** One tag: 1–64 characters of `[A-Za-z0-9_.:-]`. */
+export const jobTag = z.string().regex(TAG_PATTERN, 'a tag is 1-64 characters of A-Z a-z 0-9 _ . : -').meta({ examples: ['import:batch-7'] });
 
 export const attemptRecord = z
   .strictObject({
@@ -57,6 +60,7 @@ export const jobDocument = z
     dependsOn: z.array(jobId).meta({ description: 'Jobs that must succeed before this one runs.' }),
     pendingParents: z.array(jobId).meta({ description: 'Of dependsOn, those not succeeded yet (while `waiting`).' }),
     partial: z.boolean().meta({ description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' }),
+    tags: z.array(jobTag).meta({ description: 'The tags given at enqueue (`GET /jobs?tag=` finds jobs by them).' }),
     createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
     createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
     cancelRequestedAt: nullableWireDate,
@@ -82,6 +86,11 @@ export const enqueueRequest = z.strictObject({
     .max(200)
     .optional()
     .meta({ description: 'A second enqueue with the same key and type (and tenant) returns the first job (200) instead of creating another.' }),
+  tags: z
+    .array(jobTag)
+    .max(MAX_TAGS, `at most ${MAX_TAGS} tags`)
+    .optional()
+    .meta({ description: `0–${MAX_TAGS} tags (each 1–64 characters of \`[A-Za-z0-9_.:-]\`), stored on the job; \`GET /jobs?tag=\` and the admin queue find jobs by them. A repeated tag is kept once.` }),
   dependsOn: z
     .array(jobId)
     .min(1)

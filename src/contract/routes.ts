@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { IMAGE_CONTENT_TYPES } from '../model/asset';
 import { MAX_ENQUEUE_BATCH } from '../model/job';
-import { DEFAULT_PER_PAGE, MAX_PER_PAGE, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
+import { DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
 import { asset, assetIdParams, MAX_ASSET_BYTES, uploadQuery, uploadReceipt } from './assets';
 import { escrow, escrowIdParams, escrowPage, escrowRequest } from './escrows';
 import {
@@ -226,6 +226,17 @@ export const ROUTES = {
       payload_too_large: `The body is over 1 MB, or a job's payload over ${MAX_JOB_PAYLOAD_BYTES} bytes as JSON (the whole batch is refused).`,
       rate_limited: 'Too many enqueues with this token (each job of the batch counts).',
     },
+  }),
+  listJobs: defineRoute({
+    method: 'get',
+    path: '/jobs',
+    tag: 'jobs',
+    summary: "The caller's own jobs, newest first (service, user, admin)",
+    description: `A service or user token sees the jobs it created (its sub, role and tenant); an admin sees every job (a tenant admin: its tenant's). Filters combine with AND; \`tag\` matches jobs carrying all the tags listed. \`per_page\` 1–${MAX_PER_PAGE} (default ${DEFAULT_PER_PAGE}); pages beyond the last answer 200 with an empty \`data\`.`,
+    access: 'jobs:read',
+    query: ownJobsQuery,
+    responses: { 200: { description: 'One page of jobs, with the `meta` of the admin queue.', json: queuePage } },
+    errors: {},
   }),
   leaseJobs: defineRoute({
     method: 'get',

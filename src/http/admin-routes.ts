@@ -23,6 +23,8 @@ export function adminRoutes(deps: { admin: AdminService }): Router {
     const filter: JobListFilter = {
       ...(query.status && query.status.length > 0 ? { statuses: query.status } : {}),
       ...(query.type && query.type.length > 0 ? { types: query.type } : {}),
+      ...(query.tag && query.tag.length > 0 ? { tags: query.tag } : {}),
+      ...(query.idempotencyKey === undefined ? {} : { idempotencyKey: query.idempotencyKey }),
       ...(query.createdBy === undefined ? {} : { createdBy: query.createdBy }),
       ...(query.createdFrom === undefined ? {} : { createdFrom: query.createdFrom }),
       ...(query.createdTo === undefined ? {} : { createdTo: query.createdTo }),

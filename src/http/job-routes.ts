@@ -5,10 +5,11 @@ import { enqueueRequest, type batchEnqueueResponse } from '../contract/jobs';
 import { ROUTES } from '../contract/routes';
 import { AppError, ValidationError, type FieldError } from '../errors';
 import type { EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
+import type { JobListing } from '../jobs/job-listing';
 import type { Principal } from '../model/principal';
 import { mountRoute } from './mount-route';
 import { parseRequest } from './validation';
-import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire } from './wire';
+import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toQueuePageWire } from './wire';
 
 type BatchResult = z.input<typeof batchEnqueueResponse>['results'][number];
 
@@ -25,6 +26,7 @@ function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
     ...(body.maxAttempts === undefined ? {} : { maxAttempts: body.maxAttempts }),
     ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
     ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
+    ...(body.tags === undefined ? {} : { tags: body.tags }),
   };
 }
 
@@ -38,9 +40,18 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
 }
 
 /** Enqueue, lease, report, cancel and read jobs (API.md). Each route maps onto one JobService call. */
-export function jobRoutes(deps: { jobs: JobService }): Router {
-  const { jobs } = deps;
+export function jobRoutes(deps: { jobs: JobService; listing: JobListing }): Router {
+  const { jobs, listing } = deps;
   const router = Router();
+
+  mountRoute(router, ROUTES.listJobs)(async ({ principal, query }) => {
+    const filter = {
+      ...(query.status && query.status.length > 0 ? { statuses: query.status } : {}),
+      ...(query.type && query.type.length > 0 ? { types: query.type } : {}),
+      ...(query.tag && query.tag.length > 0 ? { tags: query.tag } : {}),
+    };
+    return { status: 200, body: toQueuePageWire(await listing.listOwn({ principal, filter, page: query.page, perPage: query.per_page })) };
+  });
 
   mountRoute(router, ROUTES.enqueueJob)(async ({ principal, body: request }) => {
     const { job, created } = await jobs.enqueue(principal, toEnqueueInput(request));

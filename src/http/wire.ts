@@ -55,6 +55,7 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     dependsOn: [...job.dependsOn],
     pendingParents: [...job.pendingParents],
     partial: job.partial,
+    tags: [...job.tags],
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,
     cancelRequestedAt: toWireDateOrNull(job.cancelRequestedAt),

@@ -17,6 +17,8 @@ export interface EnqueueInput {
   idempotencyKey?: string;
   /** Jobs that must all succeed first; the job waits (status `waiting`) until then. */
   dependsOn?: readonly string[];
+  /** Labels the job is found by; a repeated one is kept once. */
+  tags?: readonly string[];
 }
 
 export type EnqueueResult = { job: Job; created: boolean };
@@ -119,6 +121,7 @@ export class Enqueuer {
       createdBy: principal.sub,
       createdByRole: principal.role,
       now,
+      ...(input.tags && input.tags.length > 0 ? { tags: [...new Set(input.tags)] } : {}),
     };
   }
 

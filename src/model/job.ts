@@ -19,6 +19,14 @@ export const MAX_ENQUEUE_BATCH = 1_000;
 
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'dlq'];
 
+export function isTerminalStatus(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** Tags: labels a job is found by (`GET /jobs?tag=`), at most MAX_TAGS of TAG_PATTERN each. */
+export const MAX_TAGS = 20;
+export const TAG_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /** An admin requeue takes a job from these back to `queued`. */
 export const REQUEUEABLE_STATUSES = ['failed', 'dlq', 'cancelled'] as const satisfies readonly JobStatus[];
 
@@ -74,6 +82,8 @@ export interface Job {
   slotId: string | null;
   /** Set once another job depends on this one: only then does finishing it look for children. */
   hasChildren: boolean;
+  /** Labels given at enqueue (`GET /jobs?tag=` finds the jobs carrying all the tags asked for). */
+  tags: string[];
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;

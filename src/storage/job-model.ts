@@ -6,8 +6,10 @@ import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../mo
  * A job as stored: the model's Job with `_id` as the public jobId (so no second unique index is
  * needed) and the one field only storage needs. Nothing outside src/storage sees this type.
  */
-export interface JobDocument extends Omit<Job, 'jobId'> {
+export interface JobDocument extends Omit<Job, 'jobId' | 'tags'> {
   _id: string;
+  /** Absent when the job has no tags (see the `tag_newest` index). */
+  tags?: string[];
   /**
    * `<tenant>/<role>:<sub>/<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse
    * unique index then enforces "unique when present" (partial indexes act as plain unique ones on the
@@ -56,6 +58,8 @@ const jobSchema = new Schema<JobDocument>(
     dependsOn: { type: [String], default: [] },
     pendingParents: { type: [String], default: [] },
     hasChildren: { type: Boolean, default: false },
+    // Absent (not []) when the job has none, so the sparse `tags` index holds tagged jobs only.
+    tags: { type: [String], default: undefined },
     partial: { type: Boolean, default: false },
     createdBy: { type: String, required: true },
     createdByRole: { type: String, default: null },
@@ -84,6 +88,12 @@ jobSchema.index({ dedupeKey: 1 }, { name: 'dedupe', unique: true, sparse: true }
 jobSchema.index({ createdAt: -1 }, { name: 'newest' });
 jobSchema.index({ status: 1, createdAt: -1 }, { name: 'status_newest' });
 jobSchema.index({ createdBy: 1, createdAt: -1 }, { name: 'creator_newest' });
+// Listings by tag (GET /jobs?tag=, the admin queue's tag filter, bulk actions): multikey on the tags,
+// newest first within one tag, so a tag's page is a bounded index walk (the other tags asked for and
+// the owner are checked on the way). Sparse: untagged jobs (the field absent) cost it nothing. The
+// caller's own listing (GET /jobs without a tag) walks creator_newest: equality on createdBy, then
+// createdAt in order, its role, tenant, status and type checked on the way.
+jobSchema.index({ tags: 1, createdAt: -1 }, { name: 'tag_newest', sparse: true });
 
 export type JobModel = Model<JobDocument>;
 

@@ -1,6 +1,8 @@
 import type { Connection } from 'mongoose';
 
 import type { Job, JobStatus } from '../model/job';
+import type { AccessScope } from '../model/principal';
+import { accessFilter } from './access-scope';
 import { jobModel, type JobDocument } from './job-model';
 import { toJob } from './job-repository';
 
@@ -18,6 +20,11 @@ export interface JobListFilter {
   createdTo?: Date;
   /** A tenant token sees only its tenant's jobs. */
   tenant?: string;
+  /** Jobs carrying every one of these tags. */
+  tags?: readonly string[];
+  idempotencyKey?: string;
+  /** Who may see what (src/auth/access.ts `scopeOf`): ANDed in, so a listing never shows another's job. */
+  scope?: AccessScope;
 }
 
 export interface JobListPage {
@@ -48,6 +55,9 @@ export interface CompletionCount {
   count: number;
 }
 
+/** The Mongo query of a listing filter (also what bulk actions select by). */
+export { toMongoFilter as jobListQuery };
+
 export interface JobQueryRepository {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
@@ -70,13 +80,19 @@ function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
   }
   if (filter.createdBy !== undefined) query.createdBy = filter.createdBy;
   if (filter.tenant !== undefined) query.tenant = filter.tenant;
+  if (filter.tags && filter.tags.length > 0) query.tags = filter.tags.length === 1 ? filter.tags[0] : { $all: [...filter.tags] };
+  if (filter.idempotencyKey !== undefined) query.idempotencyKey = filter.idempotencyKey;
   if (filter.createdFrom !== undefined || filter.createdTo !== undefined) {
     const range: Record<string, Date> = {};
     if (filter.createdFrom !== undefined) range.$gte = filter.createdFrom;
     if (filter.createdTo !== undefined) range.$lt = filter.createdTo;
     query.createdAt = range;
   }
-  return query;
+  if (!filter.scope) return query;
+  const scope = accessFilter(filter.scope);
+  // A scope and an explicit filter on the same field (a tenant admin naming a creator) must both hold.
+  const clashes = Object.keys(scope).some((key) => key in query);
+  return clashes ? { $and: [query, scope] } : { ...query, ...scope };
 }
 
 interface TypeStatusGroup {

@@ -23,6 +23,7 @@ export interface NewJob {
   dependsOn?: string[];
   pendingParents?: string[];
   lastError?: JobError | null;
+  tags?: readonly string[];
 }
 
 /** Which lease a report must hold: the lease id when the worker sent it, else the worker id. */
@@ -75,6 +76,7 @@ export function toJob(doc: JobDocument): Job {
     partial: doc.partial ?? false,
     slotId: doc.slotId ?? null,
     hasChildren: doc.hasChildren ?? false,
+    tags: doc.tags ?? [],
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
@@ -687,6 +689,7 @@ function newJobDocument(job: NewJob): JobDocument {
     dependsOn: job.dependsOn ?? [],
     pendingParents: job.pendingParents ?? [],
     hasChildren: false,
+    ...(job.tags && job.tags.length > 0 ? { tags: [...job.tags] } : {}),
     partial: false,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,

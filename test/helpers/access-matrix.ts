@@ -25,6 +25,7 @@ export const ACCESS_MATRIX: Readonly<Record<string, Access>> = {
   'GET /auth/whoami': 'any-role',
   'POST /jobs': ENQUEUERS,
   'POST /jobs/batch': ENQUEUERS,
+  'GET /jobs': JOB_READERS,
   'GET /jobs/lease': WORKERS,
   'POST /jobs/:jobId/heartbeat': WORKERS,
   'POST /jobs/:jobId/succeed': WORKERS,

@@ -211,7 +211,7 @@ describe('conformance: every route answers as the contract says', () => {
     conform('whoami', await agent.get('/auth/whoami'));
 
     // Enqueue: created, the same key again, and each refusal.
-    const parent = conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, priority: 70, maxAttempts: 2, idempotencyKey: 'contract-parent' }));
+    const parent = conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, priority: 70, maxAttempts: 2, idempotencyKey: 'contract-parent', tags: ['contract:list'] }));
     expect(parent.status).toBe(201);
     expect(conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, idempotencyKey: 'contract-parent' })).status).toBe(200);
     const child = conform('enqueueJob', await agent.post('/jobs').set(SERVICE).send({ type: 'noop', payload: {}, dependsOn: [parent.body.jobId] }));
@@ -252,6 +252,10 @@ describe('conformance: every route answers as the contract says', () => {
     conform('failJob', await agent.post(`/jobs/${second!.jobId}/fail`).set(WORKER).send({ leaseId: second!.leaseId, error: { code: 'boom', message: 'it broke', retryable: false }, durationMs: 3 }));
 
     // Read and cancel.
+    conform('listJobs', await agent.get('/jobs?status=queued,waiting&type=noop&per_page=5').set(SERVICE));
+    conform('listJobs', await agent.get('/jobs?tag=contract:list').set(auth('user', 'contract-service')));
+    conform('listJobs', await agent.get('/jobs?tag=bad%20tag').set(SERVICE));
+    conform('listJobs', await agent.get('/jobs').set(WORKER));
     for (const jobId of [parent.body.jobId, child.body.jobId, first!.jobId, second!.jobId] as string[]) conform('getJob', await agent.get(`/jobs/${jobId}`).set(SERVICE));
     conform('getJob', await agent.get(`/jobs/${first!.jobId}`).set(auth('user', 'contract-service')));
     conform('getJob', await agent.get(`/jobs/${MISSING_JOB}`).set(ADMIN));
@@ -265,6 +269,7 @@ describe('conformance: every route answers as the contract says', () => {
     // Admin.
     conform('listQueue', await agent.get('/admin/jobs/queue?per_page=50').set(ADMIN));
     conform('listQueue', await agent.get('/admin/jobs/queue?status=failed,dlq&type=noop&createdFrom=2000-01-01T00:00:00Z').set(ADMIN));
+    conform('listQueue', await agent.get('/admin/jobs/queue?tag=contract:list&idempotencyKey=contract-parent').set(ADMIN));
     conform('listQueue', await agent.get('/admin/jobs/queue?status=bogus').set(ADMIN));
     conform('listQueue', await agent.get('/admin/jobs/queue').set(SERVICE));
     conform('queueStats', await agent.get('/admin/jobs/stats').set(ADMIN));

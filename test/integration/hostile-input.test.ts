@@ -229,7 +229,8 @@ const BASE_BODIES: Record<string, Record<string, unknown>> = {
 /** Query parameters each route reads. */
 const KNOWN_QUERY: Record<string, string[]> = {
   'GET /jobs/lease': ['limit', 'type'],
-  'GET /admin/jobs/queue': ['status', 'type', 'createdBy', 'createdFrom', 'createdTo', 'page', 'per_page'],
+  'GET /jobs': ['status', 'type', 'tag', 'page', 'per_page'],
+  'GET /admin/jobs/queue': ['status', 'type', 'tag', 'idempotencyKey', 'createdBy', 'createdFrom', 'createdTo', 'page', 'per_page'],
   'GET /admin/jobs/throughput': ['minutes'],
   'GET /escrows': ['page', 'per_page'],
   'POST /assets': ['filename'],
