@@ -45,6 +45,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
     leasePollMaxIntervalMs: config.LEASE_POLL_MAX_INTERVAL_MS,
+    resultPollIntervalMs: config.RESULT_WAIT_POLL_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,

@@ -110,6 +110,8 @@ const apiSchema = z.object({
   // Idle, the shared long-poll query backs off to this; a change feed (LEASE_WAKE_FEED) tells of other instances' jobs at once.
   LEASE_POLL_MAX_INTERVAL_MS: integer(50, 600_000).default(8_000),
   LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
+  // GET /jobs/:jobId?wait=: one shared query per interval finds finishes recorded by other instances.
+  RESULT_WAIT_POLL_INTERVAL_MS: integer(50, 1_000).default(500),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),

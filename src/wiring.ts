@@ -48,6 +48,8 @@ export interface ApiWiringParams {
   leasePollIntervalMs?: number;
   /** The longest the shared long-poll query waits while nothing happens (default 8 × the interval). */
   leasePollMaxIntervalMs?: number;
+  /** `GET /jobs/:jobId?wait=`: the shared poll's interval for finishes recorded elsewhere (default 500 ms). */
+  resultPollIntervalMs?: number;
   /** Per-token rate limits on enqueue and lease (off when absent); the payload size limit always applies. */
   limits?: RequestLimits;
   /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
@@ -97,6 +99,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
     ...(params.leasePollIntervalMs === undefined ? {} : { leasePollIntervalMs: params.leasePollIntervalMs }),
     ...(params.leasePollMaxIntervalMs === undefined ? {} : { leasePollMaxIntervalMs: params.leasePollMaxIntervalMs }),
+    ...(params.resultPollIntervalMs === undefined ? {} : { resultPollIntervalMs: params.resultPollIntervalMs }),
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);

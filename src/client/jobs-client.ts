@@ -35,6 +35,8 @@ export interface JobsClientOptions {
   random?: () => number;
 }
 
+const FINISHED: readonly string[] = ['succeeded', 'failed', 'dlq', 'cancelled'];
+
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
 
 interface RequestSpec {
@@ -121,8 +123,34 @@ export class JobsClient {
     return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
   }
 
-  async getJob(jobId: string): Promise<JobWire> {
-    return (await this.send<JobWire>({ method: 'GET', path: `/jobs/${encodeURIComponent(jobId)}`, retryable: true })).body;
+  /** `waitSeconds` (0–30): the API holds the answer until the job finishes or the time is up. */
+  async getJob(jobId: string, params: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobWire> {
+    const wait = params.waitSeconds ? `?wait=${params.waitSeconds}` : '';
+    return (
+      await this.send<JobWire>({
+        method: 'GET',
+        path: `/jobs/${encodeURIComponent(jobId)}${wait}`,
+        retryable: true,
+        ...(params.waitSeconds ? { timeoutMs: params.waitSeconds * 1000 + (this.options.timeoutMs ?? 10_000) } : {}),
+        ...(params.signal ? { signal: params.signal } : {}),
+      })
+    ).body;
+  }
+
+  /**
+   * Resolves with the job once it has finished (succeeded, failed, dlq or cancelled), asking with
+   * `GET /jobs/:jobId?wait=` (at most 30 s a call) until `timeoutMs` has passed; then resolves with
+   * the job as it is (check `status`).
+   */
+  async waitForResult(jobId: string, params: { timeoutMs: number; signal?: AbortSignal }): Promise<JobWire> {
+    const deadline = Date.now() + params.timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      // Tenths of a second: the API takes a fractional wait.
+      const waitSeconds = Math.max(0, Math.min(30, Math.floor(left / 100) / 10));
+      const job = await this.getJob(jobId, { waitSeconds, ...(params.signal ? { signal: params.signal } : {}) });
+      if (FINISHED.includes(job.status) || Date.now() >= deadline || waitSeconds === 0) return job;
+    }
   }
 
   private async send<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {

@@ -171,6 +171,27 @@ export const workerIdHeaders = z.object({
 export const MAX_LEASE_LIMIT = 100;
 export const MAX_LEASE_WAIT_SECONDS = 30;
 
+/** `?wait=` seconds, 0–30: a long-poll's longest hold. */
+function waitSecondsQuery(description: string) {
+  return documentAs(
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, `wait must be a number of seconds from 0 to ${MAX_LEASE_WAIT_SECONDS}`)
+      .transform(Number)
+      .pipe(z.number().min(0).max(MAX_LEASE_WAIT_SECONDS, `wait must be at most ${MAX_LEASE_WAIT_SECONDS} seconds`)),
+    { type: 'number', minimum: 0, maximum: MAX_LEASE_WAIT_SECONDS, default: 0 },
+  )
+    .optional()
+    .meta({ description });
+}
+
+/** `GET /jobs/{jobId}?wait=`. */
+export const getJobQuery = z.object({
+  wait: waitSecondsQuery(
+    `Hold the answer while the job is not finished (succeeded, failed, dlq, cancelled), until it finishes or this many seconds (0–${MAX_LEASE_WAIT_SECONDS}) pass; then answer as without it.`,
+  ),
+});
+
 export const leaseQuery = z.object({
   limit: documentAs(
     z

@@ -124,7 +124,13 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing }): Rout
   mountRoute(router, ROUTES.cancelJob)(async ({ principal, params }) => ({ status: 200, body: await jobs.cancel(principal, params.jobId) }));
 
   // A malformed id is just an id that does not exist: same answer, nothing revealed (the schema takes any string).
-  mountRoute(router, ROUTES.getJob)(async ({ principal, params }) => ({ status: 200, body: toJobWire(await jobs.getJob(principal, params.jobId)) }));
+  mountRoute(router, ROUTES.getJob)(async ({ principal, params, query, res }) => {
+    // A held answer ends early when the caller hangs up.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    const job = await jobs.getJob(principal, params.jobId, { waitMs: (query.wait ?? 0) * 1000, signal: gone.signal });
+    return { status: 200, body: toJobWire(job) };
+  });
 
   return router;
 }

@@ -1,9 +1,17 @@
 import { authorize } from '../auth/access';
 import { InvalidStateError, NotFoundError, UnavailableError } from '../errors';
-import type { Job, JobStatus } from '../model/job';
+import { isTerminalStatus, type Job, type JobStatus } from '../model/job';
 import type { Principal } from '../model/principal';
 import type { Dependencies } from './dependencies';
 import type { QueueDeps } from './queue-deps';
+import type { ResultWaiters } from './result-waiters';
+
+/** `GET /jobs/:jobId?wait=`: hold the answer until the job finishes, this long at most. */
+export interface ResultWait {
+  waitMs: number;
+  /** Aborted when the caller goes away: the wait ends at once. */
+  signal?: AbortSignal;
+}
 
 /** A job can change state only a few times in a row (queued → leased → queued ...) before a cancel wins. */
 const MAX_CANCEL_ROUNDS = 10;
@@ -13,14 +21,23 @@ export class JobControl {
   constructor(
     private readonly deps: Pick<QueueDeps, 'jobs' | 'events' | 'clock'>,
     private readonly dependencies: Dependencies,
+    private readonly results: ResultWaiters,
   ) {}
 
   /**
    * Owner or admin; a non-admin learns nothing about jobs it did not create (403 either way). A
-   * tenant token sees another tenant's job as if it did not exist.
+   * tenant token sees another tenant's job as if it did not exist. With `wait`, an unfinished job's
+   * answer is held until it finishes or the wait is over — access is decided before any waiting.
    */
-  async getJob(principal: Principal, jobId: string): Promise<Job> {
-    return authorize({ principal, kind: 'job', action: 'read', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+  async getJob(principal: Principal, jobId: string, wait?: ResultWait): Promise<Job> {
+    const read = async (): Promise<Job> => authorize({ principal, kind: 'job', action: 'read', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+    const job = await read();
+    if (!wait || wait.waitMs <= 0 || isTerminalStatus(job.status)) return job;
+    // The wait is real time (a request's duration), not the injected clock.
+    const outcome = await this.results.wait({ jobId, deadline: Date.now() + wait.waitMs, ...(wait.signal ? { signal: wait.signal } : {}) });
+    // The caller is gone: nobody reads the answer.
+    if (outcome === 'ended' && wait.signal?.aborted) return job;
+    return read();
   }
 
   /**

@@ -2,15 +2,17 @@ import type { Job, JobError, JobStatus } from '../model/job';
 import type { Principal } from '../model/principal';
 import { Dependencies } from './dependencies';
 import { Enqueuer, type BatchItemResult, type EnqueueInput, type EnqueueResult } from './enqueue';
-import { JobControl } from './job-control';
+import { JobControl, type ResultWait } from './job-control';
 import { Leaser, type LeaseInput, type LeaseResult } from './lease';
 import { LeaseRescuer } from './lease-rescue';
 import type { QueueDeps } from './queue-deps';
 import { Reporter, type FailAnswer, type HeartbeatAnswer, type ReportTarget } from './reports';
+import { ResultWaiters } from './result-waiters';
 
 export { DEFAULT_PRIORITY, MAX_BATCH, type BatchItemResult, type EnqueueInput } from './enqueue';
 export type { LeaseInput } from './lease';
 export type { ReportTarget } from './reports';
+export type { ResultWait } from './job-control';
 export { newJobId } from './queue-deps';
 
 export interface JobServiceDeps extends QueueDeps {
@@ -20,6 +22,8 @@ export interface JobServiceDeps extends QueueDeps {
   leasePollIntervalMs?: number;
   /** Long-poll: the longest the shared query waits while nothing happens. */
   leasePollMaxIntervalMs?: number;
+  /** `GET /jobs/:jobId?wait=`: how often one shared query looks for finishes recorded by other instances (default 500 ms). */
+  resultPollIntervalMs?: number;
 }
 
 /**
@@ -35,6 +39,7 @@ export class JobService {
   private readonly rescuer: LeaseRescuer;
   private readonly reporter: Reporter;
   private readonly control: JobControl;
+  private readonly results: ResultWaiters;
 
   constructor(deps: JobServiceDeps) {
     const dependencies = new Dependencies(deps);
@@ -42,7 +47,17 @@ export class JobService {
     this.rescuer = new LeaseRescuer(deps, dependencies);
     this.leaser = new Leaser(deps, this.rescuer);
     this.reporter = new Reporter(deps, dependencies);
-    this.control = new JobControl(deps, dependencies);
+    this.results = new ResultWaiters({
+      events: deps.events,
+      findFinished: (jobIds) => deps.jobs.findFinishedAmong(jobIds),
+      pollIntervalMs: deps.resultPollIntervalMs ?? 500,
+    });
+    this.control = new JobControl(deps, dependencies, this.results);
+  }
+
+  /** `GET /jobs/:jobId?wait=` requests now held. */
+  get waitingResultCalls(): number {
+    return this.results.size;
   }
 
   /** Lease calls now waiting for work (long-poll). */
@@ -50,9 +65,10 @@ export class JobService {
     return this.leaser.waitingLeaseCalls;
   }
 
-  /** Ends every long-poll wait (shutdown). */
+  /** Ends every long-poll wait (shutdown): lease calls and result waits answer at once. */
   close(): void {
     this.leaser.close();
+    this.results.close();
   }
 
   /** Cross-instance wake-up of long-polls through a change feed (see Leaser.startWorkFeed). */
@@ -92,8 +108,8 @@ export class JobService {
     return this.control.cancel(principal, jobId);
   }
 
-  getJob(principal: Principal, jobId: string): Promise<Job> {
-    return this.control.getJob(principal, jobId);
+  getJob(principal: Principal, jobId: string, wait?: ResultWait): Promise<Job> {
+    return this.control.getJob(principal, jobId, wait);
   }
 
   requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {

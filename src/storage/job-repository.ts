@@ -245,6 +245,15 @@ export class JobRepository {
     );
   }
 
+  /** Of these jobs, the ids of those that have finished (succeeded, failed, dlq, cancelled): one query, ids only. */
+  async findFinishedAmong(jobIds: readonly string[]): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const docs = await this.jobs
+      .find({ _id: { $in: [...jobIds] }, status: { $in: ['succeeded', 'failed', 'dlq', 'cancelled'] } }, { _id: 1 })
+      .lean<{ _id: string }[]>();
+    return docs.map((d) => d._id);
+  }
+
   async findById(jobId: string): Promise<Job | null> {
     return orNull(await this.jobs.findById(jobId).lean<JobDocument>());
   }

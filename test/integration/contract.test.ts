@@ -258,6 +258,8 @@ describe('conformance: every route answers as the contract says', () => {
     conform('listJobs', await agent.get('/jobs').set(WORKER));
     for (const jobId of [parent.body.jobId, child.body.jobId, first!.jobId, second!.jobId] as string[]) conform('getJob', await agent.get(`/jobs/${jobId}`).set(SERVICE));
     conform('getJob', await agent.get(`/jobs/${first!.jobId}`).set(auth('user', 'contract-service')));
+    conform('getJob', await agent.get(`/jobs/${first!.jobId}?wait=5`).set(SERVICE));
+    conform('getJob', await agent.get(`/jobs/${first!.jobId}?wait=31`).set(SERVICE));
     conform('getJob', await agent.get(`/jobs/${MISSING_JOB}`).set(ADMIN));
     conform('getJob', await agent.get('/jobs/whatever').set(ADMIN));
     conform('cancelJob', await agent.post(`/jobs/${child.body.jobId}/cancel`).set(SERVICE));
