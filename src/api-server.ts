@@ -48,6 +48,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     resultPollIntervalMs: config.RESULT_WAIT_POLL_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
+    resultFileMaxBytes: config.RESULT_FILE_MAX_BYTES,
+    resultFileUploadConcurrency: config.RESULT_FILE_UPLOAD_CONCURRENCY,
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     collectDefaultMetrics: true,
     scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS, idleIntervalMs: config.SCHEDULER_IDLE_INTERVAL_MS },

@@ -6,6 +6,7 @@ import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
 import { JOB_TYPES } from './jobs/job-types';
 import { policyOverrideSchema } from './jobs/registry';
+import { DEFAULT_RESULT_FILE_MAX_BYTES } from './jobs/result-files';
 import { DEFAULT_RETENTION } from './jobs/retention';
 import type { JobPolicy } from './model/job-type';
 import { databaseNameInUri } from './mongo-uri';
@@ -117,6 +118,9 @@ const apiSchema = z.object({
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
   // Asset uploads streamed at once per API instance; one more is answered 429.
   ASSET_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
+  // Result files (POST /jobs/:jobId/files): the largest accepted, and uploads streamed at once per API instance.
+  RESULT_FILE_MAX_BYTES: integer(1, 10 * 1024 ** 3).default(DEFAULT_RESULT_FILE_MAX_BYTES),
+  RESULT_FILE_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),

@@ -10,6 +10,7 @@ import { escrowRoutes } from './http/escrow-routes';
 import { jobRoutes } from './http/job-routes';
 import { httpMetrics, metricsRoutes } from './http/metrics-routes';
 import { requestLimitRoutes, type RequestLimits } from './http/request-limits';
+import { resultFileRoutes } from './http/result-file-routes';
 import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
@@ -18,6 +19,7 @@ import { JobListing } from './jobs/job-listing';
 import { JobService } from './jobs/job-service';
 import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
+import { DEFAULT_RESULT_FILE_MAX_BYTES, ResultFiles } from './jobs/result-files';
 import { DEFAULT_RETENTION, RetentionCleaner, type RetentionSettings } from './jobs/retention';
 import type { Logger } from './logger';
 import { createApiMetrics, type ApiMetrics } from './metrics/api-metrics';
@@ -30,6 +32,7 @@ import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
 import { createJobQueryRepository } from './storage/job-query-repository';
 import { JobRepository } from './storage/job-repository';
+import { ResultFileRepository } from './storage/result-file-repository';
 import { RetentionRepository } from './storage/retention-repository';
 import { ScheduleRepository } from './storage/schedule-repository';
 import { SlotRepository } from './storage/slot-repository';
@@ -54,6 +57,9 @@ export interface ApiWiringParams {
   limits?: RequestLimits;
   /** Asset uploads streamed at once (default DEFAULT_UPLOAD_CONCURRENCY); one more is a 429. */
   assetUploadConcurrency?: number;
+  /** Result files: the largest accepted (RESULT_FILE_MAX_BYTES, default 100 MB) and uploads streamed at once (default 4). */
+  resultFileMaxBytes?: number;
+  resultFileUploadConcurrency?: number;
   /** A request body that sends nothing for this long is cut with 408 (default 10 s; 0: never). */
   bodyIdleTimeoutMs?: number;
   /** How often the queue gauges are refreshed once started (default 15 s). */
@@ -75,6 +81,8 @@ export interface ApiServices {
   admin?: AdminService;
   /** `GET /jobs`: the caller's own jobs. */
   listing?: JobListing;
+  /** Result files of jobs (upload by the leaseholder, download by the owner). */
+  resultFiles?: ResultFiles;
   /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
   metrics?: ApiMetrics;
   schedules?: ScheduleService;
@@ -106,6 +114,12 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   const queries = createJobQueryRepository(params.connection);
   const admin = new AdminService({ queries, jobs, registry, clock });
   const listing = new JobListing({ queries });
+  const resultFiles = new ResultFiles({
+    jobs: new JobRepository(params.connection),
+    files: new ResultFileRepository(params.connection),
+    clock,
+    maxBytes: params.resultFileMaxBytes ?? DEFAULT_RESULT_FILE_MAX_BYTES,
+  });
   const metrics = createApiMetrics({
     events,
     types: registry.typeNames(),
@@ -124,7 +138,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
-  return { registry, events, jobs, payouts, assets, admin, listing, metrics, schedules, scheduler, retention };
+  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, metrics, schedules, scheduler, retention };
 }
 
 /** Every dependency of the HTTP app. */
@@ -142,6 +156,15 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
       // Before the job routes: rate limits and the payload size limit answer first.
       requestLimitRoutes(params.limits),
       jobRoutes({ jobs: services.jobs, listing: services.listing ?? new JobListing({ queries: createJobQueryRepository(connection) }) }),
+      ...(services.resultFiles
+        ? [
+            resultFileRoutes({
+              files: services.resultFiles,
+              maxBytes: params.resultFileMaxBytes ?? DEFAULT_RESULT_FILE_MAX_BYTES,
+              ...(params.resultFileUploadConcurrency === undefined ? {} : { uploadConcurrency: params.resultFileUploadConcurrency }),
+            }),
+          ]
+        : []),
       escrowRoutes({ payouts: services.payouts }),
       assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
       ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),

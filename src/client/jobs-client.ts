@@ -11,6 +11,7 @@ import type {
   JobStatusResponse,
   JobWire,
   LeaseResponse,
+  ResultFileReceipt,
   SucceedRequest,
 } from './types';
 
@@ -34,6 +35,9 @@ export interface JobsClientOptions {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
+
+/** A result file upload may take this long by default (100 MB over a slow link). */
+const UPLOAD_TIMEOUT_MS = 10 * 60_000;
 
 const FINISHED: readonly string[] = ['succeeded', 'failed', 'dlq', 'cancelled'];
 
@@ -151,6 +155,75 @@ export class JobsClient {
       const job = await this.getJob(jobId, { waitSeconds, ...(params.signal ? { signal: params.signal } : {}) });
       if (FINISHED.includes(job.status) || Date.now() >= deadline || waitSeconds === 0) return job;
     }
+  }
+
+  /**
+   * Streams a result file of a leased job into the API (`POST /jobs/:jobId/files`), never holding it
+   * whole. Not retried: a stream cannot be sent twice. `signal` ends the upload (the job's own signal).
+   */
+  async uploadFile(
+    jobId: string,
+    params: { leaseId: string; name: string; contentType?: string; body: Uint8Array | AsyncIterable<Uint8Array>; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<ResultFileReceipt> {
+    const query = new URLSearchParams({ name: params.name, leaseId: params.leaseId });
+    const path = `/jobs/${encodeURIComponent(jobId)}/files?${query.toString()}`;
+    const headers = { ...this.authHeaders(), 'Content-Type': params.contentType ?? 'application/octet-stream' };
+    // Node's fetch takes an async iterable as a streamed body (the DOM types do not say so).
+    const body = params.body as unknown as BodyInit;
+    const timeout = AbortSignal.timeout(params.timeoutMs ?? UPLOAD_TIMEOUT_MS);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method: 'POST',
+        headers,
+        body,
+        // A streamed request body (Node's fetch needs to be told it is sent before the answer comes).
+        duplex: 'half',
+        signal: params.signal ? AbortSignal.any([params.signal, timeout]) : timeout,
+      } as RequestInit);
+    } catch (err) {
+      throw new NetworkError(`POST ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return (await this.readJson<ResultFileReceipt>(response, 'POST', path)).body;
+  }
+
+  /** Opens a result file for reading (`GET /jobs/:jobId/files/:fileId`, or its `url` from the job's `files`). */
+  async downloadFile(jobIdOrUrl: string, fileId?: string): Promise<{ contentType: string; size: number; body: ReadableStream<Uint8Array> }> {
+    const path = fileId === undefined ? jobIdOrUrl : `/jobs/${encodeURIComponent(jobIdOrUrl)}/files/${encodeURIComponent(fileId)}`;
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl}${path}`, { headers: this.authHeaders(), signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
+    } catch (err) {
+      throw new NetworkError(`GET ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (!response.ok || !response.body) {
+      let body: unknown;
+      try {
+        body = await response.json();
+      } catch {
+        body = undefined;
+      }
+      throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
+    }
+    return { contentType: response.headers.get('content-type') ?? 'application/octet-stream', size: Number(response.headers.get('content-length') ?? 0), body: response.body };
+  }
+
+  private authHeaders(): Record<string, string> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
+    if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
+    return headers;
+  }
+
+  private async readJson<T>(response: Response, method: string, path: string): Promise<{ status: number; body: T }> {
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (err) {
+      if (response.ok) throw new NetworkError(`${method} ${path}: response body is not JSON`, { cause: err });
+      body = undefined;
+    }
+    if (!response.ok) throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
+    return { status: response.status, body: body as T };
   }
 
   private async send<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {

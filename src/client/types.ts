@@ -15,6 +15,7 @@ import type {
   jobStatusResponse,
   leasedJob,
   leaseResponse,
+  resultFileReceipt,
   succeedRequest,
 } from '../contract/jobs';
 import type { errorBody } from '../contract/errors';
@@ -52,3 +53,6 @@ export type AttemptWire = z.output<typeof attemptRecord>;
 export type JobWire = z.output<typeof jobDocument>;
 
 export type ErrorBody = z.output<typeof errorBody>;
+
+export type ResultFileReceipt = z.output<typeof resultFileReceipt>;
+export type ResultFileWire = JobWire['files'][number];

@@ -37,6 +37,16 @@ export const attemptRecord = z
   })
   .meta({ description: 'One lease of the job.' });
 
+export const resultFileWire = z
+  .strictObject({
+    fileId: z.string().meta({ description: 'The file (24 hex digits).' }),
+    name: z.string().meta({ description: 'The name given at upload.' }),
+    contentType: z.string().meta({ description: 'The Content-Type given at upload.' }),
+    size: z.number().int().min(0).meta({ description: 'Bytes.' }),
+    url: z.string().meta({ description: '`/jobs/<jobId>/files/<fileId>`: GET it (owner, admin) for the bytes.' }),
+  })
+  .meta({ description: 'A file a run of the job uploaded (`POST /jobs/{jobId}/files`).' });
+
 export const jobDocument = z
   .strictObject({
     jobId,
@@ -61,6 +71,7 @@ export const jobDocument = z
     pendingParents: z.array(jobId).meta({ description: 'Of dependsOn, those not succeeded yet (while `waiting`).' }),
     partial: z.boolean().meta({ description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' }),
     tags: z.array(jobTag).meta({ description: 'The tags given at enqueue (`GET /jobs?tag=` finds jobs by them).' }),
+    files: z.array(resultFileWire).meta({ description: 'Result files its runs uploaded, oldest first (deleted with the job by retention).' }),
     createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
     createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
     cancelRequestedAt: nullableWireDate,
@@ -265,6 +276,30 @@ export const failRequest = z.strictObject({
 });
 
 export const jobStatusResponse = z.strictObject({ jobId, status: jobStatus });
+
+// ---- Result files --------------------------------------------------------------------------------
+
+export const resultFileUploadQuery = z.object({
+  name: z.string({ error: 'name is required (once)' }).meta({ description: 'The file name, 1–200 characters without control characters.' }),
+  leaseId: z
+    .string({ error: 'leaseId must be given at most once' })
+    .min(1)
+    .max(128)
+    .optional()
+    .meta({ description: 'The lease the upload is made under; without it the lease is found by X-Worker-Id.' }),
+});
+
+export const resultFileReceipt = z.strictObject({
+  fileId: z.string(),
+  name: z.string(),
+  contentType: z.string(),
+  size: z.number().int().min(0),
+});
+
+export const resultFileParams = z.object({
+  jobId: z.string().meta({ description: 'A job id; a malformed one is answered as an unknown one.' }),
+  fileId: z.string().meta({ description: 'A file of the job (see its `files`).' }),
+});
 
 export const failResponse = z.strictObject({
   jobId,

@@ -3,13 +3,13 @@ import type { z } from 'zod';
 import type { pageMeta, queuePage, queueStats, throughput } from '../contract/admin';
 import type { asset, uploadReceipt } from '../contract/assets';
 import type { escrow } from '../contract/escrows';
-import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse } from '../contract/jobs';
+import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse, resultFileReceipt, resultFileWire } from '../contract/jobs';
 import type { schedule } from '../contract/schedules';
 import { toWireDate, toWireDateOrNull } from '../contract/schema';
 import type { QueuePage, QueueStats, Throughput } from '../jobs/admin-service';
 import type { Asset, UploadReceipt } from '../model/asset';
 import type { EscrowRecord } from '../model/escrow';
-import type { Job, JobError, LeasedJob } from '../model/job';
+import type { Job, JobError, LeasedJob, ResultFile } from '../model/job';
 import type { Schedule } from '../model/schedule';
 
 /**
@@ -56,6 +56,7 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     pendingParents: [...job.pendingParents],
     partial: job.partial,
     tags: [...job.tags],
+    files: job.files.map((f) => toResultFileWire(job.jobId, f)),
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,
     cancelRequestedAt: toWireDateOrNull(job.cancelRequestedAt),
@@ -65,6 +66,15 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     startedAt: toWireDateOrNull(job.startedAt),
     completedAt: toWireDateOrNull(job.completedAt),
   };
+}
+
+/** A result file as the job document lists it, with the URL it is downloaded from. */
+export function toResultFileWire(jobId: string, file: ResultFile): Wire<typeof resultFileWire> {
+  return { fileId: file.fileId, name: file.name, contentType: file.contentType, size: file.size, url: `/jobs/${jobId}/files/${file.fileId}` };
+}
+
+export function toResultFileReceiptWire(file: ResultFile): Wire<typeof resultFileReceipt> {
+  return { fileId: file.fileId, name: file.name, contentType: file.contentType, size: file.size };
 }
 
 export function toEnqueueWire(job: Job): Wire<typeof enqueueResponse> {

@@ -51,6 +51,18 @@ export interface AttemptRecord {
   error: JobError | null;
 }
 
+/** A file a job's run uploaded (a report, an export), stored beside the job and deleted with it. */
+export interface ResultFile {
+  fileId: string;
+  name: string;
+  contentType: string;
+  size: number;
+  createdAt: Date;
+}
+
+/** The most result files one job may hold (its document lists them all). */
+export const MAX_RESULT_FILES = 100;
+
 /** A job as the domain sees it (a plain object; storage details stay in src/storage). */
 export interface Job {
   jobId: string;
@@ -84,6 +96,8 @@ export interface Job {
   hasChildren: boolean;
   /** Labels given at enqueue (`GET /jobs?tag=` finds the jobs carrying all the tags asked for). */
   tags: string[];
+  /** Files its runs uploaded (POST /jobs/:jobId/files), oldest first. */
+  files: ResultFile[];
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;

@@ -4,6 +4,7 @@ import { ensureAssetIndexes } from './asset-model';
 import { ensureEscrowIndexes } from './escrow-model';
 import { ensureJobIndexes } from './job-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
+import { ensureResultFileIndexes } from './result-file-repository';
 import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
 
@@ -15,4 +16,5 @@ export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureAssetIndexes(connection);
   await ensureRetentionIndexes(connection);
   await ensureScheduleIndexes(connection);
+  await ensureResultFileIndexes(connection);
 }

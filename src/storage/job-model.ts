@@ -1,15 +1,17 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { JOB_STATUSES, type AttemptRecord, type Job, type JobError } from '../model/job';
+import { JOB_STATUSES, type AttemptRecord, type Job, type JobError, type ResultFile } from '../model/job';
 
 /**
  * A job as stored: the model's Job with `_id` as the public jobId (so no second unique index is
  * needed) and the one field only storage needs. Nothing outside src/storage sees this type.
  */
-export interface JobDocument extends Omit<Job, 'jobId' | 'tags'> {
+export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files'> {
   _id: string;
   /** Absent when the job has no tags (see the `tag_newest` index). */
   tags?: string[];
+  /** Absent until a run uploads one. */
+  files?: ResultFile[];
   /**
    * `<tenant>/<role>:<sub>/<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse
    * unique index then enforces "unique when present" (partial indexes act as plain unique ones on the
@@ -30,6 +32,11 @@ const attemptSchema = new Schema<AttemptRecord>(
     outcome: { type: String, default: null },
     error: { type: errorSchema, default: null },
   },
+  { _id: false },
+);
+
+const resultFileSchema = new Schema<ResultFile>(
+  { fileId: String, name: String, contentType: String, size: Number, createdAt: Date },
   { _id: false },
 );
 
@@ -60,6 +67,7 @@ const jobSchema = new Schema<JobDocument>(
     hasChildren: { type: Boolean, default: false },
     // Absent (not []) when the job has none, so the sparse `tags` index holds tagged jobs only.
     tags: { type: [String], default: undefined },
+    files: { type: [resultFileSchema], default: undefined },
     partial: { type: Boolean, default: false },
     createdBy: { type: String, required: true },
     createdByRole: { type: String, default: null },

@@ -2,7 +2,7 @@ import type mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 
 import type { Role } from '../model/principal';
-import type { AttemptOutcome, Job, JobError, JobStatus } from '../model/job';
+import type { AttemptOutcome, Job, JobError, JobStatus, ResultFile } from '../model/job';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
 
@@ -77,6 +77,7 @@ export function toJob(doc: JobDocument): Job {
     slotId: doc.slotId ?? null,
     hasChildren: doc.hasChildren ?? false,
     tags: doc.tags ?? [],
+    files: (doc.files ?? []).map((f) => ({ fileId: f.fileId, name: f.name, contentType: f.contentType, size: f.size, createdAt: f.createdAt })),
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
@@ -580,6 +581,22 @@ export class JobRepository {
       )
       .lean<JobDocument>();
     return orNull(before);
+  }
+
+  /**
+   * Lists a stored result file on the job, conditional on the caller still holding the lease (as a
+   * report is) and on the job holding fewer than `maxFiles`; null when either no longer holds.
+   */
+  async addResultFile(params: { jobId: string; holder: LeaseHolder & { leaseId: string }; file: ResultFile; maxFiles: number; now: Date }): Promise<Job | null> {
+    return orNull(
+      await this.jobs
+        .findOneAndUpdate(
+          { _id: params.jobId, status: 'leased', ...holderFilter(params.holder), [`files.${params.maxFiles - 1}`]: { $exists: false } },
+          { $push: { files: params.file }, $set: { updatedAt: params.now } },
+          { new: true },
+        )
+        .lean<JobDocument>(),
+    );
   }
 
   /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */

@@ -1,7 +1,7 @@
 import type { HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
 import { ConflictApiError, NetworkError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
 import type { Logger } from '../logger';
-import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler } from './handler';
+import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler, type UploadedFile } from './handler';
 import { PollBackoff } from './poll-backoff';
 
 /** Upper bound on retrying one report through an API outage. */
@@ -13,6 +13,8 @@ export interface WorkerApi {
   heartbeat(jobId: string, body: { leaseId: string; progress?: number; irreversible?: boolean }): Promise<HeartbeatResponse>;
   succeed(jobId: string, body: { leaseId: string; result?: unknown; durationMs?: number }): Promise<unknown>;
   fail(jobId: string, body: { leaseId: string; error: { message: string; code?: string; retryable?: boolean }; durationMs?: number }): Promise<unknown>;
+  /** Result files (`ctx.uploadFile`); a fake without it makes uploads fail. */
+  uploadFile?(jobId: string, params: { leaseId: string; name: string; contentType: string; body: AsyncIterable<Uint8Array> | Uint8Array; signal?: AbortSignal }): Promise<UploadedFile>;
 }
 
 export interface WorkerRunnerOptions {
@@ -309,6 +311,16 @@ export class WorkerRunner {
             if (beat.cancelRequested) {
               controller.abort(new JobAbort('cancelled'));
               throw controller.signal.reason;
+            }
+          },
+          uploadFile: async (name, contentType, stream) => {
+            if (!api.uploadFile) throw new Error('this worker cannot upload result files');
+            try {
+              return await api.uploadFile(job.jobId, { leaseId: job.leaseId, name, contentType, body: stream, signal: controller.signal });
+            } catch (err) {
+              // Refused because the lease is gone: someone else may hold the job now.
+              if (err instanceof ConflictApiError && err.code === 'lease_conflict') controller.abort(new JobAbort('lease_lost'));
+              throw err;
             }
           },
           logger: log,

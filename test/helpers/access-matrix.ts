@@ -30,6 +30,8 @@ export const ACCESS_MATRIX: Readonly<Record<string, Access>> = {
   'POST /jobs/:jobId/heartbeat': WORKERS,
   'POST /jobs/:jobId/succeed': WORKERS,
   'POST /jobs/:jobId/fail': WORKERS,
+  'POST /jobs/:jobId/files': WORKERS,
+  'GET /jobs/:jobId/files/:fileId': JOB_READERS,
   'POST /jobs/:jobId/cancel': JOB_READERS,
   'GET /jobs/:jobId': JOB_READERS,
   'GET /admin/jobs/queue': ADMIN,

@@ -19,7 +19,7 @@ export function jobDocument(params: {
   /** Default: createdAt (due since it was created). */
   nextRunAt?: Date;
   tags?: string[];
-}): JobDocument & Pick<Job, 'tags'> {
+}): JobDocument & Pick<Job, 'tags' | 'files'> {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
@@ -64,6 +64,7 @@ export function jobDocument(params: {
     pendingParents: [],
     hasChildren: false,
     tags: params.tags ?? [],
+    files: [],
     partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdByRole: 'service',

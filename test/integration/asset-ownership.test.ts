@@ -161,6 +161,7 @@ describe('asset ownership', () => {
       signal: new AbortController().signal,
       reportProgress: () => undefined,
       pointOfNoReturn: async () => undefined,
+      uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
       logger: silentLogger,
     });
     const thumbnailId = result.thumbnailAssetIds[0]!;

@@ -53,7 +53,8 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     .replace(':jobId', jobId)
     .replace(':assetId', assetId)
     .replace(':escrowId', escrowId)
-    .replace(':name', 'matrix-schedule');
+    .replace(':name', 'matrix-schedule')
+    .replace(':fileId', '0'.repeat(24));
   const agent = request(app);
   const base =
     method === 'GET'

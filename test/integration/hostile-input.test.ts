@@ -233,6 +233,7 @@ const KNOWN_QUERY: Record<string, string[]> = {
   'GET /admin/jobs/queue': ['status', 'type', 'tag', 'idempotencyKey', 'createdBy', 'createdFrom', 'createdTo', 'page', 'per_page'],
   'GET /admin/jobs/throughput': ['minutes'],
   'GET /escrows': ['page', 'per_page'],
+  'POST /jobs/:jobId/files': ['name', 'leaseId'],
   'POST /assets': ['filename'],
   'POST /assets/:assetId': ['filename'],
 };

@@ -54,6 +54,7 @@ describe('partial results', () => {
       signal: new AbortController().signal,
       reportProgress: () => undefined,
       pointOfNoReturn: async () => undefined,
+      uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
       logger: silentLogger,
     });
     expect(outcome).toBeInstanceOf(PartialResult);

@@ -43,6 +43,7 @@ function fakeRun(payload: ThumbnailPayload, onProgress?: (percent: number, contr
     attempt: 1,
     signal: controller.signal,
     pointOfNoReturn: async () => undefined,
+    uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
     reportProgress: (percent) => {
       progress.push(percent);
       onProgress?.(percent, controller);
