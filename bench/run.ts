@@ -5,7 +5,7 @@
  *   npm run bench                      full run (a few minutes)
  *   npm run bench -- --quick           smaller sizes, under a minute
  *   npm run bench -- --profile         also CPU-profiles the API during the end-to-end scenario
- *   npm run bench -- --only=e2e,raw    some scenarios only (enqueue, e2e, raw, agenda, idle)
+ *   npm run bench -- --only=e2e,raw    some scenarios only (enqueue, e2e, e2e2, raw, agenda, idle)
  *   MONGODB_URI=mongodb://... npm run bench    against a real MongoDB (absolute numbers)
  *
  * Prints a table on stdout (progress on stderr) and writes bench/results.json.
@@ -17,6 +17,7 @@ import path from 'node:path';
 
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-db';
 import { FULL_SIZES, QUICK_SIZES, type BenchContext } from './lib/context';
+import { buildServices } from './lib/service-process';
 import { describeServer, dropDatabases } from './lib/database';
 import { computeRatiosAndTargets, describeMachine, formatTable, type BenchResults } from './lib/report';
 import { runAgenda } from './scenarios/agenda';
@@ -25,7 +26,7 @@ import { runEnqueue } from './scenarios/enqueue';
 import { runIdle } from './scenarios/idle';
 import { runRawLimit } from './scenarios/raw-limit';
 
-const SCENARIOS = ['enqueue', 'e2e', 'raw', 'agenda', 'idle'] as const;
+const SCENARIOS = ['enqueue', 'e2e', 'e2e2', 'raw', 'agenda', 'idle'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; profile: boolean; only: Set<Scenario> } {
@@ -83,11 +84,12 @@ async function main(): Promise<number> {
     sizes: ctx.sizes,
     enqueue: null,
     e2e: null,
+    e2eTwoApis: null,
     raw: null,
     agenda: null,
     idle: null,
     api: { peakRssMb: null },
-    ratios: { e2eVsRaw: null, e2eVsAgenda: null },
+    ratios: { e2eVsRaw: null, e2eVsAgenda: null, dbRequestsPerJobVsRaw: null },
     targets: [],
     errors: {},
     durationSeconds: 0,
@@ -107,9 +109,13 @@ async function main(): Promise<number> {
       return null;
     }
   };
+  // The services run compiled, as in production.
+  log('building (npm run build, when stale)...');
+  buildServices();
   try {
     results.enqueue = await run('enqueue', 'enqueue: HTTP enqueue throughput', () => runEnqueue(ctx));
     results.e2e = await run('e2e', 'end to end: API + worker processes', () => runEndToEnd(ctx));
+    results.e2eTwoApis = await run('e2e2', 'end to end, two API instances (workers and producers split across them)', () => runEndToEnd(ctx, { apiInstances: 2 }));
     results.raw = await run('raw', 'raw limit: the same claims with the driver alone', () => runRawLimit(ctx));
     results.agenda = await run('agenda', 'Agenda: the same jobs through Agenda 6', () => runAgenda(ctx));
     results.idle = await run('idle', 'idle: database requests of idle workers', () => runIdle(ctx));

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,8 +8,17 @@ export const ROOT = path.resolve(__dirname, '../..');
 const KEPT_LINES = 200;
 
 /**
- * A process the bench starts from a TypeScript entry point with `node --import tsx` (the loader in
- * the process itself, not tsx's CLI wrapper, so the pid is the service's own: signals, /proc and
+ * Compiles src/ to dist/ once (when stale), so the services run as in production: compiled
+ * JavaScript, no TypeScript loader in the process (`npm run api` / `npm run worker` do the same).
+ */
+export function buildServices(): void {
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--if-stale'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`npm run build failed (exit ${String(result.status)})`);
+}
+
+/**
+ * A service process the bench starts: the compiled entry point (`src/x.ts` → `dist/x.js`, see
+ * buildServices), run by node directly, so the pid is the service's own (signals, /proc and
  * --cpu-prof all reach it). Keeps the last lines of its output for error messages.
  */
 export class BenchProcess {
@@ -22,7 +31,11 @@ export class BenchProcess {
     readonly name: string,
     params: { entry: string; env: Record<string, string>; nodeArgs?: readonly string[] },
   ) {
-    this.child = spawn(process.execPath, [...(params.nodeArgs ?? []), '--import', 'tsx', path.join(ROOT, params.entry)], {
+    // The service's own entry points run compiled; the bench's helpers (Agenda's worker) through tsx.
+    const entry = params.entry.startsWith('src/')
+      ? [path.join(ROOT, params.entry.replace(/^src\//, 'dist/').replace(/\.ts$/, '.js'))]
+      : ['--import', 'tsx', path.join(ROOT, params.entry)];
+    this.child = spawn(process.execPath, [...(params.nodeArgs ?? []), ...entry], {
       cwd: ROOT,
       // Only what the bench sets: nothing from the developer's shell, and no .env file (dotenv reads
       // DOTENV_CONFIG_PATH), so every run measures the same configuration.

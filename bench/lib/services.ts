@@ -45,18 +45,19 @@ export async function startApiProcess(
 }
 
 /** Starts `workers` worker processes (`npm run worker`) that take noop jobs; resolves once all run. */
-export async function startWorkerFleet(params: { settings: ServiceSettings; fleet: WorkerFleetSettings; apiUrl: string }): Promise<BenchProcess[]> {
+export async function startWorkerFleet(params: { settings: ServiceSettings; fleet: WorkerFleetSettings; apiUrl: string; firstIndex?: number }): Promise<BenchProcess[]> {
   const { settings, fleet, apiUrl } = params;
+  const first = params.firstIndex ?? 0;
   const token = mintToken({ secret: settings.jwtSecret, sub: 'bench-worker', role: 'worker' });
   const workers = Array.from(
     { length: fleet.workers },
     (_, i) =>
-      new BenchProcess(`worker ${i + 1}`, {
+      new BenchProcess(`worker ${first + i + 1}`, {
         entry: 'src/main-worker.ts',
         env: {
           JOBS_API_URL: apiUrl,
           WORKER_TOKEN: token,
-          WORKER_ID: `bench-worker-${i + 1}`,
+          WORKER_ID: `bench-worker-${first + i + 1}`,
           WORKER_TYPES: 'noop',
           WORKER_CONCURRENCY: String(fleet.concurrency),
           WORKER_LEASE_WAIT_SECONDS: String(fleet.leaseWaitSeconds),

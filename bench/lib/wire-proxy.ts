@@ -106,3 +106,55 @@ function firstKey(message: Buffer, documentStart: number): string {
   if (length < 1 || valueStart + length - 1 > message.length) return key;
   return `${key} ${message.toString('utf8', valueStart, valueStart + length - 1)}`;
 }
+
+// The driver's server monitoring and connection handshakes: what any connected client costs,
+// whatever the service does.
+const MONITORING = new Set(['ismaster', 'hello', 'saslstart', 'saslcontinue', 'authenticate', 'getnonce']);
+
+export function isMonitoring(command: string): boolean {
+  return MONITORING.has(command.split(' ')[0]!.toLowerCase());
+}
+
+/** A snapshot without the driver's monitoring: the requests the service itself made. */
+export function serviceRequests(snapshot: { byCommand: Record<string, number> }): { total: number; byCommand: Record<string, number>; monitoring: number } {
+  const entries = Object.entries(snapshot.byCommand);
+  const monitoring = entries.filter(([name]) => isMonitoring(name)).reduce((sum, [, n]) => sum + n, 0);
+  const own = entries.filter(([name]) => !isMonitoring(name));
+  return { total: own.reduce((sum, [, n]) => sum + n, 0), byCommand: Object.fromEntries(own), monitoring };
+}
+
+/** host:port and a URI for the proxy in its place, when `uri` names one plain-TCP server. */
+export function proxyTarget(uri: string): { host: string; port: number; proxied: (port: number) => string } | null {
+  const match = /^mongodb:\/\/(?:([^@/]*)@)?([^/?,]+)(\/[^?]*)?(\?.*)?$/.exec(uri);
+  if (!match) return null;
+  const [, credentials, hostPort, , query] = match;
+  if (query && /[?&](tls|ssl)=true/i.test(query)) return null;
+  const [host, port] = hostPort!.startsWith('[') ? [hostPort!.slice(1, hostPort!.indexOf(']')), hostPort!.split(']:')[1]] : hostPort!.split(':');
+  const options = new URLSearchParams(query ? query.slice(1) : '');
+  // Through the proxy, never on to the members a replica set would name.
+  options.set('directConnection', 'true');
+  return {
+    host: host!,
+    port: Number(port ?? 27017),
+    proxied: (proxyPort) => `mongodb://${credentials ? `${credentials}@` : ''}127.0.0.1:${proxyPort}/?${options.toString()}`,
+  };
+}
+
+/**
+ * A counting proxy in front of the server `uri` names, and the URI to reach it through; the proxy is
+ * null (and the URI `uri` itself) when it cannot be proxied (several hosts, SRV or TLS).
+ */
+export async function startCountingProxy(uri: string): Promise<{ uri: string; proxy: WireCountingProxy | null }> {
+  const target = proxyTarget(uri);
+  if (!target) return { uri, proxy: null };
+  const proxy = new WireCountingProxy({ host: target.host, port: target.port });
+  return { uri: target.proxied(await proxy.start()), proxy };
+}
+
+/** Requests per job by command (the service's own; monitoring apart), from a snapshot over `jobs` jobs. */
+export function requestsPerJob(snapshot: { byCommand: Record<string, number> } | undefined, jobs: number): { total: number; byCommand: Record<string, number> } | null {
+  if (!snapshot || jobs <= 0) return null;
+  const own = serviceRequests(snapshot);
+  const per = (n: number): number => Math.round((n / jobs) * 1000) / 1000;
+  return { total: per(own.total), byCommand: Object.fromEntries(Object.entries(own.byCommand).map(([name, n]) => [name, per(n)])) };
+}

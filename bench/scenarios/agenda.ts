@@ -2,6 +2,7 @@ import { loadMongoBackend } from '../agenda/backend';
 import { withDatabase, type BenchContext } from '../lib/context';
 import { databaseServerPid, startCpuAccounting } from '../lib/cpu-time';
 import { openDatabase } from '../lib/database';
+import { requestsPerJob, startCountingProxy } from '../lib/wire-proxy';
 import { runClosedLoop } from '../lib/http-load';
 import { pollUntil, round } from '../lib/numbers';
 import { BenchProcess, stopAll } from '../lib/service-process';
@@ -19,6 +20,8 @@ export interface AgendaResult {
   backend: string;
   /** CPU ms per finished job: Agenda's worker processes, the database, the enqueuer (this process). */
   cpuMsPerJob: Record<string, number | null>;
+  /** Requests the database got per finished job, by command (counted on the wire; monitoring apart). */
+  dbRequestsPerJob: { total: number; byCommand: Record<string, number> } | null;
 }
 
 /**
@@ -37,7 +40,8 @@ const PROCESS_EVERY_MS = 250;
 export async function runAgenda(ctx: BenchContext): Promise<AgendaResult> {
   const { sizes } = ctx;
   const dbName = ctx.dbName('agenda');
-  const address = withDatabase(ctx.mongoUri, dbName);
+  const counting = await startCountingProxy(ctx.mongoUri);
+  const address = withDatabase(counting.uri, dbName);
   const { Agenda } = await import('agenda');
   const { MongoBackend, source } = await loadMongoBackend();
 
@@ -71,6 +75,7 @@ export async function runAgenda(ctx: BenchContext): Promise<AgendaResult> {
       database: dbPid === null ? [] : [dbPid],
       'bench enqueuer': 'self',
     });
+    counting.proxy?.reset();
     const startedAt = Date.now();
     const windowEnd = startedAt + sizes.agendaWindowMs;
     await runClosedLoop({
@@ -82,6 +87,7 @@ export async function runAgenda(ctx: BenchContext): Promise<AgendaResult> {
       },
     });
     const complete = await pollUntil(async () => completed() >= sizes.jobs, { everyMs: 50, deadline: windowEnd });
+    const wire = counting.proxy?.snapshot();
     const cpuSplit = cpu.finish(completed());
     await stopAll(workers);
 
@@ -106,6 +112,7 @@ export async function runAgenda(ctx: BenchContext): Promise<AgendaResult> {
         processEveryMs: PROCESS_EVERY_MS,
         backend: source,
         cpuMsPerJob: cpuSplit.perJobMs,
+        dbRequestsPerJob: requestsPerJob(wire, completed()),
       };
     } finally {
       await connection.close();
@@ -113,5 +120,6 @@ export async function runAgenda(ctx: BenchContext): Promise<AgendaResult> {
   } finally {
     await stopAll(workers);
     await enqueuerBackend.disconnect().catch(() => undefined);
+    await counting.proxy?.close();
   }
 }

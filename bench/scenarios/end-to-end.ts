@@ -11,6 +11,7 @@ import { readJobTimings, summarizeTimings, type TimingSummary } from '../lib/job
 import { pollUntil, round, sleep } from '../lib/numbers';
 import { ROOT, stopAll, type BenchProcess } from '../lib/service-process';
 import { startApiProcess, startWorkerFleet } from '../lib/services';
+import { requestsPerJob, startCountingProxy } from '../lib/wire-proxy';
 
 export interface EndToEndResult extends TimingSummary {
   /** Every job of the throughput phase succeeded before the deadline. */
@@ -43,6 +44,10 @@ export interface EndToEndResult extends TimingSummary {
   cpuMsPerJob: Record<string, number | null>;
   /** The API's CPU profile over the throughput phase (--profile). */
   profile?: ProfileSummary;
+  /** API processes (workers and producers split across them). */
+  apiInstances: number;
+  /** Requests the database got per job of the throughput phase, by command (counted on the wire; monitoring apart). */
+  dbRequestsPerJob: { total: number; byCommand: Record<string, number> } | null;
 }
 
 /**
@@ -91,26 +96,39 @@ function leaseCallStats(metrics: string): LeaseCallStats {
  * 2. Latency probe: `probeJobs` jobs enqueued one at a time, `probeIntervalMs` apart, to idle
  *    workers (long-polling when the API supports it): the start delay a new job sees.
  */
-export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
+export async function runEndToEnd(ctx: BenchContext, options: { apiInstances?: number } = {}): Promise<EndToEndResult> {
   const { sizes } = ctx;
-  const settings = { mongoUri: ctx.mongoUri, dbName: ctx.dbName('e2e'), jwtSecret: ctx.jwtSecret };
+  const apiInstances = options.apiInstances ?? 1;
+  const counting = await startCountingProxy(ctx.mongoUri);
+  const settings = { mongoUri: counting.uri, dbName: ctx.dbName(apiInstances === 1 ? 'e2e' : `e2e${apiInstances}`), jwtSecret: ctx.jwtSecret };
   const profileDir = ctx.profileDir;
   if (profileDir) {
     mkdirSync(profileDir, { recursive: true });
     for (const file of readdirSync(profileDir)) if (file.endsWith('.cpuprofile')) rmSync(path.join(profileDir, file));
   }
   const apiSpawnedAt = Date.now();
-  const { api, baseUrl } = await startApiProcess(settings, profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {});
-  let workers: BenchProcess[] = [];
-  const client = new JsonHttpClient(baseUrl, mintToken({ secret: ctx.jwtSecret, sub: 'bench-service', role: 'service' }), sizes.clients + 2);
+  const apis: { api: BenchProcess; baseUrl: string }[] = [];
+  for (let i = 0; i < apiInstances; i += 1) {
+    apis.push(await startApiProcess(settings, profileDir && i === 0 ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {}));
+  }
+  const { api } = apis[0]!;
+  const workers: BenchProcess[] = [];
+  const token = mintToken({ secret: ctx.jwtSecret, sub: 'bench-service', role: 'service' });
+  const clients = apis.map(({ baseUrl }) => new JsonHttpClient(baseUrl, token, Math.ceil(sizes.clients / apiInstances) + 2));
   let peakRssMb = 0;
   const sampleMemory = (): void => {
-    const memory = api.memory();
-    if (memory) peakRssMb = Math.max(peakRssMb, memory.rssMb, memory.hwmMb);
+    for (const { api: instance } of apis) {
+      const memory = instance.memory();
+      if (memory) peakRssMb = Math.max(peakRssMb, memory.rssMb, memory.hwmMb);
+    }
   };
   const sampler = setInterval(sampleMemory, 100);
   try {
-    workers = await startWorkerFleet({ settings, fleet: sizes, apiUrl: baseUrl });
+    // Workers split across the API instances, as producers are.
+    for (const [i, { baseUrl }] of apis.entries()) {
+      const share = Math.floor(sizes.workers / apiInstances) + (i < sizes.workers % apiInstances ? 1 : 0);
+      workers.push(...(await startWorkerFleet({ settings, fleet: { ...sizes, workers: share }, apiUrl: baseUrl, firstIndex: workers.length })));
+    }
     // Let every worker reach its poll loop before the clock starts.
     await sleep(ctx.quick ? 500 : 1_000);
     let peakHeapTotalMb = 0;
@@ -118,18 +136,23 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     // is the worst stall of the API's event loop in the phase.
     let eventLoopMaxMs = 0;
     // The bench's own scrapes cost the API a little (prom-client's default metrics): 4 a second.
+    // Every instance's metrics, concatenated: sums (jobs succeeded, lease calls) add up across them.
     const metrics = async (): Promise<string> => {
-      const text = (await client.request<string>('GET', '/metrics')).body;
-      peakHeapTotalMb = Math.max(peakHeapTotalMb, sumMetric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20);
-      eventLoopMaxMs = Math.max(eventLoopMaxMs, sumMetric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
-      return text;
+      const texts = await Promise.all(clients.map(async (c) => (await c.request<string>('GET', '/metrics')).body));
+      for (const text of texts) {
+        peakHeapTotalMb = Math.max(peakHeapTotalMb, sumMetric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20);
+        eventLoopMaxMs = Math.max(eventLoopMaxMs, sumMetric(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
+      }
+      return texts.join('\n');
     };
     const succeeded = async (): Promise<number> => sumMetric(await metrics(), 'jobs_succeeded_total', { type: 'noop' });
     const startMetrics = await metrics();
     const before = leaseCallStats(startMetrics);
     const rssAtStartMb = api.memory()?.rssMb ?? Number.NaN;
+    let next = 0;
     const enqueue = async (): Promise<string> => {
-      const res = await client.request<{ jobId: string }>('POST', '/jobs', { type: 'noop', payload: {} });
+      // Producers alternate between the instances.
+      const res = await clients[next++ % clients.length]!.request<{ jobId: string }>('POST', '/jobs', { type: 'noop', payload: {} });
       if (res.status !== 201) throw new Error(`POST /jobs answered ${res.status}: ${JSON.stringify(res.body)}`);
       return res.body.jobId;
     };
@@ -137,17 +160,19 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     // 1. Throughput.
     const dbPid = databaseServerPid();
     const cpu = startCpuAccounting({
-      API: [api.pid],
+      API: apis.map((a) => a.api.pid),
       workers: workers.map((w) => w.pid),
       database: dbPid === null ? [] : [dbPid],
       'bench clients': 'self',
     });
+    counting.proxy?.reset();
     const startedAt = Date.now();
     await runClosedLoop({ total: sizes.jobs, concurrency: sizes.clients, call: async () => void (await enqueue()) });
     ctx.log(`  enqueued ${sizes.jobs} jobs in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; waiting for the workers`);
     const deadline = startedAt + sizes.scenarioDeadlineMs;
     const complete = await pollUntil(async () => (await succeeded()) >= sizes.jobs, { everyMs: 250, deadline });
     const throughputEndedAt = Date.now();
+    const wire = counting.proxy?.snapshot();
     const cpuSplit = cpu.finish(await succeeded());
     const throughputEventLoopMaxMs = eventLoopMaxMs;
 
@@ -171,7 +196,7 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     sampleMemory();
     clearInterval(sampler);
     await stopAll(workers);
-    await api.stop();
+    await stopAll(apis.map((a) => a.api));
 
     const connection = await openDatabase(ctx.mongoUri, settings.dbName);
     const rows = await readJobTimings(connection).finally(() => connection.close());
@@ -201,6 +226,8 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
       apiExternalMbAtEnd: round(sumMetric(finalMetrics, 'nodejs_external_memory_bytes') / 2 ** 20),
       apiPeakHeapTotalMb: round(peakHeapTotalMb),
       cpuMsPerJob: cpuSplit.perJobMs,
+      apiInstances,
+      dbRequestsPerJob: requestsPerJob(wire, sizes.jobs),
     };
     const profileFile = profileDir ? mainThreadProfile(profileDir, api.pid) : null;
     if (profileFile) {
@@ -209,7 +236,8 @@ export async function runEndToEnd(ctx: BenchContext): Promise<EndToEndResult> {
     return result;
   } finally {
     clearInterval(sampler);
-    client.close();
-    await stopAll([...workers, api]);
+    for (const c of clients) c.close();
+    await stopAll([...workers, ...apis.map((a) => a.api)]);
+    await counting.proxy?.close();
   }
 }

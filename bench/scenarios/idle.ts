@@ -3,7 +3,7 @@ import { openDatabase, readOpcounters } from '../lib/database';
 import { round, sleep } from '../lib/numbers';
 import { stopAll, type BenchProcess } from '../lib/service-process';
 import { startApiProcess, startWorkerFleet } from '../lib/services';
-import { WireCountingProxy } from '../lib/wire-proxy';
+import { serviceRequests, startCountingProxy } from '../lib/wire-proxy';
 
 export interface IdleResult {
   /** Requests the database answered per second, less connection monitoring (isMaster/hello). */
@@ -19,27 +19,6 @@ export interface IdleResult {
   method: string;
 }
 
-// The driver's server monitoring and connection handshakes: what any connected client costs,
-// whatever the service does.
-const MONITORING = new Set(['ismaster', 'hello', 'saslstart', 'saslcontinue', 'authenticate', 'getnonce']);
-
-/** host:port and a URI for the proxy in its place, when `uri` names one plain-TCP server. */
-function proxyTarget(uri: string): { host: string; port: number; proxied: (port: number) => string } | null {
-  const match = /^mongodb:\/\/(?:([^@/]*)@)?([^/?,]+)(\/[^?]*)?(\?.*)?$/.exec(uri);
-  if (!match) return null;
-  const [, credentials, hostPort, , query] = match;
-  if (query && /[?&](tls|ssl)=true/i.test(query)) return null;
-  const [host, port] = hostPort!.startsWith('[') ? [hostPort!.slice(1, hostPort!.indexOf(']')), hostPort!.split(']:')[1]] : hostPort!.split(':');
-  const options = new URLSearchParams(query ? query.slice(1) : '');
-  // Through the proxy, never on to the members a replica set would name.
-  options.set('directConnection', 'true');
-  return {
-    host: host!,
-    port: Number(port ?? 27017),
-    proxied: (proxyPort) => `mongodb://${credentials ? `${credentials}@` : ''}127.0.0.1:${proxyPort}/?${options.toString()}`,
-  };
-}
-
 /**
  * The API and `workers` idle workers (long-polling where the API supports it), every one of them
  * connected to the database through a counting TCP proxy; after they settle, counts every request
@@ -47,9 +26,7 @@ function proxyTarget(uri: string): { host: string; port: number; proxied: (port:
  */
 export async function runIdle(ctx: BenchContext): Promise<IdleResult> {
   const { sizes } = ctx;
-  const target = proxyTarget(ctx.mongoUri);
-  const proxy = target ? new WireCountingProxy({ host: target.host, port: target.port }) : null;
-  const mongoUri = proxy && target ? target.proxied(await proxy.start()) : ctx.mongoUri;
+  const { uri: mongoUri, proxy } = await startCountingProxy(ctx.mongoUri);
   const settings = { mongoUri, dbName: ctx.dbName('idle'), jwtSecret: ctx.jwtSecret };
   const direct = await openDatabase(ctx.mongoUri, 'admin');
   let api: BenchProcess | undefined;
@@ -79,9 +56,7 @@ export async function runIdle(ctx: BenchContext): Promise<IdleResult> {
         method: 'serverStatus opcounters (the URI cannot be proxied: several hosts, SRV or TLS)',
       };
     }
-    const monitoring = Object.entries(counted.byCommand)
-      .filter(([name]) => MONITORING.has(name.split(' ')[0]!.toLowerCase()))
-      .reduce((sum, [, n]) => sum + n, 0);
+    const { monitoring } = serviceRequests(counted);
     return {
       dbOpsPerSec: round((counted.total - monitoring) / seconds, 2),
       wireMessagesPerSec: round(counted.total / seconds, 2),

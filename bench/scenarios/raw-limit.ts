@@ -9,12 +9,15 @@ import { openDatabase } from '../lib/database';
 import { runClosedLoop } from '../lib/http-load';
 import { readJobTimings, summarizeTimings, type TimingSummary } from '../lib/job-timings';
 import { sleep } from '../lib/numbers';
+import { requestsPerJob, startCountingProxy } from '../lib/wire-proxy';
 
 export interface RawLimitResult extends TimingSummary {
   complete: boolean;
   claimRoundTrips: number;
   /** CPU ms per job: this process (inserts, claims, completions) and the database. */
   cpuMsPerJob: Record<string, number | null>;
+  /** Requests the database got per job, by command (counted on the wire; monitoring apart). */
+  dbRequestsPerJob: { total: number; byCommand: Record<string, number> } | null;
 }
 
 const HISTORY_LIMIT = 100;
@@ -200,9 +203,11 @@ async function claimAndComplete(params: {
  */
 export async function runRawLimit(ctx: BenchContext): Promise<RawLimitResult> {
   const { sizes } = ctx;
-  const connection = await openDatabase(ctx.mongoUri, ctx.dbName('raw'));
+  const counting = await startCountingProxy(ctx.mongoUri);
+  const connection = await openDatabase(counting.uri, ctx.dbName('raw'));
   try {
     await ensureIndexes(connection);
+    counting.proxy?.reset();
     const jobs = connection.db!.collection<RawJob>('jobs');
     let completed = 0;
     let roundTrips = 0;
@@ -233,10 +238,18 @@ export async function runRawLimit(ctx: BenchContext): Promise<RawLimitResult> {
       },
     });
     await Promise.all(claimers);
+    const wire = counting.proxy?.snapshot();
     const cpuSplit = cpu.finish(completed);
     const rows = await readJobTimings(connection);
-    return { ...summarizeTimings(rows, startedAt), complete: completed >= sizes.jobs, claimRoundTrips: roundTrips, cpuMsPerJob: cpuSplit.perJobMs };
+    return {
+      ...summarizeTimings(rows, startedAt),
+      complete: completed >= sizes.jobs,
+      claimRoundTrips: roundTrips,
+      cpuMsPerJob: cpuSplit.perJobMs,
+      dbRequestsPerJob: requestsPerJob(wire, completed),
+    };
   } finally {
     await connection.close();
+    await counting.proxy?.close();
   }
 }
