@@ -50,6 +50,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     resultFileMaxBytes: config.RESULT_FILE_MAX_BYTES,
     resultFileUploadConcurrency: config.RESULT_FILE_UPLOAD_CONCURRENCY,
+    ...(config.CALLBACK_ALLOWED_HOSTS && config.CALLBACK_SECRET ? { callbacks: { allowedHosts: config.CALLBACK_ALLOWED_HOSTS, secret: config.CALLBACK_SECRET } } : {}),
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     collectDefaultMetrics: true,
     scheduler: { intervalMs: config.SCHEDULER_INTERVAL_MS, misfireGraceMs: config.SCHEDULER_MISFIRE_GRACE_MS, idleIntervalMs: config.SCHEDULER_IDLE_INTERVAL_MS },
@@ -83,6 +84,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   // database (see src/schedules/scheduler.ts), and are stopped before it closes.
   services.scheduler?.start();
   services.retention?.start();
+  // Callback deliveries: every instance takes part; attempts are leased in the database.
+  services.callbacks?.start();
   // Long-polls here wake for jobs enqueued on other instances too, where the database has change streams.
   const feed = await services.jobs.startWorkFeed(config.LEASE_WAKE_FEED).catch(() => false);
   logger.info({ changeFeed: feed }, feed ? 'long-polls wake through a change feed' : 'long-polls wake through the shared poll');
@@ -90,7 +93,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   let stoppingTasks: Promise<void> | undefined;
   // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.
   const stopBackgroundTasks = (): Promise<void> => {
-    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop()]).then(() => undefined);
+    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop(), services.callbacks?.stop()]).then(() => undefined);
     return stoppingTasks;
   };
   let closing: Promise<void> | undefined;

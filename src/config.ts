@@ -2,6 +2,7 @@ import os from 'node:os';
 
 import { z } from 'zod';
 
+import { CallbackTargets } from './callbacks/callback-targets';
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
 import { JOB_TYPES } from './jobs/job-types';
@@ -121,6 +122,18 @@ const apiSchema = z.object({
   // Result files (POST /jobs/:jobId/files): the largest accepted, and uploads streamed at once per API instance.
   RESULT_FILE_MAX_BYTES: integer(1, 10 * 1024 ** 3).default(DEFAULT_RESULT_FILE_MAX_BYTES),
   RESULT_FILE_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
+  // Callbacks: where they may go (empty: off) and the key that signs them.
+  CALLBACK_ALLOWED_HOSTS: z
+    .string()
+    .optional()
+    .superRefine((raw, ctx) => {
+      try {
+        CallbackTargets.parse(raw);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `has ${(err as Error).message}` });
+      }
+    }),
+  CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),
@@ -148,6 +161,11 @@ const apiSchema = z.object({
     // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
     path: ['SCHEDULER_MISFIRE_GRACE_MS'],
     message: 'must be at least SCHEDULER_INTERVAL_MS',
+  })
+  .refine((c) => !CallbackTargets.parse(c.CALLBACK_ALLOWED_HOSTS).enabled || c.CALLBACK_SECRET !== undefined, {
+    // Callbacks are signed: receivers verify X-Jobs-Signature with it.
+    path: ['CALLBACK_SECRET'],
+    message: 'is required when CALLBACK_ALLOWED_HOSTS is set',
   })
   .refine((c) => c.HTTP_HEADERS_TIMEOUT_MS <= c.HTTP_REQUEST_TIMEOUT_MS, {
     // Node refuses a headers timeout longer than the request timeout (the headers are part of the request).

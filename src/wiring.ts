@@ -1,6 +1,9 @@
 import type { Connection } from 'mongoose';
 
 import type { AppDeps } from './app';
+import { CallbackDispatcher, DEFAULT_CALLBACK_RETRY_DELAYS_MS } from './callbacks/callback-dispatcher';
+import { createCallbackSender, type Resolver } from './callbacks/callback-sender';
+import { CallbackTargets } from './callbacks/callback-targets';
 import { createAssetService, type AssetService } from './assets/asset-service';
 import { adminRoutes } from './http/admin-routes';
 import { assetRoutes } from './http/asset-routes';
@@ -28,6 +31,7 @@ import type { PayoutService } from './payouts/payout-service';
 import { DEFAULT_SCHEDULER, type SchedulerSettings } from './schedules/schedule';
 import { Scheduler } from './schedules/scheduler';
 import { ScheduleService } from './schedules/schedule-service';
+import { CallbackRepository } from './storage/callback-repository';
 import { pingDatabase } from './storage/connection';
 import { translateStorageError } from './storage/errors';
 import { createJobQueryRepository } from './storage/job-query-repository';
@@ -66,10 +70,28 @@ export interface ApiWiringParams {
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
+  /** Callbacks (off when absent or with no allowed hosts); the dispatcher is started by startApi. */
+  callbacks?: CallbackSettings;
   /** Schedule ticks, started by startApi (defaults: DEFAULT_SCHEDULER). */
   scheduler?: Partial<SchedulerSettings>;
   /** Retention of finished jobs, started by startApi (defaults: DEFAULT_RETENTION). */
   retention?: Partial<RetentionSettings>;
+}
+
+export interface CallbackSettings {
+  /** CALLBACK_ALLOWED_HOSTS (comma list of host or host:port). */
+  allowedHosts: string;
+  /** CALLBACK_SECRET. */
+  secret: string;
+  retryDelaysMs?: readonly number[];
+  pollIntervalMs?: number;
+  maxPollIntervalMs?: number;
+  /** One attempt's bound (default 10 s). */
+  timeoutMs?: number;
+  leaseMs?: number;
+  concurrency?: number;
+  /** Host name resolution (tests). */
+  resolve?: Resolver;
 }
 
 export interface ApiServices {
@@ -90,6 +112,8 @@ export interface ApiServices {
   scheduler?: Scheduler;
   /** Deletes expired finished jobs; startApi starts/stops it. */
   retention?: RetentionCleaner;
+  /** Delivers callbacks (when configured); startApi starts/stops it. */
+  callbacks?: CallbackDispatcher;
 }
 
 /** Builds the services from one database connection (used by main and by tests). */
@@ -97,13 +121,16 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   const registry = params.registry ?? new JobRegistry(JOB_TYPES);
   const events = new JobEvents();
   const clock = params.clock ?? systemClock;
+  const random = params.random ?? Math.random;
+  const callbackTargets = CallbackTargets.parse(params.callbacks?.allowedHosts);
   const jobs = new JobService({
     jobs: new JobRepository(params.connection),
     slots: new SlotRepository(params.connection),
     registry,
     events,
     clock,
-    random: params.random ?? Math.random,
+    random,
+    ...(callbackTargets.enabled ? { callbackTargets } : {}),
     reclaimIntervalMs: params.reclaimIntervalMs ?? 1_000,
     ...(params.leasePollIntervalMs === undefined ? {} : { leasePollIntervalMs: params.leasePollIntervalMs }),
     ...(params.leasePollMaxIntervalMs === undefined ? {} : { leasePollMaxIntervalMs: params.leasePollMaxIntervalMs }),
@@ -138,7 +165,30 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const schedules = new ScheduleService({ schedules: new ScheduleRepository(params.connection), registry, clock, onChanged: () => scheduler.wake() });
   const retention = new RetentionCleaner({ store: new RetentionRepository(params.connection), clock, logger: params.logger, ...DEFAULT_RETENTION, ...params.retention });
-  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, metrics, schedules, scheduler, retention };
+  const callbacks =
+    callbackTargets.enabled && params.callbacks
+      ? new CallbackDispatcher({
+          store: new CallbackRepository(params.connection),
+          send: createCallbackSender({
+            targets: callbackTargets,
+            timeoutMs: params.callbacks.timeoutMs ?? 10_000,
+            maxResponseBytes: 64 * 1024,
+            ...(params.callbacks.resolve ? { resolve: params.callbacks.resolve } : {}),
+          }),
+          secret: params.callbacks.secret,
+          clock,
+          random,
+          logger: params.logger,
+          events,
+          retryDelaysMs: params.callbacks.retryDelaysMs ?? DEFAULT_CALLBACK_RETRY_DELAYS_MS,
+          ...(params.callbacks.pollIntervalMs === undefined ? {} : { pollIntervalMs: params.callbacks.pollIntervalMs }),
+          ...(params.callbacks.maxPollIntervalMs === undefined ? {} : { maxPollIntervalMs: params.callbacks.maxPollIntervalMs }),
+          ...(params.callbacks.leaseMs === undefined ? {} : { leaseMs: params.callbacks.leaseMs }),
+          ...(params.callbacks.concurrency === undefined ? {} : { concurrency: params.callbacks.concurrency }),
+          onOutcome: (outcome) => metrics.callbackDeliveries.labels(outcome).inc(),
+        })
+      : undefined;
+  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, metrics, schedules, scheduler, retention, callbacks };
 }
 
 /** Every dependency of the HTTP app. */

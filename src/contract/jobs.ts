@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { CALLBACK_STATUSES } from '../model/callback';
 import { ROLES } from '../model/principal';
 import { ATTEMPT_OUTCOMES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH, MAX_TAGS, TAG_PATTERN } from '../model/job';
 import { JOB_TYPES } from '../jobs/job-types';
@@ -47,6 +48,18 @@ export const resultFileWire = z
   })
   .meta({ description: 'A file a run of the job uploaded (`POST /jobs/{jobId}/files`).' });
 
+export const callbackState = z
+  .strictObject({
+    url: z.string(),
+    status: z.enum(CALLBACK_STATUSES).meta({ description: '`pending` (attempts go on), `delivered` (a 2xx came back), `failed` (the attempts ran out).' }),
+    attempts: z.number().int().min(0).meta({ description: 'Attempts made so far (one in flight included).' }),
+    lastError: z.string().optional().meta({ description: 'Why the last attempt failed.' }),
+    deliveredAt: wireDate.optional(),
+    deliveryId: z.string().optional().meta({ description: 'Sent as `X-Jobs-Delivery` with every attempt (from the first attempt on).' }),
+    nextAttemptAt: wireDate.optional().meta({ description: 'When the next attempt is due (while pending).' }),
+  })
+  .meta({ description: 'The delivery of the callback of a finished job (see *Callbacks* in docs/results.md).' });
+
 export const jobDocument = z
   .strictObject({
     jobId,
@@ -72,6 +85,8 @@ export const jobDocument = z
     partial: z.boolean().meta({ description: 'Succeeded with a partial result: `result.partial` is true and `result.itemErrors` lists the failed items.' }),
     tags: z.array(jobTag).meta({ description: 'The tags given at enqueue (`GET /jobs?tag=` finds jobs by them).' }),
     files: z.array(resultFileWire).meta({ description: 'Result files its runs uploaded, oldest first (deleted with the job by retention).' }),
+    callbackUrl: z.string().nullable().meta({ description: 'Where the outcome is POSTed when the job finishes.' }),
+    callback: callbackState.nullable().meta({ description: 'The callback delivery, once the job has finished (null before, and without a callbackUrl).' }),
     createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
     createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
     cancelRequestedAt: nullableWireDate,
@@ -102,6 +117,15 @@ export const enqueueRequest = z.strictObject({
     .max(MAX_TAGS, `at most ${MAX_TAGS} tags`)
     .optional()
     .meta({ description: `0–${MAX_TAGS} tags (each 1–64 characters of \`[A-Za-z0-9_.:-]\`), stored on the job; \`GET /jobs?tag=\` and the admin queue find jobs by them. A repeated tag is kept once.` }),
+  callbackUrl: z
+    .string()
+    .min(1)
+    .max(2_048)
+    .optional()
+    .meta({
+      description:
+        'An `http` or `https` URL, its host listed in CALLBACK_ALLOWED_HOSTS (else 422; none listed: callbacks are off), POSTed the outcome when the job reaches succeeded, failed, dlq or cancelled, signed with `X-Jobs-Signature`.',
+    }),
   dependsOn: z
     .array(jobId)
     .min(1)

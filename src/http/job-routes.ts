@@ -27,6 +27,7 @@ function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
     ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
     ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
     ...(body.tags === undefined ? {} : { tags: body.tags }),
+    ...(body.callbackUrl === undefined ? {} : { callbackUrl: body.callbackUrl }),
   };
 }
 

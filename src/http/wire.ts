@@ -57,6 +57,18 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     partial: job.partial,
     tags: [...job.tags],
     files: job.files.map((f) => toResultFileWire(job.jobId, f)),
+    callbackUrl: job.callbackUrl,
+    callback: job.callback
+      ? {
+          url: job.callback.url,
+          status: job.callback.status,
+          attempts: job.callback.attempts,
+          ...(job.callback.lastError === null ? {} : { lastError: job.callback.lastError }),
+          ...(job.callback.deliveredAt === null ? {} : { deliveredAt: toWireDate(job.callback.deliveredAt) }),
+          ...(job.callback.deliveryId === null ? {} : { deliveryId: job.callback.deliveryId }),
+          ...(job.callback.nextAttemptAt === null ? {} : { nextAttemptAt: toWireDate(job.callback.nextAttemptAt) }),
+        }
+      : null,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,
     cancelRequestedAt: toWireDateOrNull(job.cancelRequestedAt),

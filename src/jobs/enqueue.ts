@@ -6,7 +6,11 @@ import { translateStorageError } from '../storage/errors';
 import type { NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
 import { GroupCommit } from './group-commit';
+import { CallbackTargets } from '../callbacks/callback-targets';
 import { newJobId, type QueueDeps } from './queue-deps';
+
+/** Without configured targets, callbacks are off: every callbackUrl is refused. */
+const CALLBACKS_OFF = CallbackTargets.parse('');
 
 export interface EnqueueInput {
   type: string;
@@ -19,6 +23,8 @@ export interface EnqueueInput {
   dependsOn?: readonly string[];
   /** Labels the job is found by; a repeated one is kept once. */
   tags?: readonly string[];
+  /** POSTed the job's outcome when it finishes; must be allowed by CALLBACK_ALLOWED_HOSTS. */
+  callbackUrl?: string;
 }
 
 export type EnqueueResult = { job: Job; created: boolean };
@@ -122,6 +128,7 @@ export class Enqueuer {
       createdByRole: principal.role,
       now,
       ...(input.tags && input.tags.length > 0 ? { tags: [...new Set(input.tags)] } : {}),
+      ...(input.callbackUrl === undefined ? {} : { callbackUrl: (this.deps.callbackTargets ?? CALLBACKS_OFF).check(input.callbackUrl) }),
     };
   }
 

@@ -83,7 +83,7 @@ export class JobControl {
     const now = this.deps.clock.now();
     const before = await this.deps.jobs.findById(jobId);
     if (!before || (params.tenant !== undefined && before.tenant !== params.tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
-    const requeued = await this.deps.jobs.requeue({ jobId, now });
+    const requeued = await this.deps.jobs.requeue({ jobId, now, rearmCallback: before.callbackUrl !== null });
     if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
     this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status, tenant: requeued.tenant });
     return { jobId, status: 'queued' };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
+import type { CallbackTargets } from '../callbacks/callback-targets';
 import type { Clock, RandomSource } from '../model/clock';
 import type { JobRepository } from '../storage/job-repository';
 import type { SlotRepository } from '../storage/slot-repository';
@@ -18,6 +19,8 @@ export interface QueueDeps {
   events: JobEvents;
   clock: Clock;
   random: RandomSource;
+  /** Where callbacks may go (CALLBACK_ALLOWED_HOSTS); absent: callbacks are off. */
+  callbackTargets?: Pick<CallbackTargets, 'check'>;
 }
 
 export function newJobId(): string {

@@ -1,3 +1,4 @@
+import type { CallbackDelivery } from './callback';
 import type { Role } from './principal';
 
 /**
@@ -98,6 +99,10 @@ export interface Job {
   tags: string[];
   /** Files its runs uploaded (POST /jobs/:jobId/files), oldest first. */
   files: ResultFile[];
+  /** Where the outcome is POSTed when the job finishes (null: nowhere). */
+  callbackUrl: string | null;
+  /** The delivery of that POST, once the job has finished (null before, or without a callbackUrl). */
+  callback: CallbackDelivery | null;
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;

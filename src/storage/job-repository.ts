@@ -24,6 +24,8 @@ export interface NewJob {
   pendingParents?: string[];
   lastError?: JobError | null;
   tags?: readonly string[];
+  /** Checked by the enqueue use case against CALLBACK_ALLOWED_HOSTS. */
+  callbackUrl?: string | null;
 }
 
 /** Which lease a report must hold: the lease id when the worker sent it, else the worker id. */
@@ -78,6 +80,8 @@ export function toJob(doc: JobDocument): Job {
     hasChildren: doc.hasChildren ?? false,
     tags: doc.tags ?? [],
     files: (doc.files ?? []).map((f) => ({ fileId: f.fileId, name: f.name, contentType: f.contentType, size: f.size, createdAt: f.createdAt })),
+    callbackUrl: doc.callbackUrl ?? null,
+    callback: callbackOf(doc),
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
@@ -630,14 +634,20 @@ export class JobRepository {
     return orNull(flagged ?? (await this.jobs.findOne({ _id: jobId, status: 'leased', cancelRequested: true }).lean<JobDocument>()));
   }
 
-  /** failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. */
-  async requeue(params: { jobId: string; now: Date }): Promise<Job | null> {
+  /**
+   * failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. `rearmCallback`
+   * (the job has a callbackUrl): its next ending is notified again, under a new delivery (one still
+   * pending from the last ending is replaced by it).
+   */
+  async requeue(params: { jobId: string; now: Date; rearmCallback?: boolean }): Promise<Job | null> {
     const { jobId, now } = params;
     const requeued = await this.jobs
       .findOneAndUpdate(
         { _id: jobId, status: { $in: ['failed', 'dlq', 'cancelled'] } },
         {
+          ...(params.rearmCallback ? { $unset: { callback: '', callbackLeaseId: '' } } : {}),
           $set: {
+            ...(params.rearmCallback ? { callbackDueAt: CALLBACK_ARMED } : {}),
             ...CLEARED_LEASE,
             status: 'queued',
             attempt: 0,
@@ -664,6 +674,33 @@ function workOf(change: Record<string, unknown>): { jobId: string; type: string 
   const jobId = String(key?._id ?? doc?._id ?? '');
   if (change.operationType !== 'insert' || typeof doc?.type !== 'string') return { jobId, type: null, tenant: null };
   return { jobId, type: doc.type, tenant: typeof doc.tenant === 'string' ? doc.tenant : null };
+}
+
+/** The epoch: callbackDueAt of a job whose callback is owed as soon as it finishes. */
+export const CALLBACK_ARMED = new Date(0);
+
+const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'dlq', 'cancelled']);
+
+/**
+ * The delivery as the job shows it: the stored one, or — for a finished job whose delivery no
+ * dispatcher has taken up yet — pending with no attempt.
+ */
+function callbackOf(doc: JobDocument): Job['callback'] {
+  const stored = doc.callback;
+  if (stored) {
+    const inFlight = doc.callbackLeaseId !== undefined && doc.callbackLeaseId !== null;
+    return {
+      url: stored.url,
+      status: stored.status,
+      attempts: stored.attempts,
+      lastError: stored.lastError ?? null,
+      deliveredAt: stored.deliveredAt ?? null,
+      deliveryId: stored.deliveryId,
+      nextAttemptAt: stored.status === 'pending' && !inFlight ? (doc.callbackDueAt ?? null) : null,
+    };
+  }
+  if (!doc.callbackUrl || !doc.callbackDueAt || !FINISHED.has(doc.status)) return null;
+  return { url: doc.callbackUrl, status: 'pending', attempts: 0, lastError: null, deliveredAt: null, deliveryId: null, nextAttemptAt: doc.completedAt ?? null };
 }
 
 function orNull(doc: JobDocument | null | undefined): Job | null {
@@ -716,6 +753,8 @@ function newJobDocument(job: NewJob): JobDocument {
     pendingParents: job.pendingParents ?? [],
     hasChildren: false,
     ...(job.tags && job.tags.length > 0 ? { tags: [...job.tags] } : {}),
+    // Owed from the moment the job finishes, whichever update finishes it (see JobDocument.callbackDueAt).
+    ...(job.callbackUrl ? { callbackUrl: job.callbackUrl, callbackDueAt: CALLBACK_ARMED } : {}),
     partial: false,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,

@@ -19,7 +19,7 @@ export function jobDocument(params: {
   /** Default: createdAt (due since it was created). */
   nextRunAt?: Date;
   tags?: string[];
-}): JobDocument & Pick<Job, 'tags' | 'files'> {
+}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null } {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
@@ -65,6 +65,8 @@ export function jobDocument(params: {
     hasChildren: false,
     tags: params.tags ?? [],
     files: [],
+    callbackUrl: null,
+    callback: null,
     partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdByRole: 'service',
