@@ -16,6 +16,7 @@ import { requestLimitRoutes, type RequestLimits } from './http/request-limits';
 import { resultFileRoutes } from './http/result-file-routes';
 import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
+import { BulkActions } from './jobs/bulk-actions';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
 import { JobListing } from './jobs/job-listing';
@@ -70,6 +71,9 @@ export interface ApiWiringParams {
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
+  /** Bulk actions: a call's time budget (default 20 s) and batch size (default 500). */
+  bulkTimeBudgetMs?: number;
+  bulkBatchSize?: number;
   /** Callbacks (off when absent or with no allowed hosts); the dispatcher is started by startApi. */
   callbacks?: CallbackSettings;
   /** Schedule ticks, started by startApi (defaults: DEFAULT_SCHEDULER). */
@@ -105,6 +109,8 @@ export interface ApiServices {
   listing?: JobListing;
   /** Result files of jobs (upload by the leaseholder, download by the owner). */
   resultFiles?: ResultFiles;
+  /** POST /admin/jobs/bulk. */
+  bulk?: BulkActions;
   /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
   metrics?: ApiMetrics;
   schedules?: ScheduleService;
@@ -141,6 +147,14 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   const queries = createJobQueryRepository(params.connection);
   const admin = new AdminService({ queries, jobs, registry, clock });
   const listing = new JobListing({ queries });
+  const bulk = new BulkActions({
+    queries,
+    jobs,
+    store: new JobRepository(params.connection),
+    files: new ResultFileRepository(params.connection),
+    ...(params.bulkTimeBudgetMs === undefined ? {} : { timeBudgetMs: params.bulkTimeBudgetMs }),
+    ...(params.bulkBatchSize === undefined ? {} : { batchSize: params.bulkBatchSize }),
+  });
   const resultFiles = new ResultFiles({
     jobs: new JobRepository(params.connection),
     files: new ResultFileRepository(params.connection),
@@ -188,7 +202,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
           onOutcome: (outcome) => metrics.callbackDeliveries.labels(outcome).inc(),
         })
       : undefined;
-  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, metrics, schedules, scheduler, retention, callbacks };
+  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, bulk, metrics, schedules, scheduler, retention, callbacks };
 }
 
 /** Every dependency of the HTTP app. */
@@ -217,7 +231,7 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
         : []),
       escrowRoutes({ payouts: services.payouts }),
       assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
-      ...(services.admin ? [adminRoutes({ admin: services.admin })] : []),
+      ...(services.admin ? [adminRoutes({ admin: services.admin, ...(services.bulk ? { bulk: services.bulk } : {}) })] : []),
       ...(services.schedules ? [scheduleRoutes({ schedules: services.schedules })] : []),
     ],
   };

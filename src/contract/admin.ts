@@ -114,5 +114,37 @@ export const throughput = z.strictObject({
   buckets: z.array(throughputBucket).meta({ description: 'One per UTC minute, oldest first; the last is the current, partial minute.' }),
 });
 
+// ---- Bulk actions --------------------------------------------------------------------------------
+
+const oneOrMany = <T extends z.ZodType>(item: T, max: number) => z.union([item, z.array(item).min(1).max(max)]);
+
+export const BULK_ACTION_NAMES = ['requeue', 'cancel', 'delete'] as const;
+
+export const bulkFilter = z
+  .strictObject({
+    status: oneOrMany(z.enum(JOB_STATUSES), JOB_STATUSES.length).optional().meta({ description: 'A status or a list of them.' }),
+    type: oneOrMany(z.string().min(1).max(128), 100).optional().meta({ description: 'A type or a list of them.' }),
+    tag: oneOrMany(jobTag, MAX_TAGS).optional().meta({ description: 'Jobs carrying this tag (a list: all of them).' }),
+    createdBy: z.string().min(1).max(256).optional().meta({ description: 'Jobs enqueued by this token `sub`.' }),
+    createdFrom: requestDate('createdFrom').optional().meta({ description: 'Created at or after (inclusive).' }),
+    createdTo: requestDate('createdTo').optional().meta({ description: 'Created before (exclusive).' }),
+  })
+  .refine((f) => f.status !== undefined || f.type !== undefined, { message: 'filter must name status or type', path: ['status'] })
+  .meta({ description: 'Which jobs: `status` or `type` (or both) must be given; the fields combine with AND.' });
+
+export const bulkRequest = z.strictObject({
+  action: z.enum(BULK_ACTION_NAMES).meta({ description: '`requeue` (failed, dlq, cancelled → queued), `cancel` (waiting, queued → cancelled; leased → cancel requested), `delete` (finished jobs only).' }),
+  filter: bulkFilter,
+  dryRun: z.boolean().optional().meta({ description: 'Count only: nothing changes, `affected` is 0.' }),
+});
+
+export const bulkResponse = z.strictObject({
+  action: z.enum(BULK_ACTION_NAMES),
+  dryRun: z.boolean(),
+  matched: z.number().int().min(0).meta({ description: 'Jobs matching the filter that the action applies to.' }),
+  affected: z.number().int().min(0).meta({ description: 'Jobs it changed (0 with dryRun).' }),
+  complete: z.boolean().meta({ description: 'false when the call stopped at its time budget: the rest still match, and repeating the call goes on with them.' }),
+});
+
 export const requeueParams = z.object({ jobId });
 export const requeueResponse = z.strictObject({ jobId, status: z.literal('queued') });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { IMAGE_CONTENT_TYPES } from '../model/asset';
 import { MAX_ENQUEUE_BATCH } from '../model/job';
-import { DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
+import { bulkRequest, bulkResponse, DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
 import { asset, assetIdParams, MAX_ASSET_BYTES, uploadQuery, uploadReceipt } from './assets';
 import { escrow, escrowIdParams, escrowPage, escrowRequest } from './escrows';
 import {
@@ -502,6 +502,25 @@ export const ROUTES = {
     query: throughputQuery,
     responses: { 200: { description: 'One bucket per minute.', json: throughput } },
     errors: {},
+  }),
+  bulkJobs: defineRoute({
+    method: 'post',
+    path: '/admin/jobs/bulk',
+    tag: 'admin',
+    summary: 'Requeue, cancel or delete every job matching a filter (admin)',
+    description:
+      "Each job goes through the same conditional update as its single action (`POST /admin/jobs/{jobId}/requeue`, `POST /jobs/{jobId}/cancel`; delete: finished jobs only, never an unfinished one, with their result files), in bounded batches, within the admin's tenant. A job that changes meanwhile (leased by a worker, finished) is judged as it is then: a queued job leased meanwhile gets its cancel requested, one past its point of no return is left. `dryRun` counts without changing anything. A call works for at most about 20 s: with many jobs it may answer `complete: false`, and repeating it goes on with the jobs that still match.",
+    access: 'admin',
+    body: {
+      schema: bulkRequest,
+      required: true,
+      examples: examples(bulkRequest, {
+        requeueDead: { summary: 'Count the dead letters of a type (dry run)', value: { action: 'requeue', filter: { status: 'dlq', type: 'payout.execute' }, dryRun: true } },
+        cancelBatch: { summary: 'Cancel an import batch', value: { action: 'cancel', filter: { type: 'noop', tag: 'import:batch-7' } } },
+      }),
+    },
+    responses: { 200: { description: 'What matched and what changed.', json: bulkResponse } },
+    errors: { validation_error: 'A bad field, or a filter naming neither status nor type.' },
   }),
   requeueJob: defineRoute({
     method: 'post',

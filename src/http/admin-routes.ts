@@ -2,6 +2,7 @@ import { Router } from 'express';
 
 import { ROUTES } from '../contract/routes';
 import type { AdminService, JobListFilter } from '../jobs/admin-service';
+import type { BulkActions } from '../jobs/bulk-actions';
 import type { Principal } from '../model/principal';
 import { requirePermission } from './auth';
 import { mountRoute } from './mount-route';
@@ -13,7 +14,9 @@ function tenantOf(principal: Principal): { tenant?: string } {
 }
 
 /** `/admin/*` (API.md): admin only; each route maps onto one AdminService call. */
-export function adminRoutes(deps: { admin: AdminService }): Router {
+const asList = <T>(value: T | readonly T[] | undefined): T[] | undefined => (value === undefined ? undefined : Array.isArray(value) ? [...(value as T[])] : [value as T]);
+
+export function adminRoutes(deps: { admin: AdminService; bulk?: BulkActions }): Router {
   const { admin } = deps;
   const router = Router();
   // Every /admin path, known or not, is the admin's: others get 403 rather than learn which exist.
@@ -36,6 +39,30 @@ export function adminRoutes(deps: { admin: AdminService }): Router {
   mountRoute(router, ROUTES.queueStats)(async ({ principal }) => ({ status: 200, body: toQueueStatsWire(await admin.stats(principal.tenant)) }));
 
   mountRoute(router, ROUTES.throughput)(async ({ principal, query }) => ({ status: 200, body: toThroughputWire(await admin.throughput(query.minutes, principal.tenant)) }));
+
+  if (deps.bulk) {
+    const { bulk } = deps;
+    mountRoute(router, ROUTES.bulkJobs)(async ({ principal, body }) => {
+      const { filter } = body;
+      const statuses = asList(filter.status);
+      const types = asList(filter.type);
+      const tags = asList(filter.tag);
+      const outcome = await bulk.run({
+        action: body.action,
+        dryRun: body.dryRun ?? false,
+        filter: {
+          ...(statuses ? { statuses } : {}),
+          ...(types ? { types } : {}),
+          ...(tags ? { tags } : {}),
+          ...(filter.createdBy === undefined ? {} : { createdBy: filter.createdBy }),
+          ...(filter.createdFrom === undefined ? {} : { createdFrom: new Date(filter.createdFrom) }),
+          ...(filter.createdTo === undefined ? {} : { createdTo: new Date(filter.createdTo) }),
+        },
+        ...tenantOf(principal),
+      });
+      return { status: 200, body: outcome };
+    });
+  }
 
   mountRoute(router, ROUTES.requeueJob)(async ({ principal, params }) => {
     const requeued = await admin.requeue(params.jobId, principal.tenant);

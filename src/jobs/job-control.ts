@@ -48,9 +48,35 @@ export class JobControl {
    * finished.
    */
   async cancel(principal: Principal, jobId: string): Promise<{ jobId: string; status: JobStatus }> {
+    const read = async (): Promise<Job> => authorize({ principal, kind: 'job', action: 'write', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+    const { status } = await this.cancelRounds(jobId, read);
+    return { jobId, status };
+  }
+
+  /**
+   * A bulk cancel's step for one job: the same transitions and conditional updates as `cancel`,
+   * starting from the job as the batch read it (an admin's, within `tenant`). `changed`: this call
+   * cancelled or flagged it; null: it can no longer be cancelled (finished meanwhile, or past its
+   * point of no return).
+   */
+  async cancelMatched(job: Job, tenant?: string): Promise<{ status: JobStatus; changed: boolean } | null> {
+    const read = async (): Promise<Job> => {
+      const current = await this.deps.jobs.findById(job.jobId);
+      if (!current || (tenant !== undefined && current.tenant !== tenant)) throw new NotFoundError('job_not_found', `job ${job.jobId} does not exist`);
+      return current;
+    };
+    try {
+      return await this.cancelRounds(job.jobId, read, job);
+    } catch (err) {
+      if (err instanceof InvalidStateError || err instanceof NotFoundError) return null;
+      throw err;
+    }
+  }
+
+  private async cancelRounds(jobId: string, read: () => Promise<Job>, first?: Job): Promise<{ status: JobStatus; changed: boolean }> {
     const now = this.deps.clock.now();
     for (let round = 0; round < MAX_CANCEL_ROUNDS; round += 1) {
-      const job = authorize({ principal, kind: 'job', action: 'write', id: jobId, resource: await this.deps.jobs.findById(jobId) });
+      const job = round === 0 && first ? first : await read();
       switch (job.status) {
         case 'queued':
         case 'waiting': {
@@ -58,18 +84,20 @@ export class JobControl {
           if (!cancelled) continue;
           this.deps.events.emit('cancelled', { jobId, type: job.type, from: job.status });
           await this.dependencies.settleChildren(cancelled, 'cancelled', now);
-          return { jobId, status: 'cancelled' };
+          return { status: 'cancelled', changed: true };
         }
         case 'leased': {
           // Its handler already did what cannot be undone (moved money): too late to cancel.
           if (job.irreversibleAt && !job.cancelRequested) throw new InvalidStateError('job has passed its point of no return and can no longer be cancelled');
           const flagged = await this.deps.jobs.requestCancel({ jobId, now });
           if (!flagged) continue;
-          if (!job.cancelRequested) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
-          return { jobId, status: 'leased' };
+          // The first acknowledgement's time is kept: ours only when it is now.
+          const changed = flagged.cancelRequestedAt?.getTime() === now.getTime() && !job.cancelRequested;
+          if (changed) this.deps.events.emit('cancel_requested', { jobId, type: job.type });
+          return { status: 'leased', changed };
         }
         case 'cancelled':
-          return { jobId, status: 'cancelled' };
+          return { status: 'cancelled', changed: false };
         default:
           throw new InvalidStateError(`job is ${job.status} and can no longer be cancelled`);
       }

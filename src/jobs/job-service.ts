@@ -108,6 +108,11 @@ export class JobService {
     return this.control.cancel(principal, jobId);
   }
 
+  /** Bulk cancel's step for one job (see JobControl.cancelMatched). */
+  cancelMatched(job: Job, tenant?: string): Promise<{ status: JobStatus; changed: boolean } | null> {
+    return this.control.cancelMatched(job, tenant);
+  }
+
   getJob(principal: Principal, jobId: string, wait?: ResultWait): Promise<Job> {
     return this.control.getJob(principal, jobId, wait);
   }

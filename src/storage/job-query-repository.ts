@@ -61,6 +61,13 @@ export { toMongoFilter as jobListQuery };
 export interface JobQueryRepository {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
+  /** How many jobs match (bulk actions' `matched`). */
+  countJobs(params: { filter: JobListFilter }): Promise<number>;
+  /**
+   * Up to `limit` matching jobs with ids after `afterId`, by id: bulk actions walk the matches in
+   * bounded batches this way (the _id index), never holding a cursor across batches.
+   */
+  findJobsAfter(params: { filter: JobListFilter; afterId: string | null; limit: number }): Promise<Job[]>;
   /**
    * Counts per (type, status) in one aggregation: one pass over the collection, whatever the number
    * of statuses; queued jobs are split into due and scheduled as of `now`.
@@ -117,6 +124,16 @@ export function createJobQueryRepository(connection: Connection): JobQueryReposi
         jobs.find(query, null, { sort: { createdAt: -1, _id: -1 }, skip, limit }).lean<JobDocument[]>(),
       ]);
       return { total, jobs: docs.map(toJob) };
+    },
+
+    async countJobs({ filter }) {
+      return jobs.countDocuments(toMongoFilter(filter));
+    },
+
+    async findJobsAfter({ filter, afterId, limit }) {
+      const query = toMongoFilter(filter);
+      const paged = afterId === null ? query : { $and: [query, { _id: { $gt: afterId } }] };
+      return (await jobs.find(paged, null, { sort: { _id: 1 }, limit }).lean<JobDocument[]>()).map(toJob);
     },
 
     async countByTypeAndStatus(params) {

@@ -603,6 +603,20 @@ export class JobRepository {
     );
   }
 
+  /**
+   * Deletes those of the jobs that are finished (succeeded, failed, cancelled, dlq) — never an
+   * unfinished one, whatever it was when it was chosen — within the tenant when one is given.
+   */
+  async deleteFinished(params: { jobIds: readonly string[]; tenant?: string }): Promise<number> {
+    if (params.jobIds.length === 0) return 0;
+    const result = await this.jobs.deleteMany({
+      _id: { $in: [...params.jobIds] },
+      status: { $in: ['succeeded', 'failed', 'dlq', 'cancelled'] },
+      ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
+    });
+    return result.deletedCount;
+  }
+
   /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */
   async cancelQueued(params: { jobId: string; now: Date }): Promise<Job | null> {
     const { jobId, now } = params;

@@ -78,6 +78,7 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     'POST /escrows': { batchId: 'matrix', amount: 100, currency: 'EUR', payee: 'acct_matrix' },
     'POST /admin/schedules': { name: 'matrix-schedule', type: 'noop', payload: {}, cron: '*/5 * * * *' },
     'PATCH /admin/schedules/:name': { paused: true },
+    'POST /admin/jobs/bulk': { action: 'requeue', filter: { status: 'dlq' }, dryRun: true },
   };
   const body = bodies[route];
   return body ? test.send(body) : test;

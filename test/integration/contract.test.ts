@@ -289,8 +289,11 @@ describe('conformance: every route answers as the contract says', () => {
     conform('queueStats', await agent.get('/admin/jobs/stats').set(ADMIN));
     conform('throughput', await agent.get('/admin/jobs/throughput?minutes=5').set(ADMIN));
     conform('throughput', await agent.get('/admin/jobs/throughput?minutes=0').set(ADMIN));
+    conform('bulkJobs', await agent.post('/admin/jobs/bulk').set(ADMIN).send({ action: 'requeue', filter: { status: ['failed', 'dlq'], type: 'noop' }, dryRun: true }));
+    conform('bulkJobs', await agent.post('/admin/jobs/bulk').set(ADMIN).send({ action: 'cancel', filter: { tag: 'contract:list' } }));
     conform('requeueJob', await agent.post(`/admin/jobs/${second!.jobId}/requeue`).set(ADMIN));
     conform('requeueJob', await agent.post(`/admin/jobs/${second!.jobId}/requeue`).set(ADMIN));
+    conform('bulkJobs', await agent.post('/admin/jobs/bulk').set(ADMIN).send({ action: 'delete', filter: { status: 'cancelled', createdFrom: '2000-01-01T00:00:00Z' } }));
     conform('requeueJob', await agent.post(`/admin/jobs/${MISSING_JOB}/requeue`).set(ADMIN));
 
     // Schedules.

@@ -224,6 +224,8 @@ const BASE_BODIES: Record<string, Record<string, unknown>> = {
   'POST /escrows': { batchId: 'fuzz', amount: 5, currency: 'EUR', payee: 'acct_fuzz' },
   'POST /admin/schedules': { name: 'fuzz-schedule', type: 'noop', payload: {}, cron: '*/5 * * * *', paused: true },
   'PATCH /admin/schedules/:name': { paused: true },
+  // A dry run: even a body the mutations left valid would change nothing.
+  'POST /admin/jobs/bulk': { action: 'delete', filter: { status: 'succeeded', type: 'noop' }, dryRun: true },
 };
 
 /** Query parameters each route reads. */
