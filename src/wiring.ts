@@ -17,6 +17,7 @@ import { resultFileRoutes } from './http/result-file-routes';
 import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
 import { BulkActions } from './jobs/bulk-actions';
+import { WorkerPresence } from './jobs/worker-presence';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
 import { JobListing } from './jobs/job-listing';
@@ -41,6 +42,7 @@ import { ResultFileRepository } from './storage/result-file-repository';
 import { RetentionRepository } from './storage/retention-repository';
 import { ScheduleRepository } from './storage/schedule-repository';
 import { SlotRepository } from './storage/slot-repository';
+import { WorkerRepository } from './storage/worker-repository';
 
 export interface ApiWiringParams {
   connection: Connection;
@@ -71,6 +73,8 @@ export interface ApiWiringParams {
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
+  /** A worker's sighting (GET /admin/workers) is written at most once per this (default 10 s). */
+  workerSeenIntervalMs?: number;
   /** Bulk actions: a call's time budget (default 20 s) and batch size (default 500). */
   bulkTimeBudgetMs?: number;
   bulkBatchSize?: number;
@@ -111,6 +115,8 @@ export interface ApiServices {
   resultFiles?: ResultFiles;
   /** POST /admin/jobs/bulk. */
   bulk?: BulkActions;
+  /** GET /admin/workers: sightings of worker processes. */
+  workers?: WorkerPresence;
   /** The app's own prom-client Registry and instruments; startApi starts/stops its queue gauges. */
   metrics?: ApiMetrics;
   schedules?: ScheduleService;
@@ -129,7 +135,15 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   const clock = params.clock ?? systemClock;
   const random = params.random ?? Math.random;
   const callbackTargets = CallbackTargets.parse(params.callbacks?.allowedHosts);
+  const workers = new WorkerPresence({
+    store: new WorkerRepository(params.connection),
+    jobs: new JobRepository(params.connection),
+    clock,
+    logger: params.logger,
+    ...(params.workerSeenIntervalMs === undefined ? {} : { intervalMs: params.workerSeenIntervalMs }),
+  });
   const jobs = new JobService({
+    presence: workers,
     jobs: new JobRepository(params.connection),
     slots: new SlotRepository(params.connection),
     registry,
@@ -202,7 +216,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
           onOutcome: (outcome) => metrics.callbackDeliveries.labels(outcome).inc(),
         })
       : undefined;
-  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, bulk, metrics, schedules, scheduler, retention, callbacks };
+  return { registry, events, jobs, payouts, assets, admin, listing, resultFiles, bulk, workers, metrics, schedules, scheduler, retention, callbacks };
 }
 
 /** Every dependency of the HTTP app. */
@@ -231,7 +245,9 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
         : []),
       escrowRoutes({ payouts: services.payouts }),
       assetRoutes({ assets: services.assets, ...(params.assetUploadConcurrency === undefined ? {} : { uploadConcurrency: params.assetUploadConcurrency }) }),
-      ...(services.admin ? [adminRoutes({ admin: services.admin, ...(services.bulk ? { bulk: services.bulk } : {}) })] : []),
+      ...(services.admin
+        ? [adminRoutes({ admin: services.admin, ...(services.bulk ? { bulk: services.bulk } : {}), ...(services.workers ? { workers: services.workers } : {}) })]
+        : []),
       ...(services.schedules ? [scheduleRoutes({ schedules: services.schedules })] : []),
     ],
   };

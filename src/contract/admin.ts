@@ -146,5 +146,22 @@ export const bulkResponse = z.strictObject({
   complete: z.boolean().meta({ description: 'false when the call stopped at its time budget: the rest still match, and repeating the call goes on with them.' }),
 });
 
+// ---- Workers ---------------------------------------------------------------------------------------
+
+export const workerView = z
+  .strictObject({
+    workerId: z.string().meta({ description: 'Its X-Worker-Id.' }),
+    types: z.array(z.string()).nullable().meta({ description: 'The types its last lease call asked for; null: every type (or not known yet).' }),
+    tenant: z.string().nullable(),
+    lastSeenAt: wireDate.meta({ description: 'Its last lease call or heartbeat (recorded at most every 10 s per worker).' }),
+    lastCall: z.enum(['lease', 'heartbeat']),
+    jobs: z
+      .array(z.strictObject({ jobId, type: z.string(), attempt: z.number().int().min(1), progress: z.number().min(0).max(100), leaseExpiresAt: wireDate }))
+      .meta({ description: 'The jobs it holds now.' }),
+  })
+  .meta({ description: 'A worker process seen in the last five minutes.' });
+
+export const workerList = z.strictObject({ data: z.array(workerView).meta({ description: 'Most recently seen first.' }) });
+
 export const requeueParams = z.object({ jobId });
 export const requeueResponse = z.strictObject({ jobId, status: z.literal('queued') });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { IMAGE_CONTENT_TYPES } from '../model/asset';
 import { MAX_ENQUEUE_BATCH } from '../model/job';
-import { bulkRequest, bulkResponse, DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
+import { workerList, bulkRequest, bulkResponse, DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
 import { asset, assetIdParams, MAX_ASSET_BYTES, uploadQuery, uploadReceipt } from './assets';
 import { escrow, escrowIdParams, escrowPage, escrowRequest } from './escrows';
 import {
@@ -521,6 +521,16 @@ export const ROUTES = {
     },
     responses: { 200: { description: 'What matched and what changed.', json: bulkResponse } },
     errors: { validation_error: 'A bad field, or a filter naming neither status nor type.' },
+  }),
+  listWorkers: defineRoute({
+    method: 'get',
+    path: '/admin/workers',
+    tag: 'admin',
+    summary: 'Who is working: the worker processes seen in the last five minutes, with the jobs they hold (admin)',
+    description: 'Each lease call and heartbeat records its worker (at most once per 10 s per worker and API instance, so `lastSeenAt` may lag that much); a tenant admin sees its tenant’s workers and jobs.',
+    access: 'admin',
+    responses: { 200: { description: 'The workers, most recently seen first.', json: workerList } },
+    errors: {},
   }),
   requeueJob: defineRoute({
     method: 'post',

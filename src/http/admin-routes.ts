@@ -3,10 +3,11 @@ import { Router } from 'express';
 import { ROUTES } from '../contract/routes';
 import type { AdminService, JobListFilter } from '../jobs/admin-service';
 import type { BulkActions } from '../jobs/bulk-actions';
+import type { WorkerPresence } from '../jobs/worker-presence';
 import type { Principal } from '../model/principal';
 import { requirePermission } from './auth';
 import { mountRoute } from './mount-route';
-import { toQueuePageWire, toQueueStatsWire, toThroughputWire } from './wire';
+import { toQueuePageWire, toQueueStatsWire, toThroughputWire, toWorkerListWire } from './wire';
 
 /** A tenant token's listings and counts cover only its tenant. */
 function tenantOf(principal: Principal): { tenant?: string } {
@@ -16,7 +17,7 @@ function tenantOf(principal: Principal): { tenant?: string } {
 /** `/admin/*` (API.md): admin only; each route maps onto one AdminService call. */
 const asList = <T>(value: T | readonly T[] | undefined): T[] | undefined => (value === undefined ? undefined : Array.isArray(value) ? [...(value as T[])] : [value as T]);
 
-export function adminRoutes(deps: { admin: AdminService; bulk?: BulkActions }): Router {
+export function adminRoutes(deps: { admin: AdminService; bulk?: BulkActions; workers?: WorkerPresence }): Router {
   const { admin } = deps;
   const router = Router();
   // Every /admin path, known or not, is the admin's: others get 403 rather than learn which exist.
@@ -62,6 +63,11 @@ export function adminRoutes(deps: { admin: AdminService; bulk?: BulkActions }): 
       });
       return { status: 200, body: outcome };
     });
+  }
+
+  if (deps.workers) {
+    const { workers } = deps;
+    mountRoute(router, ROUTES.listWorkers)(async ({ principal }) => ({ status: 200, body: toWorkerListWire(await workers.list(tenantOf(principal))) }));
   }
 
   mountRoute(router, ROUTES.requeueJob)(async ({ principal, params }) => {

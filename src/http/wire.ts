@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 
-import type { pageMeta, queuePage, queueStats, throughput } from '../contract/admin';
+import type { pageMeta, queuePage, queueStats, throughput, workerList } from '../contract/admin';
+import type { WorkerView } from '../model/worker';
 import type { asset, uploadReceipt } from '../contract/assets';
 import type { escrow } from '../contract/escrows';
 import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse, resultFileReceipt, resultFileWire } from '../contract/jobs';
@@ -137,6 +138,19 @@ export function toThroughputWire(chart: Throughput): Wire<typeof throughput> {
     to: toWireDate(chart.to),
     bucketSeconds: 60,
     buckets: chart.buckets.map((b) => ({ start: toWireDate(b.start), succeeded: b.succeeded, failed: b.failed, dlq: b.dlq })),
+  };
+}
+
+export function toWorkerListWire(workers: readonly WorkerView[]): Wire<typeof workerList> {
+  return {
+    data: workers.map((w) => ({
+      workerId: w.workerId,
+      types: w.types === null ? null : [...w.types],
+      tenant: w.tenant,
+      lastSeenAt: toWireDate(w.lastSeenAt),
+      lastCall: w.lastCall,
+      jobs: w.jobs.map((j) => ({ jobId: j.jobId, type: j.type, attempt: j.attempt, progress: j.progress, leaseExpiresAt: toWireDate(j.leaseExpiresAt) })),
+    })),
   };
 }
 

@@ -8,6 +8,7 @@ import { LeaseRescuer } from './lease-rescue';
 import type { QueueDeps } from './queue-deps';
 import { Reporter, type FailAnswer, type HeartbeatAnswer, type ReportTarget } from './reports';
 import { ResultWaiters } from './result-waiters';
+import type { WorkerPresence } from './worker-presence';
 
 export { DEFAULT_PRIORITY, MAX_BATCH, type BatchItemResult, type EnqueueInput } from './enqueue';
 export type { LeaseInput } from './lease';
@@ -24,6 +25,8 @@ export interface JobServiceDeps extends QueueDeps {
   leasePollMaxIntervalMs?: number;
   /** `GET /jobs/:jobId?wait=`: how often one shared query looks for finishes recorded by other instances (default 500 ms). */
   resultPollIntervalMs?: number;
+  /** Told of every lease call and heartbeat (GET /admin/workers). */
+  presence?: Pick<WorkerPresence, 'seen'>;
 }
 
 /**
@@ -40,8 +43,10 @@ export class JobService {
   private readonly reporter: Reporter;
   private readonly control: JobControl;
   private readonly results: ResultWaiters;
+  private readonly presence: Pick<WorkerPresence, 'seen'> | undefined;
 
   constructor(deps: JobServiceDeps) {
+    this.presence = deps.presence;
     const dependencies = new Dependencies(deps);
     this.enqueuer = new Enqueuer(deps, dependencies);
     this.rescuer = new LeaseRescuer(deps, dependencies);
@@ -85,6 +90,7 @@ export class JobService {
   }
 
   lease(input: LeaseInput): Promise<LeaseResult> {
+    this.presence?.seen({ workerId: input.workerId, types: input.types, tenant: input.tenant, call: 'lease' });
     return this.leaser.lease(input);
   }
 
@@ -93,6 +99,7 @@ export class JobService {
   }
 
   heartbeat(target: ReportTarget, params: { progress?: number | undefined; irreversible?: boolean | undefined } = {}): Promise<HeartbeatAnswer> {
+    this.presence?.seen({ workerId: target.workerId, types: undefined, tenant: target.principal.tenant, call: 'heartbeat' });
     return this.reporter.heartbeat(target, params);
   }
 

@@ -7,6 +7,7 @@ import { ensurePayoutTransferIndexes } from './payout-transfer-model';
 import { ensureResultFileIndexes } from './result-file-repository';
 import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
+import { ensureWorkerIndexes } from './worker-repository';
 
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */
 export async function ensureIndexes(connection: Connection): Promise<void> {
@@ -17,4 +18,5 @@ export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureRetentionIndexes(connection);
   await ensureScheduleIndexes(connection);
   await ensureResultFileIndexes(connection);
+  await ensureWorkerIndexes(connection);
 }

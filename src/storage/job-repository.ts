@@ -3,6 +3,7 @@ import type { Connection } from 'mongoose';
 
 import type { Role } from '../model/principal';
 import type { AttemptOutcome, Job, JobError, JobStatus, ResultFile } from '../model/job';
+import type { HeldJob } from '../model/worker';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
 
@@ -257,6 +258,19 @@ export class JobRepository {
       .find({ _id: { $in: [...jobIds] }, status: { $in: ['succeeded', 'failed', 'dlq', 'cancelled'] } }, { _id: 1 })
       .lean<{ _id: string }[]>();
     return docs.map((d) => d._id);
+  }
+
+  /** The jobs these workers hold now (leased to them), within a tenant when one is given. */
+  async findLeasedBy(params: { workerIds: readonly string[]; tenant?: string }): Promise<(HeldJob & { workerId: string })[]> {
+    if (params.workerIds.length === 0) return [];
+    const docs = await this.jobs
+      .find(
+        { status: 'leased', workerId: { $in: [...params.workerIds] }, ...(params.tenant === undefined ? {} : { tenant: params.tenant }) },
+        { _id: 1, type: 1, attempt: 1, progress: 1, leaseExpiresAt: 1, workerId: 1 },
+      )
+      .sort({ leaseExpiresAt: 1 })
+      .lean<Pick<JobDocument, '_id' | 'type' | 'attempt' | 'progress' | 'leaseExpiresAt' | 'workerId'>[]>();
+    return docs.map((d) => ({ jobId: d._id, type: d.type, attempt: d.attempt, progress: d.progress ?? 0, leaseExpiresAt: d.leaseExpiresAt!, workerId: d.workerId! }));
   }
 
   async findById(jobId: string): Promise<Job | null> {

@@ -38,6 +38,7 @@ export const ACCESS_MATRIX: Readonly<Record<string, Access>> = {
   'GET /admin/jobs/stats': ADMIN,
   'GET /admin/jobs/throughput': ADMIN,
   'POST /admin/jobs/bulk': ADMIN,
+  'GET /admin/workers': ADMIN,
   'POST /admin/jobs/:jobId/requeue': ADMIN,
   'POST /admin/schedules': ADMIN,
   'GET /admin/schedules': ADMIN,

@@ -287,6 +287,7 @@ describe('conformance: every route answers as the contract says', () => {
     conform('listQueue', await agent.get('/admin/jobs/queue?status=bogus').set(ADMIN));
     conform('listQueue', await agent.get('/admin/jobs/queue').set(SERVICE));
     conform('queueStats', await agent.get('/admin/jobs/stats').set(ADMIN));
+    conform('listWorkers', await agent.get('/admin/workers').set(ADMIN));
     conform('throughput', await agent.get('/admin/jobs/throughput?minutes=5').set(ADMIN));
     conform('throughput', await agent.get('/admin/jobs/throughput?minutes=0').set(ADMIN));
     conform('bulkJobs', await agent.post('/admin/jobs/bulk').set(ADMIN).send({ action: 'requeue', filter: { status: ['failed', 'dlq'], type: 'noop' }, dryRun: true }));
