@@ -11,6 +11,7 @@ import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
 import { connectDatabase } from './storage/connection';
 import { ensureIndexes } from './storage/indexes';
+import type { Tracing } from './tracing/tracing';
 import { wireApi, wireServices, type ApiWiringParams } from './wiring';
 
 export interface RunningApi {
@@ -24,7 +25,7 @@ export interface RunningApi {
 }
 
 /** Composition root of the API process: connects, wires the app, listens. */
-export async function startApi(params: { config: ApiConfig; logger: Logger }): Promise<RunningApi> {
+export async function startApi(params: { config: ApiConfig; logger: Logger; tracing?: Tracing }): Promise<RunningApi> {
   const { config, logger } = params;
   // Policy overrides are part of the configuration: a bad one stops start-up before connecting.
   const registry = new JobRegistry(JOB_TYPES, config.JOB_POLICY_OVERRIDES);
@@ -49,6 +50,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
     resultFileMaxBytes: config.RESULT_FILE_MAX_BYTES,
+    ...(params.tracing ? { tracing: params.tracing } : {}),
     resultFileUploadConcurrency: config.RESULT_FILE_UPLOAD_CONCURRENCY,
     ...(config.CALLBACK_ALLOWED_HOSTS && config.CALLBACK_SECRET ? { callbacks: { allowedHosts: config.CALLBACK_ALLOWED_HOSTS, secret: config.CALLBACK_SECRET } } : {}),
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,

@@ -18,6 +18,8 @@ import { scheduleRoutes } from './http/schedule-routes';
 import { AdminService } from './jobs/admin-service';
 import { BulkActions } from './jobs/bulk-actions';
 import { WorkerPresence } from './jobs/worker-presence';
+import { traceRequests } from './http/tracing-middleware';
+import { noTracing, type Tracing } from './tracing/tracing';
 import { systemClock, type Clock, type RandomSource } from './model/clock';
 import { JobEvents } from './jobs/job-events';
 import { JobListing } from './jobs/job-listing';
@@ -73,6 +75,8 @@ export interface ApiWiringParams {
   metricsRefreshIntervalMs?: number;
   /** Process metrics (CPU, memory, event loop) on /metrics; the API process turns them on. */
   collectDefaultMetrics?: boolean;
+  /** OpenTelemetry tracing (src/tracing): request spans, trace context on jobs (default: off). */
+  tracing?: Tracing;
   /** A worker's sighting (GET /admin/workers) is written at most once per this (default 10 s). */
   workerSeenIntervalMs?: number;
   /** Bulk actions: a call's time budget (default 20 s) and batch size (default 500). */
@@ -228,12 +232,12 @@ export function wireApi(params: ApiWiringParams, services: ApiServices = wireSer
     isDatabaseReady: () => pingDatabase(connection, params.readyTimeoutMs),
     errorTranslators: [translateStorageError],
     ...(params.bodyIdleTimeoutMs === undefined ? {} : { bodyIdleTimeoutMs: params.bodyIdleTimeoutMs }),
-    middleware: services.metrics ? [httpMetrics(services.metrics.http)] : [],
+    middleware: [...(params.tracing?.enabled ? [traceRequests(params.tracing)] : []), ...(services.metrics ? [httpMetrics(services.metrics.http)] : [])],
     publicRouters: [...(services.metrics ? [metricsRoutes({ registry: services.metrics.registry })] : []), docsRoutes(), dashboardRoutes()],
     routers: [
       // Before the job routes: rate limits and the payload size limit answer first.
       requestLimitRoutes(params.limits),
-      jobRoutes({ jobs: services.jobs, listing: services.listing ?? new JobListing({ queries: createJobQueryRepository(connection) }) }),
+      jobRoutes({ jobs: services.jobs, listing: services.listing ?? new JobListing({ queries: createJobQueryRepository(connection) }), tracing: params.tracing ?? noTracing }),
       ...(services.resultFiles
         ? [
             resultFileRoutes({

@@ -1,3 +1,4 @@
+import type { Tracing } from '../tracing/tracing';
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
 import type {
   BatchEnqueueRequest,
@@ -33,6 +34,8 @@ export interface JobsClientOptions {
   fetch?: typeof fetch;
   /** Injected for tests: waits between retries. */
   sleep?: (ms: number) => Promise<void>;
+  /** Client spans for every call, with the trace context in its headers (see src/tracing). */
+  tracing?: Pick<Tracing, 'enabled' | 'withSpan' | 'injectHeaders'>;
   random?: () => number;
 }
 
@@ -241,9 +244,22 @@ export class JobsClient {
   }
 
   private async sendOnce<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
+    const tracing = this.options.tracing;
+    if (!tracing?.enabled) return this.sendUntraced<T>(spec);
+    // Named by the route, not the URL: ids would make every span name unique.
+    const route = spec.path.split('?')[0]!.replace(/job_[0-9a-f]{24}/g, ':jobId');
+    return tracing.withSpan(`${spec.method} ${route}`, { kind: 'client', attributes: { 'http.request.method': spec.method, 'url.path': route } }, async (span) => {
+      const answer = await this.sendUntraced<T>(spec, (headers) => tracing.injectHeaders(headers));
+      span.setAttributes({ 'http.response.status_code': answer.status });
+      return answer;
+    });
+  }
+
+  private async sendUntraced<T>(spec: RequestSpec, addHeaders?: (headers: Record<string, string>) => void): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
     if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
     if (spec.body !== undefined) headers['Content-Type'] = 'application/json';
+    addHeaders?.(headers);
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.baseUrl}${spec.path}`, {

@@ -7,6 +7,7 @@ import { AppError, ValidationError, type FieldError } from '../errors';
 import type { EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
 import type { JobListing } from '../jobs/job-listing';
 import type { Principal } from '../model/principal';
+import { noTracing, type Tracing } from '../tracing/tracing';
 import { mountRoute } from './mount-route';
 import { parseRequest } from './validation';
 import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toQueuePageWire } from './wire';
@@ -17,8 +18,9 @@ function errorItem(err: AppError): BatchResult {
   return { error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details as FieldError[] }) } };
 }
 
-function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
+function toEnqueueInput(body: z.output<typeof enqueueRequest>, traceparent: string | null): EnqueueInput {
   return {
+    ...(traceparent === null ? {} : { traceparent }),
     type: body.type,
     payload: body.payload,
     ...(body.priority === undefined ? {} : { priority: body.priority }),
@@ -41,8 +43,9 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
 }
 
 /** Enqueue, lease, report, cancel and read jobs (API.md). Each route maps onto one JobService call. */
-export function jobRoutes(deps: { jobs: JobService; listing: JobListing }): Router {
+export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing?: Tracing }): Router {
   const { jobs, listing } = deps;
+  const tracing = deps.tracing ?? noTracing;
   const router = Router();
 
   mountRoute(router, ROUTES.listJobs)(async ({ principal, query }) => {
@@ -55,16 +58,18 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing }): Rout
   });
 
   mountRoute(router, ROUTES.enqueueJob)(async ({ principal, body: request }) => {
-    const { job, created } = await jobs.enqueue(principal, toEnqueueInput(request));
+    // The request's trace context goes with the job: its runs become spans of this trace.
+    const { job, created } = await jobs.enqueue(principal, toEnqueueInput(request, tracing.currentTraceparent()));
     const body = toEnqueueWire(job);
     return created ? { status: 201, body } : { status: 200, body };
   });
 
   // Up to 1,000 jobs, each validated on its own; 200 with one result per job, in request order.
   mountRoute(router, ROUTES.enqueueJobs)(async ({ principal, body }) => {
+    const traceparent = tracing.currentTraceparent();
     const inputs: (EnqueueInput | AppError)[] = body.jobs.map((item, index) => {
       try {
-        return toEnqueueInput(parseRequest(enqueueRequest, item, 'body'));
+        return toEnqueueInput(parseRequest(enqueueRequest, item, 'body'), traceparent);
       } catch (err) {
         if (err instanceof ValidationError) {
           const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.jobs.${index}`) }));
@@ -104,6 +109,16 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing }): Rout
       signal: gone.signal,
       ...(principal.tenant === undefined ? {} : { tenant: principal.tenant }),
     });
+    if (tracing.enabled) {
+      // Each leased job's trace shows the lease (the worker's job.run span follows it).
+      for (const job of result.jobs) {
+        void tracing.withSpan(
+          'job.leased',
+          { parent: job.traceparent, attributes: { 'job.id': job.jobId, 'job.type': job.type, 'job.attempt': job.attempt, 'worker.id': headers['x-worker-id'] } },
+          async () => undefined,
+        );
+      }
+    }
     return { status: 200, body: toLeaseWire(result) };
   });
 

@@ -97,7 +97,15 @@ export function toEnqueueWire(job: Job): Wire<typeof enqueueResponse> {
 export function toLeaseWire(lease: { leasedAt: Date; jobs: readonly LeasedJob[] }): Wire<typeof leaseResponse> {
   return {
     leasedAt: toWireDate(lease.leasedAt),
-    jobs: lease.jobs.map((j) => ({ jobId: j.jobId, type: j.type, payload: j.payload, attempt: j.attempt, leaseId: j.leaseId, leaseExpiresAt: toWireDate(j.leaseExpiresAt) })),
+    jobs: lease.jobs.map((j) => ({
+      jobId: j.jobId,
+      type: j.type,
+      payload: j.payload,
+      attempt: j.attempt,
+      leaseId: j.leaseId,
+      leaseExpiresAt: toWireDate(j.leaseExpiresAt),
+      traceparent: j.traceparent,
+    })),
   };
 }
 

@@ -25,6 +25,8 @@ export interface EnqueueInput {
   tags?: readonly string[];
   /** POSTed the job's outcome when it finishes; must be allowed by CALLBACK_ALLOWED_HOSTS. */
   callbackUrl?: string;
+  /** The trace context of the enqueuing request (tracing on): the job's runs join that trace. */
+  traceparent?: string;
 }
 
 export type EnqueueResult = { job: Job; created: boolean };
@@ -129,6 +131,7 @@ export class Enqueuer {
       now,
       ...(input.tags && input.tags.length > 0 ? { tags: [...new Set(input.tags)] } : {}),
       ...(input.callbackUrl === undefined ? {} : { callbackUrl: (this.deps.callbackTargets ?? CALLBACKS_OFF).check(input.callbackUrl) }),
+      ...(input.traceparent === undefined ? {} : { traceparent: input.traceparent }),
     };
   }
 

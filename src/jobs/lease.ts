@@ -140,7 +140,15 @@ export class Leaser {
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
     return {
       leasedAt: now,
-      jobs: won.map((job) => ({ jobId: job.jobId, type: job.type, payload: job.payload, attempt: job.attempt, leaseId: job.leaseId!, leaseExpiresAt: job.leaseExpiresAt! })),
+      jobs: won.map((job) => ({
+        jobId: job.jobId,
+        type: job.type,
+        payload: job.payload,
+        attempt: job.attempt,
+        leaseId: job.leaseId!,
+        leaseExpiresAt: job.leaseExpiresAt!,
+        traceparent: job.traceparent,
+      })),
     };
   }
 

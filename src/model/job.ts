@@ -103,6 +103,8 @@ export interface Job {
   callbackUrl: string | null;
   /** The delivery of that POST, once the job has finished (null before, or without a callbackUrl). */
   callback: CallbackDelivery | null;
+  /** The W3C trace context of the request that enqueued it (its runs are spans of that trace), or null. */
+  traceparent: string | null;
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;
@@ -124,4 +126,6 @@ export interface LeasedJob {
   attempt: number;
   leaseId: string;
   leaseExpiresAt: Date;
+  /** The trace the job's run belongs to (see Job.traceparent). */
+  traceparent: string | null;
 }

@@ -16,7 +16,9 @@ export interface StoredCallback {
   deliveryId: string;
 }
 
-export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'callbackUrl' | 'callback'> {
+export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'callbackUrl' | 'callback' | 'traceparent'> {
+  /** Absent when the enqueue was not traced. */
+  traceparent?: string | null;
   _id: string;
   /** Absent when the job has no tags (see the `tag_newest` index). */
   tags?: string[];
@@ -97,6 +99,7 @@ const jobSchema = new Schema<JobDocument>(
     tags: { type: [String], default: undefined },
     files: { type: [resultFileSchema], default: undefined },
     callbackUrl: { type: String },
+    traceparent: { type: String },
     callback: { type: callbackSchema, default: undefined },
     callbackDueAt: { type: Date },
     callbackLeaseId: { type: String },

@@ -27,6 +27,7 @@ export interface NewJob {
   tags?: readonly string[];
   /** Checked by the enqueue use case against CALLBACK_ALLOWED_HOSTS. */
   callbackUrl?: string | null;
+  traceparent?: string | null;
 }
 
 /** Which lease a report must hold: the lease id when the worker sent it, else the worker id. */
@@ -82,6 +83,7 @@ export function toJob(doc: JobDocument): Job {
     tags: doc.tags ?? [],
     files: (doc.files ?? []).map((f) => ({ fileId: f.fileId, name: f.name, contentType: f.contentType, size: f.size, createdAt: f.createdAt })),
     callbackUrl: doc.callbackUrl ?? null,
+    traceparent: doc.traceparent ?? null,
     callback: callbackOf(doc),
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
@@ -783,6 +785,7 @@ function newJobDocument(job: NewJob): JobDocument {
     ...(job.tags && job.tags.length > 0 ? { tags: [...job.tags] } : {}),
     // Owed from the moment the job finishes, whichever update finishes it (see JobDocument.callbackDueAt).
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl, callbackDueAt: CALLBACK_ARMED } : {}),
+    ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     partial: false,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,

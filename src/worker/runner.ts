@@ -3,6 +3,7 @@ import { ConflictApiError, NetworkError, RateLimitedApiError, UnavailableApiErro
 import type { Logger } from '../logger';
 import { PartialResult, PermanentJobError, RetryableJobError, type JobHandler, type UploadedFile } from './handler';
 import { PollBackoff } from './poll-backoff';
+import type { Tracing } from '../tracing/tracing';
 
 /** Upper bound on retrying one report through an API outage. */
 const MAX_REPORT_RETRY_MS = 60_000;
@@ -43,6 +44,8 @@ export interface WorkerRunnerOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Called for every finished job (metrics, tests). */
   onJobFinished?: (event: JobFinishedEvent) => void;
+  /** A `job.run` span per run, in the trace the job was enqueued in (see src/tracing). */
+  tracing?: Pick<Tracing, 'enabled' | 'withSpan'>;
 }
 
 export type JobOutcome = 'succeeded' | 'failed' | 'abandoned';
@@ -258,6 +261,24 @@ export class WorkerRunner {
   }
 
   private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
+    const tracing = this.options.tracing;
+    if (!tracing?.enabled) {
+      await this.runJobUntraced(job, controller, leaseMs);
+      return;
+    }
+    // The run, its heartbeats and its report are one span of the enqueuing request's trace.
+    await tracing.withSpan(
+      'job.run',
+      { parent: job.traceparent ?? null, kind: 'consumer', attributes: { 'job.id': job.jobId, 'job.type': job.type, 'job.attempt': job.attempt } },
+      async (span) => {
+        const outcome = await this.runJobUntraced(job, controller, leaseMs);
+        span.setAttributes({ 'job.outcome': outcome });
+        if (outcome !== 'succeeded') span.fail();
+      },
+    );
+  }
+
+  private async runJobUntraced(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<JobOutcome> {
     const { api, logger } = this.options;
     const log = logger.child({ jobId: job.jobId, type: job.type, attempt: job.attempt });
     const started = this.now();
@@ -356,6 +377,7 @@ export class WorkerRunner {
       else log.error({ err: reportErr }, 'could not report the outcome; the lease will expire and the job be retried');
     }
     this.options.onJobFinished?.({ jobId: job.jobId, type: job.type, outcome, durationMs, ...(failure ? { errorCode: failure.code } : {}) });
+    return outcome;
 
     function clearTimers(): void {
       clearTimeout(timeout);

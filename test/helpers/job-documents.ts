@@ -19,7 +19,7 @@ export function jobDocument(params: {
   /** Default: createdAt (due since it was created). */
   nextRunAt?: Date;
   tags?: string[];
-}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null } {
+}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null; traceparent: string | null } {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
@@ -67,6 +67,7 @@ export function jobDocument(params: {
     files: [],
     callbackUrl: null,
     callback: null,
+    traceparent: null,
     partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdByRole: 'service',
