@@ -9,8 +9,13 @@ import type {
   FailResponse,
   HeartbeatRequest,
   HeartbeatResponse,
+  BulkRequest,
+  BulkResponse,
+  JobPage,
   JobStatusResponse,
   JobWire,
+  ListJobsQuery,
+  WorkerList,
   LeaseResponse,
   ResultFileReceipt,
   SucceedRequest,
@@ -128,6 +133,26 @@ export class JobsClient {
 
   async cancel(jobId: string): Promise<JobStatusResponse> {
     return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
+  }
+
+  /** The caller's own jobs (an admin's: all), newest first: `GET /jobs?status=&type=&tag=&page=&per_page=`. */
+  async listJobs(query: ListJobsQuery = {}): Promise<JobPage> {
+    const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+    const suffix = params.toString() === '' ? '' : `?${params.toString()}`;
+    return (await this.send<JobPage>({ method: 'GET', path: `/jobs${suffix}`, retryable: true })).body;
+  }
+
+  /**
+   * `POST /admin/jobs/bulk` (admin). Not retried (a repeat is harmless, but its counts would differ);
+   * call it again while the answer says `complete: false`.
+   */
+  async bulkJobs(request: BulkRequest): Promise<BulkResponse> {
+    return (await this.send<BulkResponse>({ method: 'POST', path: '/admin/jobs/bulk', body: request, retryable: request.dryRun === true, timeoutMs: 60_000 })).body;
+  }
+
+  /** `GET /admin/workers` (admin): the workers seen in the last five minutes and the jobs they hold. */
+  async listWorkers(): Promise<WorkerList> {
+    return (await this.send<WorkerList>({ method: 'GET', path: '/admin/workers', retryable: true })).body;
   }
 
   /** `waitSeconds` (0–30): the API holds the answer until the job finishes or the time is up. */

@@ -19,6 +19,7 @@ import type {
   succeedRequest,
 } from '../contract/jobs';
 import type { errorBody } from '../contract/errors';
+import type { bulkRequest, bulkResponse, ownJobsQuery, queuePage, workerList } from '../contract/admin';
 
 /**
  * Shapes of the jobs API as seen on the wire (dates are ISO-8601 strings), read from the contract's
@@ -55,4 +56,11 @@ export type JobWire = z.output<typeof jobDocument>;
 export type ErrorBody = z.output<typeof errorBody>;
 
 export type ResultFileReceipt = z.output<typeof resultFileReceipt>;
+
+/** `GET /jobs` query (values as the API reads them: comma lists as strings). */
+export type ListJobsQuery = Partial<Record<keyof z.input<typeof ownJobsQuery>, string | number>>;
+export type JobPage = z.output<typeof queuePage>;
+export type BulkRequest = z.input<typeof bulkRequest>;
+export type BulkResponse = z.output<typeof bulkResponse>;
+export type WorkerList = z.output<typeof workerList>;
 export type ResultFileWire = JobWire['files'][number];

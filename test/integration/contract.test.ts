@@ -361,6 +361,16 @@ describe('the client speaks the contract', () => {
       const batch = await client.enqueueBatch({ jobs: [{ type: 'noop', payload: {}, idempotencyKey: 'client-batch' }, { type: 'noop', payload: { sleepMs: -1 } }] });
       expect(batch).toMatchObject({ created: 1, rejected: 1 });
       expect((await client.cancel(child.jobId)).status).toBe('cancelled');
+      const tagged = await client.enqueue({ type: 'noop', payload: {}, tags: ['client:list'] });
+      const page = await client.listJobs({ tag: 'client:list', per_page: 5 });
+      expect(page.data.map((j) => j.jobId)).toEqual([tagged.jobId]);
+      expect(ROUTES.listJobs.responses[200].json.parse(page)).toEqual(page);
+      const admin = new JobsClient({ baseUrl: server.baseUrl, token: tokenFor('admin', 'contract-client-admin') });
+      expect(await admin.bulkJobs({ action: 'cancel', filter: { type: 'noop', tag: 'client:list' }, dryRun: true })).toEqual({ action: 'cancel', dryRun: true, matched: 1, affected: 0, complete: true });
+      expect(await admin.bulkJobs({ action: 'cancel', filter: { type: 'noop', tag: 'client:list' } })).toMatchObject({ affected: 1, complete: true });
+      const done = await client.waitForResult(tagged.jobId, { timeoutMs: 1_000 });
+      expect(done.status).toBe('cancelled');
+      expect(ROUTES.listWorkers.responses[200].json.parse(await admin.listWorkers())).toBeDefined();
     } finally {
       await server.close();
     }
