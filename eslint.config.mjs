@@ -15,7 +15,7 @@ const DOMAIN = {
 const ABOVE_MODEL = { group: ['../*', '!../model', '!../model/*'], message: 'src/model is the bottom layer: it imports only src/model' };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'coverage/', 'tools/', 'src/dashboard/static/vendor/', 'test-artifacts/'] },
+  { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', 'coverage/', 'tools/', 'src/dashboard/static/vendor/', 'test-artifacts/'] },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -41,7 +41,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/jobs/**/*.ts', 'src/schedules/**/*.ts', 'src/assets/**/*.ts', 'src/payouts/**/*.ts', 'src/auth/**/*.ts', 'src/callbacks/**/*.ts', 'src/tracing/**/*.ts', 'src/worker/**/*.ts', 'src/client/**/*.ts', 'src/metrics/**/*.ts'],
+    files: ['src/jobs/**/*.ts', 'src/schedules/**/*.ts', 'src/assets/**/*.ts', 'src/payouts/**/*.ts', 'src/auth/**/*.ts', 'src/callbacks/**/*.ts', 'src/tracing/**/*.ts', 'src/worker/**/*.ts', 'src/metrics/**/*.ts'],
     // A type-only import of Mongoose's Connection is allowed: composition functions receive one and hand it to repositories.
     rules: {
       '@typescript-eslint/no-restricted-imports': [
@@ -52,6 +52,26 @@ export default tseslint.config(
             { name: 'mongodb', allowTypeImports: true, message: 'the domain works through repositories' },
           ],
           patterns: [HTTP, STORAGE_MODELS],
+        },
+      ],
+    },
+  },
+  {
+    // The client is also the @jobs/client package (packages/client): at run time it imports only its
+    // own files and the error catalog, so the package carries no schema code and no dependency; the
+    // contract, the model and the job types its types are read from are imported as types only.
+    files: ['src/client/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\./|\\.\\./error-catalog$)',
+              allowTypeImports: true,
+              message: 'src/client imports at run time only its own files and ../error-catalog (it is the @jobs/client package); import the contract, the model and packages with `import type`',
+            },
+          ],
         },
       ],
     },

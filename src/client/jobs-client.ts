@@ -1,24 +1,50 @@
 import type { Tracing } from '../tracing/tracing';
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
+import { CLIENT_OPERATIONS, type ClientOperationId } from './operations';
 import type {
-  BatchEnqueueRequest,
-  BatchEnqueueResponse,
-  EnqueueRequest,
-  EnqueueResponse,
-  FailRequest,
-  FailResponse,
-  HeartbeatRequest,
-  HeartbeatResponse,
+  AssetContent,
+  AssetWire,
   BulkRequest,
   BulkResponse,
-  JobPage,
+  BatchEnqueueRequest,
+  BatchEnqueueResponse,
+  CreateScheduleRequest,
+  EnqueueOptions,
+  EnqueueResponse,
+  Escrow,
+  EscrowPage,
+  EscrowRequest,
+  FailRequest,
+  FailResponse,
+  Health,
+  HeartbeatRequest,
+  HeartbeatResponse,
   JobStatusResponse,
+  JobType,
   JobWire,
-  ListJobsQuery,
-  WorkerList,
+  LeaseParams,
   LeaseResponse,
+  OwnJobsQuery,
+  PageParams,
+  PayloadOf,
+  Principal,
+  QueuePage,
+  QueueQuery,
+  QueueStats,
+  Ready,
+  RequeueResponse,
+  ResultFileContent,
   ResultFileReceipt,
+  ResultFileUpload,
+  Schedule,
+  ScheduleList,
   SucceedRequest,
+  Throughput,
+  TypedLeaseResponse,
+  UpdateScheduleRequest,
+  UploadReceipt,
+  UploadRequest,
+  WorkerList,
 } from './types';
 
 export interface RetryOptions {
@@ -33,37 +59,55 @@ export interface JobsClientOptions {
   token: string;
   /** Sent as X-Worker-Id; required for lease and report calls. */
   workerId?: string;
-  /** Per-request time limit. */
+  /** Per-request time limit (default 10 s; a long-poll gets its wait on top). */
   timeoutMs?: number;
   retry?: Partial<RetryOptions>;
   fetch?: typeof fetch;
   /** Injected for tests: waits between retries. */
   sleep?: (ms: number) => Promise<void>;
-  /** Client spans for every call, with the trace context in its headers (see src/tracing). */
-  tracing?: Pick<Tracing, 'enabled' | 'withSpan' | 'injectHeaders'>;
   random?: () => number;
+  /** Client spans for every call, with the trace context in its headers (see src/tracing); default: none. */
+  tracing?: Pick<Tracing, 'enabled' | 'withSpan' | 'injectHeaders'>;
 }
 
 /** A result file upload may take this long by default (100 MB over a slow link). */
 const UPLOAD_TIMEOUT_MS = 10 * 60_000;
-
 const FINISHED: readonly string[] = ['succeeded', 'failed', 'dlq', 'cancelled'];
 
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
+const DEFAULT_TIMEOUT_MS = 10_000;
 
-interface RequestSpec {
-  method: 'GET' | 'POST';
-  path: string;
-  body?: unknown;
-  /** Whether repeating the request is safe (reads, reports on a lease, keyed enqueues). */
+/** How an answer's body is read. */
+type Reading = 'json' | 'text' | 'bytes' | 'stream' | 'none';
+
+interface CallSpec {
+  operation: ClientOperationId;
+  /** Values of the path's `:name` segments. */
+  params?: Readonly<Record<string, string>>;
+  query?: URLSearchParams;
+  json?: unknown;
+  raw?: { body: UploadRequest['body']; contentType: string };
+  /**
+   * Whether repeating the request cannot do anything twice (reads, reports on a lease, keyed
+   * enqueues, edits that set values). When a first try landed unseen, a repeat may answer the 409
+   * or 404 its success caused.
+   */
   retryable: boolean;
+  reading?: Reading;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
+interface Answer<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
 /**
- * A typed client for the jobs API. Retries with exponential backoff on network errors and 502/503/504
- * when the request is safe to repeat; other failures become typed errors (401, 403, 404, 409, 422...).
+ * A typed client for every route of the jobs API. Retries with exponential backoff on network
+ * errors and 502/503/504 when the request is safe to repeat; other failures become typed errors
+ * (401, 403, 404, 409, 422...; see ./errors). Each method names its route in ./operations.ts.
  */
 export class JobsClient {
   private readonly baseUrl: string;
@@ -80,12 +124,13 @@ export class JobsClient {
     this.random = options.random ?? Math.random;
   }
 
-  async enqueue(request: EnqueueRequest): Promise<EnqueueResponse> {
-    // Without an idempotency key a repeated enqueue could create a second job, so it is not retried.
-    const { status, body } = await this.send<Omit<EnqueueResponse, 'created'>>({
-      method: 'POST',
-      path: '/jobs',
-      body: request,
+  // ---- Jobs ------------------------------------------------------------------------------------
+
+  /** Enqueues one job; its payload must be its type's. Not retried without an idempotency key (a repeat could create a second job). */
+  async enqueue<T extends JobType>(request: EnqueueOptions & { type: T; payload: PayloadOf<T> }): Promise<EnqueueResponse<T>> {
+    const { status, body } = await this.call<Omit<EnqueueResponse<T>, 'created'>>({
+      operation: 'enqueueJob',
+      json: request,
       retryable: request.idempotencyKey !== undefined,
     });
     return { ...body, created: status === 201 };
@@ -97,73 +142,20 @@ export class JobsClient {
    */
   async enqueueBatch(request: BatchEnqueueRequest): Promise<BatchEnqueueResponse> {
     const retryable = request.jobs.every((job) => job.idempotencyKey !== undefined);
-    return (await this.send<BatchEnqueueResponse>({ method: 'POST', path: '/jobs/batch', body: request, retryable })).body;
-  }
-
-  /** `waitSeconds`: long-poll (the API holds the call until work arrives); `signal` ends it early. */
-  async lease(params: { limit?: number; types?: readonly string[]; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<LeaseResponse> {
-    const query = new URLSearchParams();
-    query.set('limit', String(params.limit ?? 1));
-    if (params.types && params.types.length > 0) query.set('type', params.types.join(','));
-    if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
-    const timeoutMs = params.waitSeconds ? params.waitSeconds * 1000 + (this.options.timeoutMs ?? 10_000) : undefined;
-    return (
-      await this.send<LeaseResponse>({
-        method: 'GET',
-        path: `/jobs/lease?${query.toString()}`,
-        retryable: false,
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
-        ...(params.signal ? { signal: params.signal } : {}),
-      })
-    ).body;
-  }
-
-  async heartbeat(jobId: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
-    return (await this.send<HeartbeatResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/heartbeat`, body, retryable: true })).body;
-  }
-
-  /** Retried on network errors: if the first try landed, the repeat answers 409 (no longer leased). */
-  async succeed(jobId: string, body: SucceedRequest): Promise<JobStatusResponse> {
-    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/succeed`, body, retryable: true })).body;
-  }
-
-  async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
-    return (await this.send<FailResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/fail`, body, retryable: true })).body;
-  }
-
-  async cancel(jobId: string): Promise<JobStatusResponse> {
-    return (await this.send<JobStatusResponse>({ method: 'POST', path: `/jobs/${encodeURIComponent(jobId)}/cancel`, retryable: true })).body;
-  }
-
-  /** The caller's own jobs (an admin's: all), newest first: `GET /jobs?status=&type=&tag=&page=&per_page=`. */
-  async listJobs(query: ListJobsQuery = {}): Promise<JobPage> {
-    const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
-    const suffix = params.toString() === '' ? '' : `?${params.toString()}`;
-    return (await this.send<JobPage>({ method: 'GET', path: `/jobs${suffix}`, retryable: true })).body;
-  }
-
-  /**
-   * `POST /admin/jobs/bulk` (admin). Not retried (a repeat is harmless, but its counts would differ);
-   * call it again while the answer says `complete: false`.
-   */
-  async bulkJobs(request: BulkRequest): Promise<BulkResponse> {
-    return (await this.send<BulkResponse>({ method: 'POST', path: '/admin/jobs/bulk', body: request, retryable: request.dryRun === true, timeoutMs: 60_000 })).body;
-  }
-
-  /** `GET /admin/workers` (admin): the workers seen in the last five minutes and the jobs they hold. */
-  async listWorkers(): Promise<WorkerList> {
-    return (await this.send<WorkerList>({ method: 'GET', path: '/admin/workers', retryable: true })).body;
+    return (await this.call<BatchEnqueueResponse>({ operation: 'enqueueJobs', json: request, retryable })).body;
   }
 
   /** `waitSeconds` (0–30): the API holds the answer until the job finishes or the time is up. */
   async getJob(jobId: string, params: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobWire> {
-    const wait = params.waitSeconds ? `?wait=${params.waitSeconds}` : '';
+    const query = new URLSearchParams();
+    if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
     return (
-      await this.send<JobWire>({
-        method: 'GET',
-        path: `/jobs/${encodeURIComponent(jobId)}${wait}`,
+      await this.call<JobWire>({
+        operation: 'getJob',
+        params: { jobId },
+        query,
         retryable: true,
-        ...(params.waitSeconds ? { timeoutMs: params.waitSeconds * 1000 + (this.options.timeoutMs ?? 10_000) } : {}),
+        ...(params.waitSeconds ? { timeoutMs: params.waitSeconds * 1000 + (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) } : {}),
         ...(params.signal ? { signal: params.signal } : {}),
       })
     ).body;
@@ -177,88 +169,257 @@ export class JobsClient {
   async waitForResult(jobId: string, params: { timeoutMs: number; signal?: AbortSignal }): Promise<JobWire> {
     const deadline = Date.now() + params.timeoutMs;
     for (;;) {
-      const left = deadline - Date.now();
       // Tenths of a second: the API takes a fractional wait.
-      const waitSeconds = Math.max(0, Math.min(30, Math.floor(left / 100) / 10));
+      const waitSeconds = Math.max(0, Math.min(30, Math.floor((deadline - Date.now()) / 100) / 10));
       const job = await this.getJob(jobId, { waitSeconds, ...(params.signal ? { signal: params.signal } : {}) });
       if (FINISHED.includes(job.status) || Date.now() >= deadline || waitSeconds === 0) return job;
     }
   }
 
+  /** `GET /jobs`: the caller's own jobs (an admin's: all), newest first. */
+  async listOwnJobs(query: OwnJobsQuery = {}): Promise<QueuePage> {
+    const search = pageQuery(query);
+    for (const [key, value] of [
+      ['status', listParam(query.status)],
+      ['type', listParam(query.type)],
+      ['tag', listParam(query.tag)],
+    ] as const) {
+      if (value !== undefined) search.set(key, value);
+    }
+    return (await this.call<QueuePage>({ operation: 'listJobs', query: search, retryable: true })).body;
+  }
+
   /**
-   * Streams a result file of a leased job into the API (`POST /jobs/:jobId/files`), never holding it
-   * whole. Not retried: a stream cannot be sent twice. `signal` ends the upload (the job's own signal).
+   * Streams a result file of a leased job into the API (`POST /jobs/:jobId/files`), never holding
+   * it whole. Not retried: a stream cannot be sent twice. `signal` ends the upload (the job's own).
    */
-  async uploadFile(
-    jobId: string,
-    params: { leaseId: string; name: string; contentType?: string; body: Uint8Array | AsyncIterable<Uint8Array>; timeoutMs?: number; signal?: AbortSignal },
-  ): Promise<ResultFileReceipt> {
-    const query = new URLSearchParams({ name: params.name, leaseId: params.leaseId });
-    const path = `/jobs/${encodeURIComponent(jobId)}/files?${query.toString()}`;
-    const headers = { ...this.authHeaders(), 'Content-Type': params.contentType ?? 'application/octet-stream' };
-    // Node's fetch takes an async iterable as a streamed body (the DOM types do not say so).
-    const body = params.body as unknown as BodyInit;
-    const timeout = AbortSignal.timeout(params.timeoutMs ?? UPLOAD_TIMEOUT_MS);
-    let response: Response;
-    try {
-      response = await this.fetchImpl(`${this.baseUrl}${path}`, {
-        method: 'POST',
-        headers,
-        body,
-        // A streamed request body (Node's fetch needs to be told it is sent before the answer comes).
-        duplex: 'half',
-        signal: params.signal ? AbortSignal.any([params.signal, timeout]) : timeout,
-      } as RequestInit);
-    } catch (err) {
-      throw new NetworkError(`POST ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    return (await this.readJson<ResultFileReceipt>(response, 'POST', path)).body;
+  async uploadFile(jobId: string, upload: ResultFileUpload & { timeoutMs?: number; signal?: AbortSignal }): Promise<ResultFileReceipt> {
+    const query = new URLSearchParams({ name: upload.name, leaseId: upload.leaseId });
+    const body = isAsyncIterable(upload.body) ? streamOf(upload.body) : upload.body;
+    return (
+      await this.call<ResultFileReceipt>({
+        operation: 'uploadResultFile',
+        params: { jobId },
+        query,
+        raw: { body, contentType: upload.contentType ?? 'application/octet-stream' },
+        retryable: false,
+        timeoutMs: upload.timeoutMs ?? UPLOAD_TIMEOUT_MS,
+        ...(upload.signal ? { signal: upload.signal } : {}),
+      })
+    ).body;
   }
 
-  /** Opens a result file for reading (`GET /jobs/:jobId/files/:fileId`, or its `url` from the job's `files`). */
-  async downloadFile(jobIdOrUrl: string, fileId?: string): Promise<{ contentType: string; size: number; body: ReadableStream<Uint8Array> }> {
-    const path = fileId === undefined ? jobIdOrUrl : `/jobs/${encodeURIComponent(jobIdOrUrl)}/files/${encodeURIComponent(fileId)}`;
-    let response: Response;
-    try {
-      response = await this.fetchImpl(`${this.baseUrl}${path}`, { headers: this.authHeaders(), signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
-    } catch (err) {
-      throw new NetworkError(`GET ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    if (!response.ok || !response.body) {
-      let body: unknown;
-      try {
-        body = await response.json();
-      } catch {
-        body = undefined;
-      }
-      throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
-    }
-    return { contentType: response.headers.get('content-type') ?? 'application/octet-stream', size: Number(response.headers.get('content-length') ?? 0), body: response.body };
+  /** Opens a result file for reading (`GET /jobs/:jobId/files/:fileId`; its `url` in the job's `files` says the same). */
+  async downloadFile(jobId: string, fileId: string, options: { timeoutMs?: number } = {}): Promise<ResultFileContent> {
+    const answer = await this.call<ReadableStream<Uint8Array>>({
+      operation: 'getResultFile',
+      params: { jobId, fileId },
+      retryable: true,
+      reading: 'stream',
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return { contentType: answer.headers.get('content-type') ?? 'application/octet-stream', size: Number(answer.headers.get('content-length') ?? 0), body: answer.body };
   }
 
-  private authHeaders(): Record<string, string> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
-    if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
-    return headers;
+  /** A queued or waiting job is cancelled at once; a leased one is asked to stop (`status: "leased"`). */
+  async cancel(jobId: string): Promise<JobStatusResponse> {
+    return (await this.call<JobStatusResponse>({ operation: 'cancelJob', params: { jobId }, retryable: true })).body;
   }
 
-  private async readJson<T>(response: Response, method: string, path: string): Promise<{ status: number; body: T }> {
-    let body: unknown;
-    try {
-      body = await response.json();
-    } catch (err) {
-      if (response.ok) throw new NetworkError(`${method} ${path}: response body is not JSON`, { cause: err });
-      body = undefined;
+  // ---- Workers ---------------------------------------------------------------------------------
+
+  /**
+   * Leases up to `limit` jobs. Given `types`, the jobs come typed by them (payload included);
+   * `waitSeconds` long-polls (the API holds the call until work arrives); `signal` ends it early.
+   */
+  async lease<T extends JobType>(params: LeaseParams & { types: readonly [T, ...T[]] }): Promise<TypedLeaseResponse<T>>;
+  async lease(params?: LeaseParams & { types?: readonly string[] }): Promise<LeaseResponse>;
+  async lease(params: LeaseParams & { types?: readonly string[] } = {}): Promise<LeaseResponse> {
+    const query = new URLSearchParams();
+    query.set('limit', String(params.limit ?? 1));
+    if (params.types && params.types.length > 0) query.set('type', params.types.join(','));
+    if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
+    const timeoutMs = params.waitSeconds ? params.waitSeconds * 1000 + (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) : undefined;
+    return (
+      await this.call<LeaseResponse>({
+        operation: 'leaseJobs',
+        query,
+        // A repeated lease call could claim jobs whose answer is lost (they would wait out their lease).
+        retryable: false,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(params.signal ? { signal: params.signal } : {}),
+      })
+    ).body;
+  }
+
+  async heartbeat(jobId: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
+    return (await this.call<HeartbeatResponse>({ operation: 'heartbeatJob', params: { jobId }, json: body, retryable: true })).body;
+  }
+
+  /** Retried on network errors: if the first try landed, the repeat answers 409 (no longer leased). */
+  async succeed(jobId: string, body: SucceedRequest): Promise<JobStatusResponse> {
+    return (await this.call<JobStatusResponse>({ operation: 'succeedJob', params: { jobId }, json: body, retryable: true })).body;
+  }
+
+  async fail(jobId: string, body: FailRequest): Promise<FailResponse> {
+    return (await this.call<FailResponse>({ operation: 'failJob', params: { jobId }, json: body, retryable: true })).body;
+  }
+
+  // ---- Admin -----------------------------------------------------------------------------------
+
+  /** `GET /admin/jobs/queue`: jobs newest first, filtered (filters combine with AND). */
+  async listJobs(query: QueueQuery = {}): Promise<QueuePage> {
+    const search = pageQuery(query);
+    const list = listParam;
+    const date = (value: Date | string | undefined): string | undefined => (value instanceof Date ? value.toISOString() : value);
+    for (const [key, value] of [
+      ['status', list(query.status)],
+      ['type', list(query.type)],
+      ['tag', list(query.tag)],
+      ['idempotencyKey', query.idempotencyKey],
+      ['createdBy', query.createdBy],
+      ['createdFrom', date(query.createdFrom)],
+      ['createdTo', date(query.createdTo)],
+    ] as const) {
+      if (value !== undefined) search.set(key, value);
     }
-    if (!response.ok) throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
-    return { status: response.status, body: body as T };
+    return (await this.call<QueuePage>({ operation: 'listQueue', query: search, retryable: true })).body;
   }
 
-  private async send<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
-    const attempts = spec.retryable ? this.retry.attempts : 1;
+  async stats(): Promise<QueueStats> {
+    return (await this.call<QueueStats>({ operation: 'queueStats', retryable: true })).body;
+  }
+
+  /** Jobs finished per UTC minute over the last `minutes` (1-1440, default 60). */
+  async throughput(params: { minutes?: number } = {}): Promise<Throughput> {
+    const query = new URLSearchParams();
+    if (params.minutes !== undefined) query.set('minutes', String(params.minutes));
+    return (await this.call<Throughput>({ operation: 'throughput', query, retryable: true })).body;
+  }
+
+  /**
+   * `POST /admin/jobs/bulk`: requeue, cancel or delete every matching job. Only a dry run is retried
+   * (a repeat of a real run is harmless, but its counts would differ); call again while `complete` is false.
+   */
+  async bulkJobs(request: BulkRequest): Promise<BulkResponse> {
+    return (await this.call<BulkResponse>({ operation: 'bulkJobs', json: request, retryable: request.dryRun === true, timeoutMs: 60_000 })).body;
+  }
+
+  /** `GET /admin/workers`: the worker processes seen in the last five minutes, with the jobs they hold. */
+  async listWorkers(): Promise<WorkerList> {
+    return (await this.call<WorkerList>({ operation: 'listWorkers', retryable: true })).body;
+  }
+
+  /** Not retried: a repeat after the job ran and failed again would requeue it a second time. */
+  async requeue(jobId: string): Promise<RequeueResponse> {
+    return (await this.call<RequeueResponse>({ operation: 'requeueJob', params: { jobId }, retryable: false })).body;
+  }
+
+  // ---- Schedules (admin) -----------------------------------------------------------------------
+
+  async createSchedule<T extends JobType>(request: CreateScheduleRequest<T>): Promise<Schedule> {
+    // Names are unique, so a repeat cannot make a second schedule (it answers 409).
+    return (await this.call<Schedule>({ operation: 'createSchedule', json: request, retryable: true })).body;
+  }
+
+  async listSchedules(): Promise<ScheduleList> {
+    return (await this.call<ScheduleList>({ operation: 'listSchedules', retryable: true })).body;
+  }
+
+  async getSchedule(name: string): Promise<Schedule> {
+    return (await this.call<Schedule>({ operation: 'getSchedule', params: { name }, retryable: true })).body;
+  }
+
+  /** Edits, pauses (`{ paused: true }`) or resumes (`{ paused: false }`) a schedule. */
+  async updateSchedule<T extends JobType>(name: string, changes: UpdateScheduleRequest<T>): Promise<Schedule> {
+    return (await this.call<Schedule>({ operation: 'updateSchedule', params: { name }, json: changes, retryable: true })).body;
+  }
+
+  /** The jobs it already enqueued stay. */
+  async deleteSchedule(name: string): Promise<void> {
+    await this.call<undefined>({ operation: 'deleteSchedule', params: { name }, retryable: true, reading: 'none' });
+  }
+
+  // ---- Escrows (admin) -------------------------------------------------------------------------
+
+  /** Retried only with an `escrowId` (a repeat then answers 409); without one a repeat would hold the money twice. */
+  async createEscrow(request: EscrowRequest): Promise<Escrow> {
+    return (await this.call<Escrow>({ operation: 'createEscrow', json: request, retryable: request.escrowId !== undefined })).body;
+  }
+
+  async listEscrows(params: PageParams = {}): Promise<EscrowPage> {
+    return (await this.call<EscrowPage>({ operation: 'listEscrows', query: pageQuery(params), retryable: true })).body;
+  }
+
+  async getEscrow(escrowId: string): Promise<Escrow> {
+    return (await this.call<Escrow>({ operation: 'getEscrow', params: { escrowId }, retryable: true })).body;
+  }
+
+  // ---- Assets ----------------------------------------------------------------------------------
+
+  /** Uploads an image as a new asset (version 1). Never retried: a repeat would store a second asset. */
+  async uploadAsset(upload: UploadRequest & { timeoutMs?: number }): Promise<UploadReceipt> {
+    return (await this.call<UploadReceipt>(uploadSpec('createAsset', upload))).body;
+  }
+
+  /** Uploads a new version of an asset (its owner or an admin). */
+  async uploadAssetVersion(assetId: string, upload: UploadRequest & { timeoutMs?: number }): Promise<UploadReceipt> {
+    return (await this.call<UploadReceipt>({ ...uploadSpec('addAssetVersion', upload), params: { assetId } })).body;
+  }
+
+  async getAsset(assetId: string): Promise<AssetWire> {
+    return (await this.call<AssetWire>({ operation: 'getAsset', params: { assetId }, retryable: true })).body;
+  }
+
+  /** The bytes of the asset's current version. */
+  async getAssetContent(assetId: string, options: { timeoutMs?: number } = {}): Promise<AssetContent> {
+    const answer = await this.call<Uint8Array>({
+      operation: 'getAssetContent',
+      params: { assetId },
+      retryable: true,
+      reading: 'bytes',
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return {
+      contentType: answer.headers.get('content-type') ?? 'application/octet-stream',
+      versionNumber: Number(answer.headers.get('x-asset-version')),
+      bytes: answer.body,
+    };
+  }
+
+  // ---- Operations ------------------------------------------------------------------------------
+
+  async whoami(): Promise<Principal> {
+    return (await this.call<Principal>({ operation: 'whoami', retryable: true })).body;
+  }
+
+  async health(): Promise<Health> {
+    return (await this.call<Health>({ operation: 'healthz', retryable: true })).body;
+  }
+
+  /** Not retried: a 503 (the database does not answer) is the answer a probe wants. */
+  async ready(): Promise<Ready> {
+    return (await this.call<Ready>({ operation: 'readyz', retryable: false })).body;
+  }
+
+  /** The Prometheus text exposition. */
+  async metrics(): Promise<string> {
+    return (await this.call<string>({ operation: 'metrics', retryable: true, reading: 'text' })).body;
+  }
+
+  /** The API's OpenAPI 3.1 document. */
+  async openApiDocument(): Promise<Record<string, unknown>> {
+    return (await this.call<Record<string, unknown>>({ operation: 'openapi', retryable: true })).body;
+  }
+
+  // ---- Transport -------------------------------------------------------------------------------
+
+  private async call<T>(spec: CallSpec): Promise<Answer<T>> {
+    // A stream body can be read once only.
+    const attempts = spec.retryable && !(spec.raw?.body instanceof ReadableStream) ? this.retry.attempts : 1;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.sendOnce<T>(spec);
+        return await this.callOnce<T>(spec);
       } catch (err) {
         const transient = err instanceof NetworkError || err instanceof UnavailableApiError;
         if (!transient || attempt >= attempts) throw err;
@@ -268,45 +429,123 @@ export class JobsClient {
     }
   }
 
-  private async sendOnce<T>(spec: RequestSpec): Promise<{ status: number; body: T }> {
+  private async callOnce<T>(spec: CallSpec): Promise<Answer<T>> {
     const tracing = this.options.tracing;
-    if (!tracing?.enabled) return this.sendUntraced<T>(spec);
-    // Named by the route, not the URL: ids would make every span name unique.
-    const route = spec.path.split('?')[0]!.replace(/job_[0-9a-f]{24}/g, ':jobId');
-    return tracing.withSpan(`${spec.method} ${route}`, { kind: 'client', attributes: { 'http.request.method': spec.method, 'url.path': route } }, async (span) => {
-      const answer = await this.sendUntraced<T>(spec, (headers) => tracing.injectHeaders(headers));
+    if (!tracing?.enabled) return this.callUntraced<T>(spec);
+    // Named by the route pattern, not the URL: ids would make every span name unique.
+    const { method, path } = CLIENT_OPERATIONS[spec.operation];
+    return tracing.withSpan(`${method} ${path}`, { kind: 'client', attributes: { 'http.request.method': method, 'url.path': path } }, async (span) => {
+      const answer = await this.callUntraced<T>(spec, (headers) => tracing.injectHeaders(headers));
       span.setAttributes({ 'http.response.status_code': answer.status });
       return answer;
     });
   }
 
-  private async sendUntraced<T>(spec: RequestSpec, addHeaders?: (headers: Record<string, string>) => void): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: 'application/json' };
+  private async callUntraced<T>(spec: CallSpec, addHeaders?: (headers: Record<string, string>) => void): Promise<Answer<T>> {
+    const operation = CLIENT_OPERATIONS[spec.operation];
+    const path = operation.path.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
+      const value = spec.params?.[name];
+      if (value === undefined) throw new TypeError(`${spec.operation}: no value for :${name}`);
+      return encodeURIComponent(value);
+    });
+    const search = spec.query?.toString();
+    const query = search ? `?${search}` : '';
+    const what = `${operation.method} ${path}${query}`;
+    const reading = spec.reading ?? 'json';
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: reading === 'json' ? 'application/json' : '*/*' };
     if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
-    if (spec.body !== undefined) headers['Content-Type'] = 'application/json';
     addHeaders?.(headers);
+    let body: RequestInit['body'];
+    if (spec.json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(spec.json);
+    } else if (spec.raw) {
+      headers['Content-Type'] = spec.raw.contentType;
+      // Node's fetch sends any ArrayBufferView; the DOM typings want one over an ArrayBuffer only.
+      body = spec.raw.body as Blob | ArrayBuffer | ReadableStream;
+    }
+    const timeout = AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const init: RequestInit & { duplex?: 'half' } = {
+      method: operation.method,
+      headers,
+      signal: spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout,
+      ...(body === undefined ? {} : { body }),
+      // A stream body is sent as it is read (fetch requires saying so).
+      ...(body instanceof ReadableStream ? { duplex: 'half' as const } : {}),
+    };
     let response: Response;
     try {
-      response = await this.fetchImpl(`${this.baseUrl}${spec.path}`, {
-        method: spec.method,
-        headers,
-        ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
-        signal: spec.signal
-          ? AbortSignal.any([spec.signal, AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000)])
-          : AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? 10_000),
-      });
+      response = await this.fetchImpl(`${this.baseUrl}${path}${query}`, init);
     } catch (err) {
-      throw new NetworkError(`${spec.method} ${spec.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new NetworkError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    let body: unknown;
+    if (!response.ok) {
+      const errorBody: unknown = await response.json().catch(() => undefined);
+      throw apiErrorFor(response.status, errorBody, response.headers.get('retry-after'));
+    }
     try {
-      body = await response.json();
+      return { status: response.status, headers: response.headers, body: (await readBody(response, reading)) as T };
     } catch (err) {
-      if (response.ok) throw new NetworkError(`${spec.method} ${spec.path}: response body is not JSON`, { cause: err });
-      body = undefined;
+      throw new NetworkError(`${what}: the answer could not be read as ${reading}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    if (!response.ok) throw apiErrorFor(response.status, body, response.headers.get('retry-after'));
-    return { status: response.status, body: body as T };
   }
 }
 
+async function readBody(response: Response, reading: Reading): Promise<unknown> {
+  switch (reading) {
+    case 'json':
+      return response.json();
+    case 'text':
+      return response.text();
+    case 'bytes':
+      return new Uint8Array(await response.arrayBuffer());
+    case 'stream':
+      return response.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+    case 'none':
+      await response.body?.cancel();
+      return undefined;
+  }
+}
+
+/** A list query parameter: one value or several, comma-separated. */
+function listParam(value: string | readonly string[] | undefined): string | undefined {
+  return value === undefined ? undefined : typeof value === 'string' ? value : value.join(',');
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
+  return typeof value === 'object' && value !== null && !(value instanceof ReadableStream) && typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+/** An async iterable as a ReadableStream pulled one chunk at a time (ReadableStream.from is Node 20.6+ only). */
+function streamOf(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+}
+
+function pageQuery(params: PageParams): URLSearchParams {
+  const query = new URLSearchParams();
+  if (params.page !== undefined) query.set('page', String(params.page));
+  if (params.per_page !== undefined) query.set('per_page', String(params.per_page));
+  return query;
+}
+
+function uploadSpec(operation: 'createAsset' | 'addAssetVersion', upload: UploadRequest & { timeoutMs?: number }): CallSpec {
+  const query = new URLSearchParams();
+  if (upload.filename !== undefined) query.set('filename', upload.filename);
+  return {
+    operation,
+    query,
+    raw: { body: upload.body, contentType: upload.contentType },
+    retryable: false,
+    ...(upload.timeoutMs === undefined ? {} : { timeoutMs: upload.timeoutMs }),
+  };
+}

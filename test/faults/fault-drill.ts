@@ -501,7 +501,17 @@ export class FaultDrill {
         },
         { timeoutMs: 60_000, intervalMs: 100, what: `the leases of frozen ${victim.id} to be reclaimed` },
       );
+      // A report already on the wire when the worker froze may land late (a loaded machine): its
+      // lease then ended by that report, not by a reclaim, and is no stale lease. Only leases the
+      // API took back (attempt closed `expired`) must be refused when the worker wakes.
+      const closed = await this.connection!.collection<JobDoc>('jobs').find({ _id: { $in: stale.map((r) => r.jobId) } }, { projection: { attempts: 1 } }).toArray();
+      const outcomeOf = (lease: StaleLease): string | null | undefined =>
+        closed.find((d) => d._id === lease.jobId)?.attempts.find((a) => a.leaseId === lease.leaseId)?.outcome;
+      const reportedInFlight = stale.filter((lease) => outcomeOf(lease) !== 'expired');
+      stale.splice(0, stale.length, ...stale.filter((lease) => outcomeOf(lease) === 'expired'));
+      if (reportedInFlight.length > 0) this.params.log(`  pause: ${reportedInFlight.length} report(s) of frozen ${victim.id} landed after it froze (not stale)`);
       victim.process.signal('SIGCONT');
+      if (stale.length === 0) continue;
       const frozenMs = Date.now() - frozenAt;
       const unrefused = (): StaleLease[] => {
         const logged = this.refusalsOf(victim);
@@ -657,6 +667,15 @@ export class FaultDrill {
     const byId = new Map(docs.map((d) => [d._id, d]));
     const now = Date.now();
 
+    // An acknowledged cancel whose job's success report was already on the wire (the lease the
+    // cancel flagged did the work, see below) ends succeeded.
+    for (const spec of this.specs) {
+      if (spec.cancelAcknowledgedAt === undefined) continue;
+      const doc = byId.get(this.jobIdByKey.get(spec.key)!);
+      const succeededAttempt = doc?.attempts.find((a) => a.outcome === 'succeeded');
+      if (doc?.status === 'succeeded' && succeededAttempt && succeededAttempt.leasedAt.getTime() <= spec.cancelAcknowledgedAt) spec.expected = 'succeeded';
+    }
+
     // Every spec is in the database exactly once, in the state it must end in.
     let lost = 0;
     let duplicates = 0;
@@ -748,7 +767,12 @@ export class FaultDrill {
     const cancelledEscrows = new Set<string>();
     for (const spec of acknowledgedSpecs) {
       const doc = byId.get(this.jobIdByKey.get(spec.key)!);
-      if (doc?.status !== 'cancelled') problems.push(`cancel of ${spec.key} was acknowledged but the job is ${String(doc?.status)}`);
+      // A success report already on the wire when the worker froze may land after the cancel: the
+      // work was done by the lease the cancel flagged (API.md: succeed is the one way out that does
+      // not honour a cancel). Anything else must end cancelled.
+      const succeededAttempt = doc?.attempts.find((a) => a.outcome === 'succeeded');
+      const doneBeforeCancel = doc?.status === 'succeeded' && succeededAttempt !== undefined && succeededAttempt.leasedAt.getTime() <= spec.cancelAcknowledgedAt!;
+      if (doc?.status !== 'cancelled' && !doneBeforeCancel) problems.push(`cancel of ${spec.key} was acknowledged but the job is ${String(doc?.status)}`);
       const later = (doc?.attempts ?? []).filter((a) => a.leasedAt.getTime() > spec.cancelAcknowledgedAt!);
       if (later.length > 0) problems.push(`cancel of ${spec.key} was acknowledged, yet attempt ${later[0]!.attempt} was leased after it`);
       if (spec.type === 'payout.execute') cancelledEscrows.add(String(spec.payload.escrowId));

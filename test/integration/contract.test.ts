@@ -362,7 +362,7 @@ describe('the client speaks the contract', () => {
       expect(batch).toMatchObject({ created: 1, rejected: 1 });
       expect((await client.cancel(child.jobId)).status).toBe('cancelled');
       const tagged = await client.enqueue({ type: 'noop', payload: {}, tags: ['client:list'] });
-      const page = await client.listJobs({ tag: 'client:list', per_page: 5 });
+      const page = await client.listOwnJobs({ tag: 'client:list', per_page: 5 });
       expect(page.data.map((j) => j.jobId)).toEqual([tagged.jobId]);
       expect(ROUTES.listJobs.responses[200].json.parse(page)).toEqual(page);
       const admin = new JobsClient({ baseUrl: server.baseUrl, token: tokenFor('admin', 'contract-client-admin') });

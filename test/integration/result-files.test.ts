@@ -281,7 +281,7 @@ describe('ctx.uploadFile and retention', () => {
     const got = await download(job.files[0]!.url);
     expect(createHash('sha256').update(got.bytes).digest('hex')).toBe(digest.digest('hex'));
     const client = new JobsClient({ baseUrl: server.baseUrl, token: OWNER });
-    const opened = await client.downloadFile(job.files[0]!.url);
+    const opened = await client.downloadFile(jobId, job.files[0]!.fileId);
     expect({ contentType: opened.contentType, size: opened.size }).toEqual({ contentType: 'application/octet-stream', size: 8 * 128 * 1024 });
     await opened.body.cancel();
 
