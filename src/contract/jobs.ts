@@ -258,7 +258,7 @@ export const leasedJob = z.strictObject({
   attempt: z.number().int().min(1),
   leaseId: z.string(),
   leaseExpiresAt: wireDate,
-  traceparent: z.string().nullable().optional().meta({ description: 'The W3C trace context the job was enqueued in (tracing on): a worker runs it as a span of that trace.' }),
+  traceparent: z.string().nullable().optional().meta({ description: 'The W3C trace context the job was enqueued in (present when it was enqueued with tracing on): a worker runs it as a span of that trace.' }),
 });
 
 export const leaseResponse = z.strictObject({

@@ -104,7 +104,8 @@ export function toLeaseWire(lease: { leasedAt: Date; jobs: readonly LeasedJob[] 
       attempt: j.attempt,
       leaseId: j.leaseId,
       leaseExpiresAt: toWireDate(j.leaseExpiresAt),
-      traceparent: j.traceparent,
+      // Only for a job enqueued with tracing on: the answer is unchanged otherwise.
+      ...(j.traceparent === null ? {} : { traceparent: j.traceparent }),
     })),
   };
 }
