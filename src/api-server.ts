@@ -11,6 +11,7 @@ import { JOB_TYPES } from './jobs/job-types';
 import { JobRegistry } from './jobs/registry';
 import { connectDatabase } from './storage/connection';
 import { ensureIndexes } from './storage/indexes';
+import type { Tracing } from './tracing/tracing';
 import { wireApi, wireServices, type ApiWiringParams } from './wiring';
 
 export interface RunningApi {
@@ -24,7 +25,7 @@ export interface RunningApi {
 }
 
 /** Composition root of the API process: connects, wires the app, listens. */
-export async function startApi(params: { config: ApiConfig; logger: Logger }): Promise<RunningApi> {
+export async function startApi(params: { config: ApiConfig; logger: Logger; tracing?: Tracing }): Promise<RunningApi> {
   const { config, logger } = params;
   // Policy overrides are part of the configuration: a bad one stops start-up before connecting.
   const registry = new JobRegistry(JOB_TYPES, config.JOB_POLICY_OVERRIDES);
@@ -45,8 +46,13 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
     reclaimIntervalMs: config.RECLAIM_INTERVAL_MS,
     leasePollIntervalMs: config.LEASE_POLL_INTERVAL_MS,
     leasePollMaxIntervalMs: config.LEASE_POLL_MAX_INTERVAL_MS,
+    resultPollIntervalMs: config.RESULT_WAIT_POLL_INTERVAL_MS,
     limits: { enqueuePerMinute: config.RATE_LIMIT_ENQUEUE_PER_MINUTE, leasePerMinute: config.RATE_LIMIT_LEASE_PER_MINUTE },
     assetUploadConcurrency: config.ASSET_UPLOAD_CONCURRENCY,
+    resultFileMaxBytes: config.RESULT_FILE_MAX_BYTES,
+    ...(params.tracing ? { tracing: params.tracing } : {}),
+    resultFileUploadConcurrency: config.RESULT_FILE_UPLOAD_CONCURRENCY,
+    ...(config.CALLBACK_ALLOWED_HOSTS && config.CALLBACK_SECRET ? { callbacks: { allowedHosts: config.CALLBACK_ALLOWED_HOSTS, secret: config.CALLBACK_SECRET } } : {}),
     bodyIdleTimeoutMs: config.HTTP_BODY_IDLE_TIMEOUT_MS,
     typeSettingsRefreshMs: config.TYPE_SETTINGS_REFRESH_MS,
     collectDefaultMetrics: true,
@@ -85,6 +91,8 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   services.retention?.start();
   // Every instance re-reads the run-time type settings, so a PATCH on one holds on all within 2 s.
   services.types?.start();
+  // Callback deliveries: every instance takes part; attempts are leased in the database.
+  services.callbacks?.start();
   // Long-polls here wake for jobs enqueued on other instances too, where the database has change streams.
   const feed = await services.jobs.startWorkFeed(config.LEASE_WAKE_FEED).catch(() => false);
   logger.info({ changeFeed: feed }, feed ? 'long-polls wake through a change feed' : 'long-polls wake through the shared poll');
@@ -92,7 +100,7 @@ export async function startApi(params: { config: ApiConfig; logger: Logger }): P
   let stoppingTasks: Promise<void> | undefined;
   // First on shutdown: no schedule fires (and no job is enqueued) while workers drain.
   const stopBackgroundTasks = (): Promise<void> => {
-    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop(), services.types?.stop()]).then(() => undefined);
+    stoppingTasks ??= Promise.all([services.scheduler?.stop(), services.retention?.stop(), services.types?.stop(), services.callbacks?.stop()]).then(() => undefined);
     return stoppingTasks;
   };
   let closing: Promise<void> | undefined;

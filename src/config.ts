@@ -2,10 +2,12 @@ import os from 'node:os';
 
 import { z } from 'zod';
 
+import { CallbackTargets } from './callbacks/callback-targets';
 import { DEFAULT_UPLOAD_CONCURRENCY } from './http/upload-limits';
 import { DEFAULT_HTTP_TIMEOUTS } from './http/timeouts';
 import { JOB_TYPES } from './jobs/job-types';
 import { policyOverrideSchema } from './jobs/registry';
+import { DEFAULT_RESULT_FILE_MAX_BYTES } from './jobs/result-files';
 import { DEFAULT_RETENTION } from './jobs/retention';
 import { DEFAULT_TYPE_SETTINGS_REFRESH_MS } from './jobs/type-settings';
 import type { JobPolicy } from './model/job-type';
@@ -113,11 +115,28 @@ const apiSchema = z.object({
   LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
   // How often each instance re-reads the run-time type settings (PATCH /admin/types): API.md wants a change honoured everywhere within 2 s.
   TYPE_SETTINGS_REFRESH_MS: integer(100, 1_500).default(DEFAULT_TYPE_SETTINGS_REFRESH_MS),
+  // GET /jobs/:jobId?wait=: one shared query per interval finds finishes recorded by other instances.
+  RESULT_WAIT_POLL_INTERVAL_MS: integer(50, 1_000).default(500),
   // Per-token rate limits (requests per minute per token sub+role, per API instance); 0: off.
   RATE_LIMIT_ENQUEUE_PER_MINUTE: integer(0, 10_000_000).default(0),
   RATE_LIMIT_LEASE_PER_MINUTE: integer(0, 10_000_000).default(0),
   // Asset uploads streamed at once per API instance; one more is answered 429.
   ASSET_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
+  // Result files (POST /jobs/:jobId/files): the largest accepted, and uploads streamed at once per API instance.
+  RESULT_FILE_MAX_BYTES: integer(1, 10 * 1024 ** 3).default(DEFAULT_RESULT_FILE_MAX_BYTES),
+  RESULT_FILE_UPLOAD_CONCURRENCY: integer(1, 1_000).default(DEFAULT_UPLOAD_CONCURRENCY),
+  // Callbacks: where they may go (empty: off) and the key that signs them.
+  CALLBACK_ALLOWED_HOSTS: z
+    .string()
+    .optional()
+    .superRefine((raw, ctx) => {
+      try {
+        CallbackTargets.parse(raw);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `has ${(err as Error).message}` });
+      }
+    }),
+  CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   // Schedules (0: this instance never ticks) and retention (days per status, 0: keep forever).
   SCHEDULER_INTERVAL_MS: offOrAtLeast(100, 3_600_000).default(DEFAULT_SCHEDULER.intervalMs),
   SCHEDULER_MISFIRE_GRACE_MS: integer(1_000, 86_400_000).default(DEFAULT_SCHEDULER.misfireGraceMs),
@@ -145,6 +164,11 @@ const apiSchema = z.object({
     // Otherwise an on-time occurrence could be found later than the grace, and catch-up `none` would skip it.
     path: ['SCHEDULER_MISFIRE_GRACE_MS'],
     message: 'must be at least SCHEDULER_INTERVAL_MS',
+  })
+  .refine((c) => !CallbackTargets.parse(c.CALLBACK_ALLOWED_HOSTS).enabled || c.CALLBACK_SECRET !== undefined, {
+    // Callbacks are signed: receivers verify X-Jobs-Signature with it.
+    path: ['CALLBACK_SECRET'],
+    message: 'is required when CALLBACK_ALLOWED_HOSTS is set',
   })
   .refine((c) => c.HTTP_HEADERS_TIMEOUT_MS <= c.HTTP_REQUEST_TIMEOUT_MS, {
     // Node refuses a headers timeout longer than the request timeout (the headers are part of the request).

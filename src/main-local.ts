@@ -12,6 +12,7 @@ import { localDataDir, readOrCreateLocalSecret, removeLocalDatabaseUri, writeLoc
 import { createLogger } from './logger';
 import { uriWithDatabase } from './mongo-uri';
 import { exitOnStartupError, onShutdownSignal } from './process-signals';
+import { startTracing } from './tracing/tracing';
 import { startWorker } from './worker/worker-process';
 
 /** npm start's embedded database listens here unless DB_PORT says otherwise (a free port if it is taken). */
@@ -60,7 +61,9 @@ async function main(): Promise<void> {
     writeLocalDatabaseUri(dataDir, databaseUri);
     logger.info({ kind: db.kind, uri: databaseUri }, 'embedded database started');
   }
-  const api = await startApi({ config, logger });
+  // One tracer for both (only with OTEL_EXPORTER_OTLP_ENDPOINT set): a job's trace runs from POST /jobs to job.run.
+  const tracing = await startTracing({ env, serviceName: 'jobs' });
+  const api = await startApi({ config, logger, tracing });
   const worker = await startWorker({
     config: loadWorkerConfig({
       ...env,
@@ -69,6 +72,7 @@ async function main(): Promise<void> {
       WORKER_ID: env.WORKER_ID || `local-worker-${process.pid}`,
     }),
     logger: logger.child({ component: 'worker' }),
+    tracing,
   });
 
   let stopped = false;
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
     logger.info('worker stopped');
     await api.close();
     logger.info('API closed');
+    await tracing.shutdown();
     if (db) {
       await db.stop();
       removeLocalDatabaseUri(dataDir);

@@ -15,6 +15,8 @@ export class UploadBody {
   constructor(
     content: AsyncIterable<Uint8Array>,
     private readonly maxBytes: number,
+    /** What the body is, for the 413 message. */
+    private readonly what = 'an image',
   ) {
     this.source = content[Symbol.asyncIterator]();
   }
@@ -51,7 +53,7 @@ export class UploadBody {
     const next = await this.source.next();
     if (next.done) return undefined;
     this.received += next.value.length;
-    if (this.received > this.maxBytes) throw new PayloadTooLargeError(`an image may be at most ${this.maxBytes} bytes`);
+    if (this.received > this.maxBytes) throw new PayloadTooLargeError(`${this.what} may be at most ${this.maxBytes} bytes`);
     return Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
   }
 }

@@ -1,8 +1,11 @@
+import type { Tracing } from '../tracing/tracing';
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
 import { CLIENT_OPERATIONS, type ClientOperationId } from './operations';
 import type {
   AssetContent,
   AssetWire,
+  BulkRequest,
+  BulkResponse,
   BatchEnqueueRequest,
   BatchEnqueueResponse,
   BatchReportRequest,
@@ -28,6 +31,7 @@ import type {
   JobWire,
   LeaseParams,
   LeaseResponse,
+  OwnJobsQuery,
   PageParams,
   PayloadOf,
   Principal,
@@ -36,6 +40,9 @@ import type {
   QueueStats,
   Ready,
   RequeueResponse,
+  ResultFileContent,
+  ResultFileReceipt,
+  ResultFileUpload,
   Schedule,
   ScheduleList,
   SucceedRequest,
@@ -44,6 +51,7 @@ import type {
   UpdateScheduleRequest,
   UploadReceipt,
   UploadRequest,
+  WorkerList,
 } from './types';
 
 export interface RetryOptions {
@@ -65,13 +73,19 @@ export interface JobsClientOptions {
   /** Injected for tests: waits between retries. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Client spans for every call, with the trace context in its headers (see src/tracing); default: none. */
+  tracing?: Pick<Tracing, 'enabled' | 'withSpan' | 'injectHeaders'>;
 }
+
+/** A result file upload may take this long by default (100 MB over a slow link). */
+const UPLOAD_TIMEOUT_MS = 10 * 60_000;
+const FINISHED: readonly string[] = ['succeeded', 'failed', 'dlq', 'cancelled'];
 
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5_000 };
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** How an answer's body is read. */
-type Reading = 'json' | 'text' | 'bytes' | 'none';
+type Reading = 'json' | 'text' | 'bytes' | 'stream' | 'none';
 
 interface CallSpec {
   operation: ClientOperationId;
@@ -138,8 +152,80 @@ export class JobsClient {
     return (await this.call<BatchEnqueueResponse>({ operation: 'enqueueJobs', json: request, retryable })).body;
   }
 
-  async getJob(jobId: string): Promise<JobWire> {
-    return (await this.call<JobWire>({ operation: 'getJob', params: { jobId }, retryable: true })).body;
+  /** `waitSeconds` (0–30): the API holds the answer until the job finishes or the time is up. */
+  async getJob(jobId: string, params: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobWire> {
+    const query = new URLSearchParams();
+    if (params.waitSeconds) query.set('wait', String(params.waitSeconds));
+    return (
+      await this.call<JobWire>({
+        operation: 'getJob',
+        params: { jobId },
+        query,
+        retryable: true,
+        ...(params.waitSeconds ? { timeoutMs: params.waitSeconds * 1000 + (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) } : {}),
+        ...(params.signal ? { signal: params.signal } : {}),
+      })
+    ).body;
+  }
+
+  /**
+   * Resolves with the job once it has finished (succeeded, failed, dlq or cancelled), asking with
+   * `GET /jobs/:jobId?wait=` (at most 30 s a call) until `timeoutMs` has passed; then resolves with
+   * the job as it is (check `status`).
+   */
+  async waitForResult(jobId: string, params: { timeoutMs: number; signal?: AbortSignal }): Promise<JobWire> {
+    const deadline = Date.now() + params.timeoutMs;
+    for (;;) {
+      // Tenths of a second: the API takes a fractional wait.
+      const waitSeconds = Math.max(0, Math.min(30, Math.floor((deadline - Date.now()) / 100) / 10));
+      const job = await this.getJob(jobId, { waitSeconds, ...(params.signal ? { signal: params.signal } : {}) });
+      if (FINISHED.includes(job.status) || Date.now() >= deadline || waitSeconds === 0) return job;
+    }
+  }
+
+  /** `GET /jobs`: the caller's own jobs (an admin's: all), newest first. */
+  async listOwnJobs(query: OwnJobsQuery = {}): Promise<QueuePage> {
+    const search = pageQuery(query);
+    for (const [key, value] of [
+      ['status', listParam(query.status)],
+      ['type', listParam(query.type)],
+      ['tag', listParam(query.tag)],
+    ] as const) {
+      if (value !== undefined) search.set(key, value);
+    }
+    return (await this.call<QueuePage>({ operation: 'listJobs', query: search, retryable: true })).body;
+  }
+
+  /**
+   * Streams a result file of a leased job into the API (`POST /jobs/:jobId/files`), never holding
+   * it whole. Not retried: a stream cannot be sent twice. `signal` ends the upload (the job's own).
+   */
+  async uploadFile(jobId: string, upload: ResultFileUpload & { timeoutMs?: number; signal?: AbortSignal }): Promise<ResultFileReceipt> {
+    const query = new URLSearchParams({ name: upload.name, leaseId: upload.leaseId });
+    const body = isAsyncIterable(upload.body) ? streamOf(upload.body) : upload.body;
+    return (
+      await this.call<ResultFileReceipt>({
+        operation: 'uploadResultFile',
+        params: { jobId },
+        query,
+        raw: { body, contentType: upload.contentType ?? 'application/octet-stream' },
+        retryable: false,
+        timeoutMs: upload.timeoutMs ?? UPLOAD_TIMEOUT_MS,
+        ...(upload.signal ? { signal: upload.signal } : {}),
+      })
+    ).body;
+  }
+
+  /** Opens a result file for reading (`GET /jobs/:jobId/files/:fileId`; its `url` in the job's `files` says the same). */
+  async downloadFile(jobId: string, fileId: string, options: { timeoutMs?: number } = {}): Promise<ResultFileContent> {
+    const answer = await this.call<ReadableStream<Uint8Array>>({
+      operation: 'getResultFile',
+      params: { jobId, fileId },
+      retryable: true,
+      reading: 'stream',
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return { contentType: answer.headers.get('content-type') ?? 'application/octet-stream', size: Number(answer.headers.get('content-length') ?? 0), body: answer.body };
   }
 
   /** A queued or waiting job is cancelled at once; a leased one is asked to stop (`status: "leased"`). */
@@ -205,11 +291,13 @@ export class JobsClient {
   /** `GET /admin/jobs/queue`: jobs newest first, filtered (filters combine with AND). */
   async listJobs(query: QueueQuery = {}): Promise<QueuePage> {
     const search = pageQuery(query);
-    const list = (value: string | readonly string[] | undefined): string | undefined => (value === undefined ? undefined : typeof value === 'string' ? value : value.join(','));
+    const list = listParam;
     const date = (value: Date | string | undefined): string | undefined => (value instanceof Date ? value.toISOString() : value);
     for (const [key, value] of [
       ['status', list(query.status)],
       ['type', list(query.type)],
+      ['tag', list(query.tag)],
+      ['idempotencyKey', query.idempotencyKey],
       ['createdBy', query.createdBy],
       ['createdFrom', date(query.createdFrom)],
       ['createdTo', date(query.createdTo)],
@@ -238,6 +326,19 @@ export class JobsClient {
   /** Changes a type's run-time settings (admin without a tenant); `null` removes one. Safe to repeat. */
   async updateType(type: string, changes: UpdateJobTypeRequest): Promise<JobTypeEntry> {
     return (await this.call<JobTypeEntry>({ operation: 'updateJobType', params: { type }, json: changes, retryable: true })).body;
+  }
+
+  /**
+   * `POST /admin/jobs/bulk`: requeue, cancel or delete every matching job. Only a dry run is retried
+   * (a repeat of a real run is harmless, but its counts would differ); call again while `complete` is false.
+   */
+  async bulkJobs(request: BulkRequest): Promise<BulkResponse> {
+    return (await this.call<BulkResponse>({ operation: 'bulkJobs', json: request, retryable: request.dryRun === true, timeoutMs: 60_000 })).body;
+  }
+
+  /** `GET /admin/workers`: the worker processes seen in the last five minutes, with the jobs they hold. */
+  async listWorkers(): Promise<WorkerList> {
+    return (await this.call<WorkerList>({ operation: 'listWorkers', retryable: true })).body;
   }
 
   /** Not retried: a repeat after the job ran and failed again would requeue it a second time. */
@@ -360,6 +461,18 @@ export class JobsClient {
   }
 
   private async callOnce<T>(spec: CallSpec): Promise<Answer<T>> {
+    const tracing = this.options.tracing;
+    if (!tracing?.enabled) return this.callUntraced<T>(spec);
+    // Named by the route pattern, not the URL: ids would make every span name unique.
+    const { method, path } = CLIENT_OPERATIONS[spec.operation];
+    return tracing.withSpan(`${method} ${path}`, { kind: 'client', attributes: { 'http.request.method': method, 'url.path': path } }, async (span) => {
+      const answer = await this.callUntraced<T>(spec, (headers) => tracing.injectHeaders(headers));
+      span.setAttributes({ 'http.response.status_code': answer.status });
+      return answer;
+    });
+  }
+
+  private async callUntraced<T>(spec: CallSpec, addHeaders?: (headers: Record<string, string>) => void): Promise<Answer<T>> {
     const operation = CLIENT_OPERATIONS[spec.operation];
     const path = operation.path.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
       const value = spec.params?.[name];
@@ -372,6 +485,7 @@ export class JobsClient {
     const reading = spec.reading ?? 'json';
     const headers: Record<string, string> = { Authorization: `Bearer ${this.options.token}`, Accept: reading === 'json' ? 'application/json' : '*/*' };
     if (this.options.workerId) headers['X-Worker-Id'] = this.options.workerId;
+    addHeaders?.(headers);
     let body: RequestInit['body'];
     if (spec.json !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -416,10 +530,36 @@ async function readBody(response: Response, reading: Reading): Promise<unknown> 
       return response.text();
     case 'bytes':
       return new Uint8Array(await response.arrayBuffer());
+    case 'stream':
+      return response.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
     case 'none':
       await response.body?.cancel();
       return undefined;
   }
+}
+
+/** A list query parameter: one value or several, comma-separated. */
+function listParam(value: string | readonly string[] | undefined): string | undefined {
+  return value === undefined ? undefined : typeof value === 'string' ? value : value.join(',');
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
+  return typeof value === 'object' && value !== null && !(value instanceof ReadableStream) && typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+/** An async iterable as a ReadableStream pulled one chunk at a time (ReadableStream.from is Node 20.6+ only). */
+function streamOf(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
 }
 
 function pageQuery(params: PageParams): URLSearchParams {

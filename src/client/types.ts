@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 
-import type { pageMeta, queuePage, queueStats, requeueResponse, throughput } from '../contract/admin';
+import type { bulkRequest, bulkResponse, pageMeta, queuePage, queueStats, requeueResponse, throughput, workerList } from '../contract/admin';
 import type { asset, uploadReceipt } from '../contract/assets';
 import type { errorBody } from '../contract/errors';
 import type { escrow, escrowPage, escrowRequest } from '../contract/escrows';
@@ -23,6 +23,7 @@ import type {
   jobStatusResponse,
   leasedJob,
   leaseResponse,
+  resultFileReceipt,
   succeedRequest,
 } from '../contract/jobs';
 import type { health, principal, ready } from '../contract/operations';
@@ -121,9 +122,21 @@ export interface PageParams {
   per_page?: number;
 }
 
+/** `GET /jobs`: the caller's own jobs (an admin's: all). */
+export interface OwnJobsQuery extends PageParams {
+  status?: JobStatus | readonly JobStatus[];
+  type?: JobType | readonly JobType[];
+  /** Jobs carrying every one of these tags. */
+  tag?: string | readonly string[];
+}
+
 export interface QueueQuery extends PageParams {
   status?: JobStatus | readonly JobStatus[];
   type?: JobType | readonly JobType[];
+  /** Jobs carrying every one of these tags. */
+  tag?: string | readonly string[];
+  /** Jobs enqueued with this idempotency key (by any creator). */
+  idempotencyKey?: string;
   /** The `sub` of the token that enqueued the jobs. */
   createdBy?: string;
   /** Inclusive. */
@@ -137,6 +150,32 @@ export type QueuePage = z.output<typeof queuePage>;
 export type QueueStats = z.output<typeof queueStats>;
 export type Throughput = z.output<typeof throughput>;
 export type RequeueResponse = z.output<typeof requeueResponse>;
+export type BulkRequest = z.input<typeof bulkRequest>;
+export type BulkResponse = z.output<typeof bulkResponse>;
+export type WorkerList = z.output<typeof workerList>;
+
+// ---- Result files ------------------------------------------------------------------------------
+
+export type ResultFileReceipt = z.output<typeof resultFileReceipt>;
+export type ResultFileWire = JobWire['files'][number];
+
+export interface ResultFileUpload {
+  /** The lease the upload is made under (the caller must hold it). */
+  leaseId: string;
+  /** 1-200 characters. */
+  name: string;
+  /** Default application/octet-stream. */
+  contentType?: string;
+  /** The bytes; a stream (or async iterable) is sent as it is read, never held whole, and never retried. */
+  body: Blob | ArrayBuffer | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+}
+
+export interface ResultFileContent {
+  contentType: string;
+  size: number;
+  /** Streamed: read it (or cancel it) to release the connection. */
+  body: ReadableStream<Uint8Array>;
+}
 
 /** A job type's effective policy, pause and counts (GET /admin/types). */
 export type JobTypeEntry = z.output<typeof jobTypeEntry>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
-import { JOB_STATUSES } from '../model/job';
-import { jobDocument } from './jobs';
+import { JOB_STATUSES, MAX_TAGS } from '../model/job';
+import { jobDocument, jobTag } from './jobs';
 import { commaList, jobId, requestDate, wholeNumberQuery, wireDate } from './schema';
 
 /** `/admin/jobs/*`: the queue listing, its counts and chart, and requeue. */
@@ -18,13 +18,26 @@ export const paginationQuery = z.object({
   per_page: wholeNumberQuery('per_page', 1, MAX_PER_PAGE, DEFAULT_PER_PAGE).default(DEFAULT_PER_PAGE).meta({ description: 'Page size.' }),
 });
 
+/** The filters every job listing takes: statuses, types (each a comma list) and tags (all of them). */
+const listFilters = {
+  status: commaList
+    .pipe(z.array(z.enum(JOB_STATUSES, { error: `status must be one of ${JOB_STATUSES.join(', ')}` })))
+    .optional()
+    .meta({ description: `Only these statuses (comma-separated): ${JOB_STATUSES.join(', ')}.`, examples: ['dlq', 'failed,dlq'] }),
+  type: commaList.pipe(z.array(z.string().max(128))).optional().meta({ description: 'Only these types (comma-separated).' }),
+  tag: commaList
+    .pipe(z.array(jobTag).max(MAX_TAGS, `at most ${MAX_TAGS} tags`))
+    .optional()
+    .meta({ description: 'Only jobs carrying every one of these tags (comma-separated).', examples: ['import:batch-7', 'import:batch-7,customer:42'] }),
+};
+
+/** `GET /jobs`: the caller's own jobs (an admin's: all), newest first. */
+export const ownJobsQuery = z.object({ ...listFilters, ...paginationQuery.shape });
+
 export const queueQuery = z
   .object({
-    status: commaList
-      .pipe(z.array(z.enum(JOB_STATUSES, { error: `status must be one of ${JOB_STATUSES.join(', ')}` })))
-      .optional()
-      .meta({ description: `Only these statuses (comma-separated): ${JOB_STATUSES.join(', ')}.`, examples: ['dlq', 'failed,dlq'] }),
-    type: commaList.pipe(z.array(z.string().max(128))).optional().meta({ description: 'Only these types (comma-separated).' }),
+    ...listFilters,
+    idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'Only jobs enqueued with this idempotency key (by any creator).' }),
     createdBy: z.string().min(1).max(256).optional().meta({ description: 'Only jobs enqueued by this token `sub`.' }),
     createdFrom: requestDate('createdFrom')
       .transform((s) => new Date(s))
@@ -100,6 +113,55 @@ export const throughput = z.strictObject({
   bucketSeconds: z.literal(60),
   buckets: z.array(throughputBucket).meta({ description: 'One per UTC minute, oldest first; the last is the current, partial minute.' }),
 });
+
+// ---- Bulk actions --------------------------------------------------------------------------------
+
+const oneOrMany = <T extends z.ZodType>(item: T, max: number) => z.union([item, z.array(item).min(1).max(max)]);
+
+export const BULK_ACTION_NAMES = ['requeue', 'cancel', 'delete'] as const;
+
+export const bulkFilter = z
+  .strictObject({
+    status: oneOrMany(z.enum(JOB_STATUSES), JOB_STATUSES.length).optional().meta({ description: 'A status or a list of them.' }),
+    type: oneOrMany(z.string().min(1).max(128), 100).optional().meta({ description: 'A type or a list of them.' }),
+    tag: oneOrMany(jobTag, MAX_TAGS).optional().meta({ description: 'Jobs carrying this tag (a list: all of them).' }),
+    createdBy: z.string().min(1).max(256).optional().meta({ description: 'Jobs enqueued by this token `sub`.' }),
+    createdFrom: requestDate('createdFrom').optional().meta({ description: 'Created at or after (inclusive).' }),
+    createdTo: requestDate('createdTo').optional().meta({ description: 'Created before (exclusive).' }),
+  })
+  .refine((f) => f.status !== undefined || f.type !== undefined, { message: 'filter must name status or type', path: ['status'] })
+  .meta({ description: 'Which jobs: `status` or `type` (or both) must be given; the fields combine with AND.' });
+
+export const bulkRequest = z.strictObject({
+  action: z.enum(BULK_ACTION_NAMES).meta({ description: '`requeue` (failed, dlq, cancelled → queued), `cancel` (waiting, queued → cancelled; leased → cancel requested), `delete` (finished jobs only).' }),
+  filter: bulkFilter,
+  dryRun: z.boolean().optional().meta({ description: 'Count only: nothing changes, `affected` is 0.' }),
+});
+
+export const bulkResponse = z.strictObject({
+  action: z.enum(BULK_ACTION_NAMES),
+  dryRun: z.boolean(),
+  matched: z.number().int().min(0).meta({ description: 'Jobs matching the filter that the action applies to.' }),
+  affected: z.number().int().min(0).meta({ description: 'Jobs it changed (0 with dryRun).' }),
+  complete: z.boolean().meta({ description: 'false when the call stopped at its time budget: the rest still match, and repeating the call goes on with them.' }),
+});
+
+// ---- Workers ---------------------------------------------------------------------------------------
+
+export const workerView = z
+  .strictObject({
+    workerId: z.string().meta({ description: 'Its X-Worker-Id.' }),
+    types: z.array(z.string()).nullable().meta({ description: 'The types its last lease call asked for; null: every type (or not known yet).' }),
+    tenant: z.string().nullable(),
+    lastSeenAt: wireDate.meta({ description: 'Its last lease call or heartbeat (recorded at most every 10 s per worker).' }),
+    lastCall: z.enum(['lease', 'heartbeat']),
+    jobs: z
+      .array(z.strictObject({ jobId, type: z.string(), attempt: z.number().int().min(1), progress: z.number().min(0).max(100), leaseExpiresAt: wireDate }))
+      .meta({ description: 'The jobs it holds now.' }),
+  })
+  .meta({ description: 'A worker process seen in the last five minutes.' });
+
+export const workerList = z.strictObject({ data: z.array(workerView).meta({ description: 'Most recently seen first.' }) });
 
 export const requeueParams = z.object({ jobId });
 export const requeueResponse = z.strictObject({ jobId, status: z.literal('queued') });

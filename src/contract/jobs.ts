@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
+import { CALLBACK_STATUSES } from '../model/callback';
 import { ROLES } from '../model/principal';
-import { ATTEMPT_OUTCOMES, DEDUPE_MODES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH } from '../model/job';
+import { ATTEMPT_OUTCOMES, DEDUPE_MODES, DEFAULT_PRIORITY, JOB_STATUSES, MAX_ENQUEUE_BATCH, MAX_TAGS, TAG_PATTERN } from '../model/job';
 import { JOB_TYPES } from '../jobs/job-types';
 import { fieldError } from './errors';
 import { anyJson, commaList, documentAs, jobId, nullableWireDate, requestDate, wireDate } from './schema';
@@ -28,6 +29,9 @@ export const jobStatus = z.enum(JOB_STATUSES).meta({
 
 export const jobError = z.strictObject({ code: z.string().optional(), message: z.string() });
 
+/** One tag: 1–64 characters of `[A-Za-z0-9_.:-]`. */
+export const jobTag = z.string().regex(TAG_PATTERN, 'a tag is 1-64 characters of A-Z a-z 0-9 _ . : -').meta({ examples: ['import:batch-7'] });
+
 export const attemptRecord = z
   .strictObject({
     attempt: z.number().int().min(1),
@@ -50,6 +54,28 @@ export const dedupeOption = z
     seconds: z.number().int().min(1).max(MAX_DEDUPE_SECONDS).optional().meta({ description: 'Required for `throttle` and `debounce`, refused with `active` (422).' }),
   })
   .meta({ description: 'Collapse enqueues with the same key (scope: one type, one tenant). Not together with idempotencyKey (422).' });
+
+export const resultFileWire = z
+  .strictObject({
+    fileId: z.string().meta({ description: 'The file (24 hex digits).' }),
+    name: z.string().meta({ description: 'The name given at upload.' }),
+    contentType: z.string().meta({ description: 'The Content-Type given at upload.' }),
+    size: z.number().int().min(0).meta({ description: 'Bytes.' }),
+    url: z.string().meta({ description: '`/jobs/<jobId>/files/<fileId>`: GET it (owner, admin) for the bytes.' }),
+  })
+  .meta({ description: 'A file a run of the job uploaded (`POST /jobs/{jobId}/files`).' });
+
+export const callbackState = z
+  .strictObject({
+    url: z.string(),
+    status: z.enum(CALLBACK_STATUSES).meta({ description: '`pending` (attempts go on), `delivered` (a 2xx came back), `failed` (the attempts ran out).' }),
+    attempts: z.number().int().min(0).meta({ description: 'Attempts made so far (one in flight included).' }),
+    lastError: z.string().optional().meta({ description: 'Why the last attempt failed.' }),
+    deliveredAt: wireDate.optional(),
+    deliveryId: z.string().optional().meta({ description: 'Sent as `X-Jobs-Delivery` with every attempt (from the first attempt on).' }),
+    nextAttemptAt: wireDate.optional().meta({ description: 'When the next attempt is due (while pending).' }),
+  })
+  .meta({ description: 'The delivery of the callback of a finished job (see *Callbacks* in docs/results.md).' });
 
 export const jobDocument = z
   .strictObject({
@@ -77,6 +103,10 @@ export const jobDocument = z
     concurrencyKey: z.string().nullable().meta({ description: "The key the type's keyConcurrencyLimit counts by (null: none)." }),
     dedupe: dedupeOption.nullable().meta({ description: 'How the enqueue that created it deduplicated (null: it did not).' }),
     checkpoint: anyJson.meta({ description: 'What a run saved with a heartbeat (null: nothing); handed to every later lease of the job.' }),
+    tags: z.array(jobTag).meta({ description: 'The tags given at enqueue (`GET /jobs?tag=` finds jobs by them).' }),
+    files: z.array(resultFileWire).meta({ description: 'Result files its runs uploaded, oldest first (deleted with the job by retention).' }),
+    callbackUrl: z.string().nullable().meta({ description: 'Where the outcome is POSTed when the job finishes.' }),
+    callback: callbackState.nullable().meta({ description: 'The callback delivery, once the job has finished (null before, and without a callbackUrl).' }),
     createdBy: z.string().meta({ description: 'The `sub` of the token that enqueued it (`schedule:<name>` for a schedule\'s jobs).' }),
     createdByRole: z.enum(ROLES).nullable().meta({ description: 'The role of that token (null on jobs stored before roles were).' }),
     cancelRequestedAt: nullableWireDate,
@@ -102,6 +132,20 @@ export const enqueueRequest = z.strictObject({
     .max(200)
     .optional()
     .meta({ description: 'A second enqueue with the same key and type (and tenant) returns the first job (200) instead of creating another.' }),
+  tags: z
+    .array(jobTag)
+    .max(MAX_TAGS, `at most ${MAX_TAGS} tags`)
+    .optional()
+    .meta({ description: `0–${MAX_TAGS} tags (each 1–64 characters of \`[A-Za-z0-9_.:-]\`), stored on the job; \`GET /jobs?tag=\` and the admin queue find jobs by them. A repeated tag is kept once.` }),
+  callbackUrl: z
+    .string()
+    .min(1)
+    .max(2_048)
+    .optional()
+    .meta({
+      description:
+        'An `http` or `https` URL, its host listed in CALLBACK_ALLOWED_HOSTS (else 422; none listed: callbacks are off), POSTed the outcome when the job reaches succeeded, failed, dlq or cancelled, signed with `X-Jobs-Signature`.',
+    }),
   dependsOn: z
     .array(jobId)
     .min(1)
@@ -195,6 +239,27 @@ export const workerIdHeaders = z.object({
 export const MAX_LEASE_LIMIT = 100;
 export const MAX_LEASE_WAIT_SECONDS = 30;
 
+/** `?wait=` seconds, 0–30: a long-poll's longest hold. */
+function waitSecondsQuery(description: string) {
+  return documentAs(
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, `wait must be a number of seconds from 0 to ${MAX_LEASE_WAIT_SECONDS}`)
+      .transform(Number)
+      .pipe(z.number().min(0).max(MAX_LEASE_WAIT_SECONDS, `wait must be at most ${MAX_LEASE_WAIT_SECONDS} seconds`)),
+    { type: 'number', minimum: 0, maximum: MAX_LEASE_WAIT_SECONDS, default: 0 },
+  )
+    .optional()
+    .meta({ description });
+}
+
+/** `GET /jobs/{jobId}?wait=`. */
+export const getJobQuery = z.object({
+  wait: waitSecondsQuery(
+    `Hold the answer while the job is not finished (succeeded, failed, dlq, cancelled), until it finishes or this many seconds (0–${MAX_LEASE_WAIT_SECONDS}) pass; then answer as without it.`,
+  ),
+});
+
 export const leaseQuery = z.object({
   limit: documentAs(
     z
@@ -230,6 +295,7 @@ export const leasedJob = z.strictObject({
   checkpoint: anyJson
     .optional()
     .meta({ description: 'What an earlier run of the job saved (heartbeat `checkpoint`), so it can resume; null when none. Always present.' }),
+  traceparent: z.string().nullable().optional().meta({ description: 'The W3C trace context the job was enqueued in (present when it was enqueued with tracing on): a worker runs it as a span of that trace.' }),
 });
 
 export const leaseResponse = z.strictObject({
@@ -319,6 +385,30 @@ export const batchReportResponse = z.strictObject({
   results: z
     .array(batchReportResult)
     .meta({ description: 'One per report, in request order: the status the job went to, or the error its single endpoint would have answered (code as in the catalog).' }),
+});
+
+// ---- Result files --------------------------------------------------------------------------------
+
+export const resultFileUploadQuery = z.object({
+  name: z.string({ error: 'name is required (once)' }).meta({ description: 'The file name, 1–200 characters without control characters.' }),
+  leaseId: z
+    .string({ error: 'leaseId must be given at most once' })
+    .min(1)
+    .max(128)
+    .optional()
+    .meta({ description: 'The lease the upload is made under; without it the lease is found by X-Worker-Id.' }),
+});
+
+export const resultFileReceipt = z.strictObject({
+  fileId: z.string(),
+  name: z.string(),
+  contentType: z.string(),
+  size: z.number().int().min(0),
+});
+
+export const resultFileParams = z.object({
+  jobId: z.string().meta({ description: 'A job id; a malformed one is answered as an unknown one.' }),
+  fileId: z.string().meta({ description: 'A file of the job (see its `files`).' }),
 });
 
 export const failResponse = z.strictObject({

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { IMAGE_CONTENT_TYPES } from '../model/asset';
 import { MAX_ENQUEUE_BATCH } from '../model/job';
-import { DEFAULT_PER_PAGE, MAX_PER_PAGE, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
+import { workerList, bulkRequest, bulkResponse, DEFAULT_PER_PAGE, MAX_PER_PAGE, ownJobsQuery, paginationQuery, queuePage, queueQuery, queueStats, requeueParams, requeueResponse, throughput, throughputQuery } from './admin';
 import { asset, assetIdParams, MAX_ASSET_BYTES, uploadQuery, uploadReceipt } from './assets';
 import { escrow, escrowIdParams, escrowPage, escrowRequest } from './escrows';
 import {
@@ -18,12 +18,16 @@ import {
   enqueueResponse,
   failRequest,
   failResponse,
+  getJobQuery,
   heartbeatRequest,
   heartbeatResponse,
   jobDocument,
   jobIdParams,
   jobStatusResponse,
   leaseQuery,
+  resultFileParams,
+  resultFileReceipt,
+  resultFileUploadQuery,
   leaseResponse,
   MAX_BATCH_REPORTS,
   MAX_CHECKPOINT_BYTES,
@@ -239,6 +243,17 @@ export const ROUTES = {
       rate_limited: 'Too many enqueues with this token (each job of the batch counts).',
     },
   }),
+  listJobs: defineRoute({
+    method: 'get',
+    path: '/jobs',
+    tag: 'jobs',
+    summary: "The caller's own jobs, newest first (service, user, admin)",
+    description: `A service or user token sees the jobs it created (its sub, role and tenant); an admin sees every job (a tenant admin: its tenant's). Filters combine with AND; \`tag\` matches jobs carrying all the tags listed. \`per_page\` 1–${MAX_PER_PAGE} (default ${DEFAULT_PER_PAGE}); pages beyond the last answer 200 with an empty \`data\`.`,
+    access: 'jobs:read',
+    query: ownJobsQuery,
+    responses: { 200: { description: 'One page of jobs, with the `meta` of the admin queue.', json: queuePage } },
+    errors: {},
+  }),
   leaseJobs: defineRoute({
     method: 'get',
     path: '/jobs/lease',
@@ -324,6 +339,51 @@ export const ROUTES = {
     responses: { 200: { description: 'One result per report, in request order.', json: batchReportResponse } },
     errors: { validation_error: `The envelope is malformed (no \`reports\` array of 1–${MAX_BATCH_REPORTS}); a malformed item is answered in its own result.` },
   }),
+  uploadResultFile: defineRoute({
+    method: 'post',
+    path: '/jobs/:jobId/files',
+    tag: 'worker',
+    summary: 'Upload a result file of the job (worker, admin; the current leaseholder only)',
+    description:
+      'The raw bytes as the body with their `Content-Type` (any media type; `application/octet-stream` when none is given), streamed into GridFS, never held whole. Only the holder of the current lease may upload: the lease is checked before a byte is read and again when the file is listed on the job (a lease lost meanwhile keeps no file). The job document lists its files with their URLs; retention deletes them with the job.',
+    access: 'jobs:work',
+    params: jobIdParams,
+    headers: workerIdHeaders,
+    query: resultFileUploadQuery,
+    rawBody: {
+      contentTypes: ['*/*'],
+      description:
+        'The file\'s bytes (not compressed: no Content-Encoding), at most RESULT_FILE_MAX_BYTES (default 100 MB). A declared Content-Length over the limit is refused before the body is read; a chunked body as soon as it passes the limit.',
+    },
+    responses: { 201: { description: 'Stored and listed on the job.', json: resultFileReceipt } },
+    errors: {
+      bad_request: UPLOAD_400,
+      job_not_found: 'No job with this id (or one of another tenant).',
+      lease_conflict: LEASE_409,
+      invalid_state: 'The job already holds 100 result files.',
+      payload_too_large: 'The file is over RESULT_FILE_MAX_BYTES (default 100 MB).',
+      unsupported_media_type: 'A Content-Type that is not a media type, or a compressed body.',
+      validation_error: 'A missing or bad `name` (1–200 characters, no control characters), a repeated `leaseId`, or a bad X-Worker-Id.',
+      rate_limited: 'This API instance already streams RESULT_FILE_UPLOAD_CONCURRENCY result file uploads.',
+    },
+  }),
+  getResultFile: defineRoute({
+    method: 'get',
+    path: '/jobs/:jobId/files/:fileId',
+    tag: 'jobs',
+    summary: 'Download a result file of the job (owner, admin)',
+    description: 'Streams the bytes with the content type given at upload, as an attachment.',
+    access: 'jobs:read',
+    params: resultFileParams,
+    responses: {
+      200: {
+        description: 'The file, with its content type.',
+        raw: ['*/*'],
+        headers: { 'Content-Disposition': { description: '`attachment` with the file name.', schema: { type: 'string' } } },
+      },
+    },
+    errors: { access_denied: JOB_READ_403, job_not_found: 'Admin only: no job with this id.', not_found: 'The job has no file with this id.' },
+  }),
   cancelJob: defineRoute({
     method: 'post',
     path: '/jobs/:jobId/cancel',
@@ -345,8 +405,11 @@ export const ROUTES = {
     path: '/jobs/:jobId',
     tag: 'jobs',
     summary: 'Job detail (owner, admin)',
+    description:
+      'With `wait`, an unfinished job is answered when it finishes (within a second of the finish, whichever API instance recorded it) or when the wait is over, whichever comes first; access is checked before any waiting.',
     access: 'jobs:read',
     params: anyJobIdParams,
+    query: getJobQuery,
     responses: { 200: { description: 'The job document.', json: jobDocument } },
     errors: { access_denied: JOB_READ_403, job_not_found: 'Admin only: no job with this id.' },
   }),
@@ -490,6 +553,35 @@ export const ROUTES = {
     access: 'admin',
     query: throughputQuery,
     responses: { 200: { description: 'One bucket per minute.', json: throughput } },
+    errors: {},
+  }),
+  bulkJobs: defineRoute({
+    method: 'post',
+    path: '/admin/jobs/bulk',
+    tag: 'admin',
+    summary: 'Requeue, cancel or delete every job matching a filter (admin)',
+    description:
+      "Each job goes through the same conditional update as its single action (`POST /admin/jobs/{jobId}/requeue`, `POST /jobs/{jobId}/cancel`; delete: finished jobs only, never an unfinished one, with their result files), in bounded batches, within the admin's tenant. A job that changes meanwhile (leased by a worker, finished) is judged as it is then: a queued job leased meanwhile gets its cancel requested, one past its point of no return is left. `dryRun` counts without changing anything. A call works for at most about 20 s: with many jobs it may answer `complete: false`, and repeating it goes on with the jobs that still match.",
+    access: 'admin',
+    body: {
+      schema: bulkRequest,
+      required: true,
+      examples: examples(bulkRequest, {
+        requeueDead: { summary: 'Count the dead letters of a type (dry run)', value: { action: 'requeue', filter: { status: 'dlq', type: 'payout.execute' }, dryRun: true } },
+        cancelBatch: { summary: 'Cancel an import batch', value: { action: 'cancel', filter: { type: 'noop', tag: 'import:batch-7' } } },
+      }),
+    },
+    responses: { 200: { description: 'What matched and what changed.', json: bulkResponse } },
+    errors: { validation_error: 'A bad field, or a filter naming neither status nor type.' },
+  }),
+  listWorkers: defineRoute({
+    method: 'get',
+    path: '/admin/workers',
+    tag: 'admin',
+    summary: 'Who is working: the worker processes seen in the last five minutes, with the jobs they hold (admin)',
+    description: 'Each lease call and heartbeat records its worker (at most once per 10 s per worker and API instance, so `lastSeenAt` may lag that much); a tenant admin sees its tenant’s workers and jobs.',
+    access: 'admin',
+    responses: { 200: { description: 'The workers, most recently seen first.', json: workerList } },
     errors: {},
   }),
   requeueJob: defineRoute({

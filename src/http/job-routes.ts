@@ -5,10 +5,12 @@ import { batchReportItem, enqueueRequest, type batchEnqueueResponse, type batchR
 import { ROUTES } from '../contract/routes';
 import { AppError, ValidationError, type FieldError } from '../errors';
 import type { BatchReport, EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
+import type { JobListing } from '../jobs/job-listing';
 import type { Principal } from '../model/principal';
+import { noTracing, type Tracing } from '../tracing/tracing';
 import { mountRoute } from './mount-route';
 import { parseRequest } from './validation';
-import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toSnoozeWire } from './wire';
+import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toQueuePageWire, toSnoozeWire } from './wire';
 
 type BatchResult = z.input<typeof batchEnqueueResponse>['results'][number];
 
@@ -30,8 +32,9 @@ function toBatchReport(item: z.output<typeof batchReportItem>): BatchReport {
   }
 }
 
-function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
+function toEnqueueInput(body: z.output<typeof enqueueRequest>, traceparent: string | null): EnqueueInput {
   return {
+    ...(traceparent === null ? {} : { traceparent }),
     type: body.type,
     payload: body.payload,
     ...(body.priority === undefined ? {} : { priority: body.priority }),
@@ -41,6 +44,8 @@ function toEnqueueInput(body: z.output<typeof enqueueRequest>): EnqueueInput {
     ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
     ...(body.concurrencyKey === undefined ? {} : { concurrencyKey: body.concurrencyKey }),
     ...(body.dedupe === undefined ? {} : { dedupe: { key: body.dedupe.key, mode: body.dedupe.mode, ...(body.dedupe.seconds === undefined ? {} : { seconds: body.dedupe.seconds }) } }),
+    ...(body.tags === undefined ? {} : { tags: body.tags }),
+    ...(body.callbackUrl === undefined ? {} : { callbackUrl: body.callbackUrl }),
   };
 }
 
@@ -54,21 +59,33 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
 }
 
 /** Enqueue, lease, report, cancel and read jobs (API.md). Each route maps onto one JobService call. */
-export function jobRoutes(deps: { jobs: JobService }): Router {
-  const { jobs } = deps;
+export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing?: Tracing }): Router {
+  const { jobs, listing } = deps;
+  const tracing = deps.tracing ?? noTracing;
   const router = Router();
 
+  mountRoute(router, ROUTES.listJobs)(async ({ principal, query }) => {
+    const filter = {
+      ...(query.status && query.status.length > 0 ? { statuses: query.status } : {}),
+      ...(query.type && query.type.length > 0 ? { types: query.type } : {}),
+      ...(query.tag && query.tag.length > 0 ? { tags: query.tag } : {}),
+    };
+    return { status: 200, body: toQueuePageWire(await listing.listOwn({ principal, filter, page: query.page, perPage: query.per_page })) };
+  });
+
   mountRoute(router, ROUTES.enqueueJob)(async ({ principal, body: request }) => {
-    const { job, created, deduplicated } = await jobs.enqueue(principal, toEnqueueInput(request));
+    // The request's trace context goes with the job: its runs become spans of this trace.
+    const { job, created, deduplicated } = await jobs.enqueue(principal, toEnqueueInput(request, tracing.currentTraceparent()));
     const body = toEnqueueWire(job, deduplicated);
     return created ? { status: 201, body } : { status: 200, body };
   });
 
   // Up to 1,000 jobs, each validated on its own; 200 with one result per job, in request order.
   mountRoute(router, ROUTES.enqueueJobs)(async ({ principal, body }) => {
+    const traceparent = tracing.currentTraceparent();
     const inputs: (EnqueueInput | AppError)[] = body.jobs.map((item, index) => {
       try {
-        return toEnqueueInput(parseRequest(enqueueRequest, item, 'body'));
+        return toEnqueueInput(parseRequest(enqueueRequest, item, 'body'), traceparent);
       } catch (err) {
         if (err instanceof ValidationError) {
           const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.jobs.${index}`) }));
@@ -108,6 +125,16 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
       signal: gone.signal,
       ...(principal.tenant === undefined ? {} : { tenant: principal.tenant }),
     });
+    if (tracing.enabled) {
+      // Each leased job's trace shows the lease (the worker's job.run span follows it).
+      for (const job of result.jobs) {
+        void tracing.withSpan(
+          'job.leased',
+          { parent: job.traceparent, attributes: { 'job.id': job.jobId, 'job.type': job.type, 'job.attempt': job.attempt, 'worker.id': headers['x-worker-id'] } },
+          async () => undefined,
+        );
+      }
+    }
     return { status: 200, body: toLeaseWire(result) };
   });
 
@@ -162,7 +189,13 @@ export function jobRoutes(deps: { jobs: JobService }): Router {
   mountRoute(router, ROUTES.cancelJob)(async ({ principal, params }) => ({ status: 200, body: await jobs.cancel(principal, params.jobId) }));
 
   // A malformed id is just an id that does not exist: same answer, nothing revealed (the schema takes any string).
-  mountRoute(router, ROUTES.getJob)(async ({ principal, params }) => ({ status: 200, body: toJobWire(await jobs.getJob(principal, params.jobId)) }));
+  mountRoute(router, ROUTES.getJob)(async ({ principal, params, query, res }) => {
+    // A held answer ends early when the caller hangs up.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    const job = await jobs.getJob(principal, params.jobId, { waitMs: (query.wait ?? 0) * 1000, signal: gone.signal });
+    return { status: 200, body: toJobWire(job) };
+  });
 
   return router;
 }

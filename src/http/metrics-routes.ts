@@ -24,7 +24,7 @@ const UNMATCHED = '(unmatched)';
  * is the whole pattern; static mounts name themselves with `labelRoute`. Requests that no route
  * handled (404s, and 401s refused before routing) share one label, so probing cannot add series.
  */
-function routeOf(req: Request, res: Response): string {
+export function routeOf(req: Request, res: Response): string {
   const label: unknown = res.locals.metricsRoute;
   if (typeof label === 'string') return label;
   const route: unknown = req.route;

@@ -1,15 +1,16 @@
 import type { z } from 'zod';
 
-import type { pageMeta, queuePage, queueStats, throughput } from '../contract/admin';
+import type { pageMeta, queuePage, queueStats, throughput, workerList } from '../contract/admin';
+import type { WorkerView } from '../model/worker';
 import type { asset, uploadReceipt } from '../contract/assets';
 import type { escrow } from '../contract/escrows';
-import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse, snoozeResponse } from '../contract/jobs';
+import type { enqueueResponse, failResponse, heartbeatResponse, jobDocument, leaseResponse, resultFileReceipt, resultFileWire, snoozeResponse } from '../contract/jobs';
 import type { schedule } from '../contract/schedules';
 import { toWireDate, toWireDateOrNull } from '../contract/schema';
 import type { QueuePage, QueueStats, Throughput } from '../jobs/admin-service';
 import type { Asset, UploadReceipt } from '../model/asset';
 import type { EscrowRecord } from '../model/escrow';
-import type { Job, JobError, LeasedJob } from '../model/job';
+import type { Job, JobError, LeasedJob, ResultFile } from '../model/job';
 import type { Schedule } from '../model/schedule';
 
 /**
@@ -58,6 +59,20 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     concurrencyKey: job.concurrencyKey,
     dedupe: job.dedupe ? { key: job.dedupe.key, mode: job.dedupe.mode, ...(job.dedupe.seconds === undefined ? {} : { seconds: job.dedupe.seconds }) } : null,
     checkpoint: job.checkpoint ?? null,
+    tags: [...job.tags],
+    files: job.files.map((f) => toResultFileWire(job.jobId, f)),
+    callbackUrl: job.callbackUrl,
+    callback: job.callback
+      ? {
+          url: job.callback.url,
+          status: job.callback.status,
+          attempts: job.callback.attempts,
+          ...(job.callback.lastError === null ? {} : { lastError: job.callback.lastError }),
+          ...(job.callback.deliveredAt === null ? {} : { deliveredAt: toWireDate(job.callback.deliveredAt) }),
+          ...(job.callback.deliveryId === null ? {} : { deliveryId: job.callback.deliveryId }),
+          ...(job.callback.nextAttemptAt === null ? {} : { nextAttemptAt: toWireDate(job.callback.nextAttemptAt) }),
+        }
+      : null,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,
     cancelRequestedAt: toWireDateOrNull(job.cancelRequestedAt),
@@ -67,6 +82,15 @@ export function toJobWire(job: Job): Wire<typeof jobDocument> {
     startedAt: toWireDateOrNull(job.startedAt),
     completedAt: toWireDateOrNull(job.completedAt),
   };
+}
+
+/** A result file as the job document lists it, with the URL it is downloaded from. */
+export function toResultFileWire(jobId: string, file: ResultFile): Wire<typeof resultFileWire> {
+  return { fileId: file.fileId, name: file.name, contentType: file.contentType, size: file.size, url: `/jobs/${jobId}/files/${file.fileId}` };
+}
+
+export function toResultFileReceiptWire(file: ResultFile): Wire<typeof resultFileReceipt> {
+  return { fileId: file.fileId, name: file.name, contentType: file.contentType, size: file.size };
 }
 
 /** `deduplicated` only for enqueues that asked for dedupe (a plain enqueue's answer is as before). */
@@ -92,6 +116,8 @@ export function toLeaseWire(lease: { leasedAt: Date; jobs: readonly LeasedJob[] 
       leaseId: j.leaseId,
       leaseExpiresAt: toWireDate(j.leaseExpiresAt),
       checkpoint: j.checkpoint ?? null,
+      // Only for a job enqueued with tracing on: the answer is unchanged otherwise.
+      ...(j.traceparent === null ? {} : { traceparent: j.traceparent }),
     })),
   };
 }
@@ -137,6 +163,19 @@ export function toThroughputWire(chart: Throughput): Wire<typeof throughput> {
     to: toWireDate(chart.to),
     bucketSeconds: 60,
     buckets: chart.buckets.map((b) => ({ start: toWireDate(b.start), succeeded: b.succeeded, failed: b.failed, dlq: b.dlq })),
+  };
+}
+
+export function toWorkerListWire(workers: readonly WorkerView[]): Wire<typeof workerList> {
+  return {
+    data: workers.map((w) => ({
+      workerId: w.workerId,
+      types: w.types === null ? null : [...w.types],
+      tenant: w.tenant,
+      lastSeenAt: toWireDate(w.lastSeenAt),
+      lastCall: w.lastCall,
+      jobs: w.jobs.map((j) => ({ jobId: j.jobId, type: j.type, attempt: j.attempt, progress: j.progress, leaseExpiresAt: toWireDate(j.leaseExpiresAt) })),
+    })),
   };
 }
 

@@ -6,7 +6,11 @@ import { translateStorageError } from '../storage/errors';
 import type { InsertResult, NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
 import { GroupCommit } from './group-commit';
+import { CallbackTargets } from '../callbacks/callback-targets';
 import { newJobId, type QueueDeps } from './queue-deps';
+
+/** Without configured targets, callbacks are off: every callbackUrl is refused. */
+const CALLBACKS_OFF = CallbackTargets.parse('');
 
 export interface EnqueueInput {
   type: string;
@@ -21,6 +25,12 @@ export interface EnqueueInput {
   concurrencyKey?: string;
   /** Collapse enqueues with the same key (one type, one tenant). */
   dedupe?: Dedupe;
+  /** Labels the job is found by; a repeated one is kept once. */
+  tags?: readonly string[];
+  /** POSTed the job's outcome when it finishes; must be allowed by CALLBACK_ALLOWED_HOSTS. */
+  callbackUrl?: string;
+  /** The trace context of the enqueuing request (tracing on): the job's runs join that trace. */
+  traceparent?: string;
 }
 
 /** `deduplicated` is set exactly when the enqueue asked for dedupe: true when it returned an existing job. */
@@ -148,6 +158,9 @@ export class Enqueuer {
       now,
       concurrencyKey: input.concurrencyKey ?? null,
       dedupe: input.dedupe ? { key: input.dedupe.key, mode: input.dedupe.mode, ...(input.dedupe.seconds === undefined ? {} : { seconds: input.dedupe.seconds }) } : null,
+      ...(input.tags && input.tags.length > 0 ? { tags: [...new Set(input.tags)] } : {}),
+      ...(input.callbackUrl === undefined ? {} : { callbackUrl: (this.deps.callbackTargets ?? CALLBACKS_OFF).check(input.callbackUrl) }),
+      ...(input.traceparent === undefined ? {} : { traceparent: input.traceparent }),
     };
   }
 

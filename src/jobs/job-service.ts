@@ -2,16 +2,19 @@ import type { Job, JobError, JobStatus } from '../model/job';
 import type { Principal } from '../model/principal';
 import { Dependencies } from './dependencies';
 import { Enqueuer, type BatchItemResult, type EnqueueInput, type EnqueueResult } from './enqueue';
-import { JobControl } from './job-control';
+import { JobControl, type ResultWait } from './job-control';
 import { Leaser, type LeaseInput, type LeaseResult } from './lease';
 import { LeaseRescuer } from './lease-rescue';
 import type { QueueDeps } from './queue-deps';
 import type { AppError } from '../errors';
 import { Reporter, type BatchReport, type BatchReportResult, type FailAnswer, type HeartbeatAnswer, type ReportTarget, type SnoozeAnswer } from './reports';
+import { ResultWaiters } from './result-waiters';
+import type { WorkerPresence } from './worker-presence';
 
 export { DEFAULT_PRIORITY, MAX_BATCH, type BatchItemResult, type EnqueueInput } from './enqueue';
 export type { LeaseInput } from './lease';
 export type { BatchReport, BatchReportResult, ReportTarget } from './reports';
+export type { ResultWait } from './job-control';
 export { newJobId } from './queue-deps';
 
 export interface JobServiceDeps extends QueueDeps {
@@ -21,6 +24,10 @@ export interface JobServiceDeps extends QueueDeps {
   leasePollIntervalMs?: number;
   /** Long-poll: the longest the shared query waits while nothing happens. */
   leasePollMaxIntervalMs?: number;
+  /** `GET /jobs/:jobId?wait=`: how often one shared query looks for finishes recorded by other instances (default 500 ms). */
+  resultPollIntervalMs?: number;
+  /** Told of every lease call and heartbeat (GET /admin/workers). */
+  presence?: Pick<WorkerPresence, 'seen'>;
 }
 
 /**
@@ -36,14 +43,27 @@ export class JobService {
   private readonly rescuer: LeaseRescuer;
   private readonly reporter: Reporter;
   private readonly control: JobControl;
+  private readonly results: ResultWaiters;
+  private readonly presence: Pick<WorkerPresence, 'seen'> | undefined;
 
   constructor(deps: JobServiceDeps) {
+    this.presence = deps.presence;
     const dependencies = new Dependencies(deps);
     this.enqueuer = new Enqueuer(deps, dependencies);
     this.rescuer = new LeaseRescuer(deps, dependencies);
     this.leaser = new Leaser(deps, this.rescuer);
     this.reporter = new Reporter(deps, dependencies);
-    this.control = new JobControl(deps, dependencies);
+    this.results = new ResultWaiters({
+      events: deps.events,
+      findFinished: (jobIds) => deps.jobs.findFinishedAmong(jobIds),
+      pollIntervalMs: deps.resultPollIntervalMs ?? 500,
+    });
+    this.control = new JobControl(deps, dependencies, this.results);
+  }
+
+  /** `GET /jobs/:jobId?wait=` requests now held. */
+  get waitingResultCalls(): number {
+    return this.results.size;
   }
 
   /** Lease calls now waiting for work (long-poll). */
@@ -51,9 +71,10 @@ export class JobService {
     return this.leaser.waitingLeaseCalls;
   }
 
-  /** Ends every long-poll wait (shutdown). */
+  /** Ends every long-poll wait (shutdown): lease calls and result waits answer at once. */
   close(): void {
     this.leaser.close();
+    this.results.close();
   }
 
   /** Cross-instance wake-up of long-polls through a change feed (see Leaser.startWorkFeed). */
@@ -70,6 +91,7 @@ export class JobService {
   }
 
   lease(input: LeaseInput): Promise<LeaseResult> {
+    this.presence?.seen({ workerId: input.workerId, types: input.types, tenant: input.tenant, call: 'lease' });
     return this.leaser.lease(input);
   }
 
@@ -78,6 +100,7 @@ export class JobService {
   }
 
   heartbeat(target: ReportTarget, params: { progress?: number | undefined; irreversible?: boolean | undefined; checkpoint?: unknown } = {}): Promise<HeartbeatAnswer> {
+    this.presence?.seen({ workerId: target.workerId, types: undefined, tenant: target.principal.tenant, call: 'heartbeat' });
     return this.reporter.heartbeat(target, params);
   }
 
@@ -101,8 +124,13 @@ export class JobService {
     return this.control.cancel(principal, jobId);
   }
 
-  getJob(principal: Principal, jobId: string): Promise<Job> {
-    return this.control.getJob(principal, jobId);
+  /** Bulk cancel's step for one job (see JobControl.cancelMatched). */
+  cancelMatched(job: Job, tenant?: string): Promise<{ status: JobStatus; changed: boolean } | null> {
+    return this.control.cancelMatched(job, tenant);
+  }
+
+  getJob(principal: Principal, jobId: string, wait?: ResultWait): Promise<Job> {
+    return this.control.getJob(principal, jobId, wait);
   }
 
   requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {

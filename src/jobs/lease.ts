@@ -182,6 +182,7 @@ export class Leaser {
         leaseId: job.leaseId!,
         leaseExpiresAt: job.leaseExpiresAt!,
         checkpoint: job.checkpoint ?? null,
+        traceparent: job.traceparent,
       })),
     };
   }

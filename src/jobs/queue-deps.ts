@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
+import type { CallbackTargets } from '../callbacks/callback-targets';
 import type { Clock, RandomSource } from '../model/clock';
 import type { JobRepository } from '../storage/job-repository';
 import type { KeySlotRepository } from '../storage/key-slot-repository';
@@ -25,6 +26,8 @@ export interface QueueDeps {
   events: JobEvents;
   clock: Clock;
   random: RandomSource;
+  /** Where callbacks may go (CALLBACK_ALLOWED_HOSTS); absent: callbacks are off. */
+  callbackTargets?: Pick<CallbackTargets, 'check'>;
 }
 
 export function newJobId(): string {

@@ -288,7 +288,7 @@ function inBatch(err: ValidationError, index: number): ValidationError {
 }
 
 /** Which lease a report must hold; a tenant token reports only on its tenant's jobs. */
-function holderOf(target: ReportTarget): LeaseHolder {
+export function holderOf(target: ReportTarget): LeaseHolder {
   const tenant = target.principal.tenant === undefined ? {} : { tenant: target.principal.tenant };
   // A worker must hold the lease under its own worker id; an admin may report with the lease id alone.
   if (target.leaseId !== undefined) {

@@ -32,7 +32,7 @@ export const DEFAULT_RETENTION: Readonly<RetentionSettings> = Object.freeze({
 });
 
 export interface RetentionCleanerDeps extends RetentionSettings {
-  store: Pick<RetentionRepository, 'findExpired' | 'deleteExpired'>;
+  store: Pick<RetentionRepository, 'findExpired' | 'deleteExpired'> & Partial<Pick<RetentionRepository, 'deleteResultFiles'>>;
   clock: Clock;
   logger: Logger;
   /** Injected so tests need not wait; defaults to a timer. */
@@ -110,6 +110,8 @@ export class RetentionCleaner {
         if (this.stopping) return report;
         const ids = await store.findExpired({ status, before, limit: batchSize });
         if (ids.length === 0) break;
+        // A job's result files go with it (first, so no file outlives the job that lists it).
+        await store.deleteResultFiles?.({ ids });
         const deleted = await store.deleteExpired({ ids, status, before });
         report.deleted[status] += deleted;
         report.batches.push(deleted);

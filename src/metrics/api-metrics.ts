@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry, type Histogram } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry, type Histogram } from 'prom-client';
 
 import type { QueueStats } from '../jobs/admin-service';
 import type { JobEvents } from '../jobs/job-events';
@@ -25,6 +25,8 @@ export interface ApiMetrics {
   http: Histogram<HttpLabel>;
   jobs: JobMetrics;
   queueGauges: QueueGauges;
+  /** Callback attempts by outcome: delivered, retry (failed, tried again later), failed (given up). */
+  callbackDeliveries: Counter<'outcome'>;
   /** Unsubscribes from the job events. */
   detach(): void;
 }
@@ -36,5 +38,12 @@ export function createApiMetrics(params: ApiMetricsParams): ApiMetrics {
   initJobMetrics(jobs, params.types);
   const detach = recordJobEvents(params.events, jobs);
   const queueGauges = new QueueGauges({ registry, readStats: params.readStats, logger: params.logger, intervalMs: params.gaugeIntervalMs ?? 15_000 });
-  return { registry, http: createHttpRequestDuration(registry), jobs, queueGauges, detach };
+  const callbackDeliveries = new Counter({
+    name: 'jobs_callback_deliveries_total',
+    help: 'Callback attempts by outcome: delivered (a 2xx), retry (failed, tried again later), failed (the attempts ran out).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'retry', 'failed']) callbackDeliveries.labels(outcome).inc(0);
+  return { registry, http: createHttpRequestDuration(registry), jobs, queueGauges, callbackDeliveries, detach };
 }

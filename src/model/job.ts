@@ -1,3 +1,4 @@
+import type { CallbackDelivery } from './callback';
 import type { Role } from './principal';
 
 /**
@@ -18,6 +19,14 @@ export const DEFAULT_PRIORITY = 50;
 export const MAX_ENQUEUE_BATCH = 1_000;
 
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'dlq'];
+
+export function isTerminalStatus(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** Tags: labels a job is found by (`GET /jobs?tag=`), at most MAX_TAGS of TAG_PATTERN each. */
+export const MAX_TAGS = 20;
+export const TAG_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** An admin requeue takes a job from these back to `queued`. */
 export const REQUEUEABLE_STATUSES = ['failed', 'dlq', 'cancelled'] as const satisfies readonly JobStatus[];
@@ -59,6 +68,18 @@ export interface AttemptRecord {
   error: JobError | null;
 }
 
+/** A file a job's run uploaded (a report, an export), stored beside the job and deleted with it. */
+export interface ResultFile {
+  fileId: string;
+  name: string;
+  contentType: string;
+  size: number;
+  createdAt: Date;
+}
+
+/** The most result files one job may hold (its document lists them all). */
+export const MAX_RESULT_FILES = 100;
+
 /** A job as the domain sees it (a plain object; storage details stay in src/storage). */
 export interface Job {
   jobId: string;
@@ -98,6 +119,16 @@ export interface Job {
   checkpoint: unknown;
   /** Set once another job depends on this one: only then does finishing it look for children. */
   hasChildren: boolean;
+  /** Labels given at enqueue (`GET /jobs?tag=` finds the jobs carrying all the tags asked for). */
+  tags: string[];
+  /** Files its runs uploaded (POST /jobs/:jobId/files), oldest first. */
+  files: ResultFile[];
+  /** Where the outcome is POSTed when the job finishes (null: nowhere). */
+  callbackUrl: string | null;
+  /** The delivery of that POST, once the job has finished (null before, or without a callbackUrl). */
+  callback: CallbackDelivery | null;
+  /** The W3C trace context of the request that enqueued it (its runs are spans of that trace), or null. */
+  traceparent: string | null;
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;
@@ -121,4 +152,6 @@ export interface LeasedJob {
   leaseExpiresAt: Date;
   /** The checkpoint an earlier run saved (null when none), so a retried job resumes where it stopped. */
   checkpoint: unknown;
+  /** The trace the job's run belongs to (see Job.traceparent). */
+  traceparent: string | null;
 }

@@ -6,8 +6,10 @@ import { ensureJobIndexes } from './job-model';
 import { ensureKeySlotIndexes } from './key-slot-model';
 import { ensureThrottleIndexes } from './throttle-model';
 import { ensurePayoutTransferIndexes } from './payout-transfer-model';
+import { ensureResultFileIndexes } from './result-file-repository';
 import { ensureRetentionIndexes } from './retention-repository';
 import { ensureScheduleIndexes } from './schedule-model';
+import { ensureWorkerIndexes } from './worker-repository';
 
 /** Creates every index the service relies on (autoIndex is off so this happens once, at start). */
 export async function ensureIndexes(connection: Connection): Promise<void> {
@@ -19,4 +21,6 @@ export async function ensureIndexes(connection: Connection): Promise<void> {
   await ensureAssetIndexes(connection);
   await ensureRetentionIndexes(connection);
   await ensureScheduleIndexes(connection);
+  await ensureResultFileIndexes(connection);
+  await ensureWorkerIndexes(connection);
 }

@@ -1,13 +1,42 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
-import { DEDUPE_MODES, JOB_STATUSES, type AttemptRecord, type Dedupe, type Job, type JobError } from '../model/job';
+import { DEDUPE_MODES, JOB_STATUSES, type AttemptRecord, type Dedupe, type Job, type JobError, type ResultFile } from '../model/job';
 
 /**
  * A job as stored: the model's Job with `_id` as the public jobId (so no second unique index is
  * needed) and the one field only storage needs. Nothing outside src/storage sees this type.
  */
-export interface JobDocument extends Omit<Job, 'jobId'> {
+/** A callback delivery as stored (its next attempt is the job's callbackDueAt). */
+export interface StoredCallback {
+  url: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastError: string | null;
+  deliveredAt: Date | null;
+  deliveryId: string;
+}
+
+export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'callbackUrl' | 'callback' | 'traceparent'> {
+  /** Absent when the enqueue was not traced. */
+  traceparent?: string | null;
   _id: string;
+  /** Absent when the job has no tags (see the `tag_newest` index). */
+  tags?: string[];
+  /** Absent until a run uploads one. */
+  files?: ResultFile[];
+  /** Absent when the job has none. */
+  callbackUrl?: string | null;
+  /** Absent until a dispatcher first takes the delivery of a finished job up. */
+  callback?: StoredCallback | null;
+  /**
+   * Present while a callback is owed: set (to the epoch) at enqueue for a job with a callbackUrl, so
+   * whatever update finishes the job, the finished document itself says its callback is due: no
+   * separate record (and no crash window between the two). A dispatcher moves it forward to lease an
+   * attempt, to the next retry after a failure, and removes it once delivered or given up.
+   */
+  callbackDueAt?: Date;
+  /** The dispatcher attempt in flight (its outcome is written only while this is still its lease). */
+  callbackLeaseId?: string;
   /**
    * `<tenant>/<role>:<sub>/<type>:<idempotencyKey>`, absent (not null) when there is no key: a sparse
    * unique index then enforces "unique when present" (partial indexes act as plain unique ones on the
@@ -43,6 +72,16 @@ const attemptSchema = new Schema<AttemptRecord>(
   { _id: false },
 );
 
+const resultFileSchema = new Schema<ResultFile>(
+  { fileId: String, name: String, contentType: String, size: Number, createdAt: Date },
+  { _id: false },
+);
+
+const callbackSchema = new Schema<StoredCallback>(
+  { url: String, status: String, attempts: Number, lastError: { type: String, default: null }, deliveredAt: { type: Date, default: null }, deliveryId: String },
+  { _id: false },
+);
+
 const jobSchema = new Schema<JobDocument>(
   {
     _id: { type: String, required: true },
@@ -74,6 +113,14 @@ const jobSchema = new Schema<JobDocument>(
     dependsOn: { type: [String], default: [] },
     pendingParents: { type: [String], default: [] },
     hasChildren: { type: Boolean, default: false },
+    // Absent (not []) when the job has none, so the sparse `tags` index holds tagged jobs only.
+    tags: { type: [String], default: undefined },
+    files: { type: [resultFileSchema], default: undefined },
+    callbackUrl: { type: String },
+    traceparent: { type: String },
+    callback: { type: callbackSchema, default: undefined },
+    callbackDueAt: { type: Date },
+    callbackLeaseId: { type: String },
     partial: { type: Boolean, default: false },
     createdBy: { type: String, required: true },
     createdByRole: { type: String, default: null },
@@ -105,6 +152,15 @@ jobSchema.index({ debounceKey: 1 }, { name: 'dedupe_debounce', unique: true, spa
 jobSchema.index({ createdAt: -1 }, { name: 'newest' });
 jobSchema.index({ status: 1, createdAt: -1 }, { name: 'status_newest' });
 jobSchema.index({ createdBy: 1, createdAt: -1 }, { name: 'creator_newest' });
+// Listings by tag (GET /jobs?tag=, the admin queue's tag filter, bulk actions): multikey on the tags,
+// newest first within one tag, so a tag's page is a bounded index walk (the other tags asked for and
+// the owner are checked on the way). Sparse: untagged jobs (the field absent) cost it nothing. The
+// caller's own listing (GET /jobs without a tag) walks creator_newest: equality on createdBy, then
+// createdAt in order, its role, tenant, status and type checked on the way.
+jobSchema.index({ tags: 1, createdAt: -1 }, { name: 'tag_newest', sparse: true });
+// Callbacks due: finished jobs (status equality, four ranges) whose callbackDueAt has come. Partial:
+// only jobs with a callback owed are in it, so jobs without callbacks cost it nothing.
+jobSchema.index({ status: 1, callbackDueAt: 1 }, { name: 'callbacks_due', partialFilterExpression: { callbackDueAt: { $exists: true } } });
 
 export type JobModel = Model<JobDocument>;
 

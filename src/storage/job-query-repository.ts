@@ -1,6 +1,8 @@
 import type { Connection } from 'mongoose';
 
 import type { Job, JobStatus } from '../model/job';
+import type { AccessScope } from '../model/principal';
+import { accessFilter } from './access-scope';
 import { jobModel, type JobDocument } from './job-model';
 import { toJob } from './job-repository';
 
@@ -18,6 +20,11 @@ export interface JobListFilter {
   createdTo?: Date;
   /** A tenant token sees only its tenant's jobs. */
   tenant?: string;
+  /** Jobs carrying every one of these tags. */
+  tags?: readonly string[];
+  idempotencyKey?: string;
+  /** Who may see what (src/auth/access.ts `scopeOf`): ANDed in, so a listing never shows another's job. */
+  scope?: AccessScope;
 }
 
 export interface JobListPage {
@@ -48,9 +55,19 @@ export interface CompletionCount {
   count: number;
 }
 
+/** The Mongo query of a listing filter (also what bulk actions select by). */
+export { toMongoFilter as jobListQuery };
+
 export interface JobQueryRepository {
   /** One page of jobs, newest first (ties broken by id, so pages never overlap). */
   listJobs(params: { filter: JobListFilter; skip: number; limit: number }): Promise<JobListPage>;
+  /** How many jobs match (bulk actions' `matched`). */
+  countJobs(params: { filter: JobListFilter }): Promise<number>;
+  /**
+   * Up to `limit` matching jobs with ids after `afterId`, by id: bulk actions walk the matches in
+   * bounded batches this way (the _id index), never holding a cursor across batches.
+   */
+  findJobsAfter(params: { filter: JobListFilter; afterId: string | null; limit: number }): Promise<Job[]>;
   /**
    * Counts per (type, status) in one aggregation: one pass over the collection, whatever the number
    * of statuses; queued jobs are split into due and scheduled as of `now`.
@@ -70,13 +87,19 @@ function toMongoFilter(filter: JobListFilter): Record<string, unknown> {
   }
   if (filter.createdBy !== undefined) query.createdBy = filter.createdBy;
   if (filter.tenant !== undefined) query.tenant = filter.tenant;
+  if (filter.tags && filter.tags.length > 0) query.tags = filter.tags.length === 1 ? filter.tags[0] : { $all: [...filter.tags] };
+  if (filter.idempotencyKey !== undefined) query.idempotencyKey = filter.idempotencyKey;
   if (filter.createdFrom !== undefined || filter.createdTo !== undefined) {
     const range: Record<string, Date> = {};
     if (filter.createdFrom !== undefined) range.$gte = filter.createdFrom;
     if (filter.createdTo !== undefined) range.$lt = filter.createdTo;
     query.createdAt = range;
   }
-  return query;
+  if (!filter.scope) return query;
+  const scope = accessFilter(filter.scope);
+  // A scope and an explicit filter on the same field (a tenant admin naming a creator) must both hold.
+  const clashes = Object.keys(scope).some((key) => key in query);
+  return clashes ? { $and: [query, scope] } : { ...query, ...scope };
 }
 
 interface TypeStatusGroup {
@@ -101,6 +124,16 @@ export function createJobQueryRepository(connection: Connection): JobQueryReposi
         jobs.find(query, null, { sort: { createdAt: -1, _id: -1 }, skip, limit }).lean<JobDocument[]>(),
       ]);
       return { total, jobs: docs.map(toJob) };
+    },
+
+    async countJobs({ filter }) {
+      return jobs.countDocuments(toMongoFilter(filter));
+    },
+
+    async findJobsAfter({ filter, afterId, limit }) {
+      const query = toMongoFilter(filter);
+      const paged = afterId === null ? query : { $and: [query, { _id: { $gt: afterId } }] };
+      return (await jobs.find(paged, null, { sort: { _id: 1 }, limit }).lean<JobDocument[]>()).map(toJob);
     },
 
     async countByTypeAndStatus(params) {

@@ -2,7 +2,8 @@ import type mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 
 import type { Role } from '../model/principal';
-import type { AttemptOutcome, Dedupe, Job, JobError, JobStatus } from '../model/job';
+import type { AttemptOutcome, Dedupe, Job, JobError, JobStatus, ResultFile } from '../model/job';
+import type { HeldJob } from '../model/worker';
 import { ConflictError } from '../errors';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
@@ -28,6 +29,10 @@ export interface NewJob {
   concurrencyKey?: string | null;
   /** How to deduplicate (active: via insert; throttle: insertThrottled; debounce: insertDebounced). */
   dedupe?: Dedupe | null;
+  tags?: readonly string[];
+  /** Checked by the enqueue use case against CALLBACK_ALLOWED_HOSTS. */
+  callbackUrl?: string | null;
+  traceparent?: string | null;
 }
 
 /** An insert's outcome: `created: false` returns an earlier job (an idempotency key, or a dedupe). */
@@ -118,6 +123,11 @@ export function toJob(doc: JobDocument): Job {
     dedupe: doc.dedupe ? { key: doc.dedupe.key, mode: doc.dedupe.mode, ...(typeof doc.dedupe.seconds === 'number' ? { seconds: doc.dedupe.seconds } : {}) } : null,
     checkpoint: doc.checkpoint ?? null,
     hasChildren: doc.hasChildren ?? false,
+    tags: doc.tags ?? [],
+    files: (doc.files ?? []).map((f) => ({ fileId: f.fileId, name: f.name, contentType: f.contentType, size: f.size, createdAt: f.createdAt })),
+    callbackUrl: doc.callbackUrl ?? null,
+    traceparent: doc.traceparent ?? null,
+    callback: callbackOf(doc),
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
@@ -487,6 +497,28 @@ export class JobRepository {
     );
   }
 
+  /** Of these jobs, the ids of those that have finished (succeeded, failed, dlq, cancelled): one query, ids only. */
+  async findFinishedAmong(jobIds: readonly string[]): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const docs = await this.jobs
+      .find({ _id: { $in: [...jobIds] }, status: { $in: ['succeeded', 'failed', 'dlq', 'cancelled'] } }, { _id: 1 })
+      .lean<{ _id: string }[]>();
+    return docs.map((d) => d._id);
+  }
+
+  /** The jobs these workers hold now (leased to them), within a tenant when one is given. */
+  async findLeasedBy(params: { workerIds: readonly string[]; tenant?: string }): Promise<(HeldJob & { workerId: string })[]> {
+    if (params.workerIds.length === 0) return [];
+    const docs = await this.jobs
+      .find(
+        { status: 'leased', workerId: { $in: [...params.workerIds] }, ...(params.tenant === undefined ? {} : { tenant: params.tenant }) },
+        { _id: 1, type: 1, attempt: 1, progress: 1, leaseExpiresAt: 1, workerId: 1 },
+      )
+      .sort({ leaseExpiresAt: 1 })
+      .lean<Pick<JobDocument, '_id' | 'type' | 'attempt' | 'progress' | 'leaseExpiresAt' | 'workerId'>[]>();
+    return docs.map((d) => ({ jobId: d._id, type: d.type, attempt: d.attempt, progress: d.progress ?? 0, leaseExpiresAt: d.leaseExpiresAt!, workerId: d.workerId! }));
+  }
+
   async findById(jobId: string): Promise<Job | null> {
     return orNull(await this.jobs.findById(jobId).lean<JobDocument>());
   }
@@ -853,6 +885,36 @@ export class JobRepository {
     return new Set(reports.map((r) => r.reportId).filter((id) => marked.has(id)));
   }
 
+  /**
+   * Lists a stored result file on the job, conditional on the caller still holding the lease (as a
+   * report is) and on the job holding fewer than `maxFiles`; null when either no longer holds.
+   */
+  async addResultFile(params: { jobId: string; holder: LeaseHolder & { leaseId: string }; file: ResultFile; maxFiles: number; now: Date }): Promise<Job | null> {
+    return orNull(
+      await this.jobs
+        .findOneAndUpdate(
+          { _id: params.jobId, status: 'leased', ...holderFilter(params.holder), [`files.${params.maxFiles - 1}`]: { $exists: false } },
+          { $push: { files: params.file }, $set: { updatedAt: params.now } },
+          { new: true },
+        )
+        .lean<JobDocument>(),
+    );
+  }
+
+  /**
+   * Deletes those of the jobs that are finished (succeeded, failed, cancelled, dlq) — never an
+   * unfinished one, whatever it was when it was chosen — within the tenant when one is given.
+   */
+  async deleteFinished(params: { jobIds: readonly string[]; tenant?: string }): Promise<number> {
+    if (params.jobIds.length === 0) return 0;
+    const result = await this.jobs.deleteMany({
+      _id: { $in: [...params.jobIds] },
+      status: { $in: ['succeeded', 'failed', 'dlq', 'cancelled'] },
+      ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
+    });
+    return result.deletedCount;
+  }
+
   /** Queued (or waiting) → cancelled, conditional on the job still being in that state. */
   async cancelQueued(params: { jobId: string; now: Date }): Promise<Job | null> {
     const { jobId, now } = params;
@@ -887,14 +949,16 @@ export class JobRepository {
   /**
    * failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. A job enqueued
    * with dedupe `active` takes its key again: 409 `conflict` when another unfinished job holds it.
+   * `rearmCallback` (the job has a callbackUrl): its next ending is notified again, under a new
+   * delivery (one still pending from the last ending is replaced by it).
    */
-  async requeue(params: { jobId: string; now: Date }): Promise<Job | null> {
+  async requeue(params: { jobId: string; now: Date; rearmCallback?: boolean }): Promise<Job | null> {
     const { jobId, now } = params;
     const current = await this.jobs.findById(jobId, { _id: 1, type: 1, tenant: 1, dedupe: 1 }).lean<Pick<JobDocument, '_id' | 'type' | 'tenant' | 'dedupe'>>();
     const activeKey = current?.dedupe?.mode === 'active' ? dedupeScope({ tenant: current.tenant ?? null, type: current.type }, current.dedupe.key) : undefined;
     for (let round = 0; ; round += 1) {
       try {
-        return await this.requeueOnce({ jobId, now, ...(activeKey === undefined ? {} : { activeKey }) });
+        return await this.requeueOnce({ jobId, now, ...(activeKey === undefined ? {} : { activeKey }), ...(params.rearmCallback ? { rearmCallback: true } : {}) });
       } catch (err) {
         if (activeKey === undefined || !isDuplicateKeyError(err)) throw err;
         if (round >= MAX_DEDUPE_ROUNDS || (await this.activeHolder(activeKey))) {
@@ -904,14 +968,16 @@ export class JobRepository {
     }
   }
 
-  private async requeueOnce(params: { jobId: string; now: Date; activeKey?: string }): Promise<Job | null> {
+  private async requeueOnce(params: { jobId: string; now: Date; activeKey?: string; rearmCallback?: boolean }): Promise<Job | null> {
     const { jobId, now } = params;
     const requeued = await this.jobs
       .findOneAndUpdate(
         { _id: jobId, status: { $in: ['failed', 'dlq', 'cancelled'] } },
         {
+          ...(params.rearmCallback ? { $unset: { callback: '', callbackLeaseId: '' } } : {}),
           $set: {
             ...(params.activeKey === undefined ? {} : { activeKey: params.activeKey }),
+            ...(params.rearmCallback ? { callbackDueAt: CALLBACK_ARMED } : {}),
             ...CLEARED_LEASE,
             status: 'queued',
             attempt: 0,
@@ -938,6 +1004,33 @@ function workOf(change: Record<string, unknown>): { jobId: string; type: string 
   const jobId = String(key?._id ?? doc?._id ?? '');
   if (change.operationType !== 'insert' || typeof doc?.type !== 'string') return { jobId, type: null, tenant: null };
   return { jobId, type: doc.type, tenant: typeof doc.tenant === 'string' ? doc.tenant : null };
+}
+
+/** The epoch: callbackDueAt of a job whose callback is owed as soon as it finishes. */
+export const CALLBACK_ARMED = new Date(0);
+
+const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'dlq', 'cancelled']);
+
+/**
+ * The delivery as the job shows it: the stored one, or — for a finished job whose delivery no
+ * dispatcher has taken up yet — pending with no attempt.
+ */
+function callbackOf(doc: JobDocument): Job['callback'] {
+  const stored = doc.callback;
+  if (stored) {
+    const inFlight = doc.callbackLeaseId !== undefined && doc.callbackLeaseId !== null;
+    return {
+      url: stored.url,
+      status: stored.status,
+      attempts: stored.attempts,
+      lastError: stored.lastError ?? null,
+      deliveredAt: stored.deliveredAt ?? null,
+      deliveryId: stored.deliveryId,
+      nextAttemptAt: stored.status === 'pending' && !inFlight ? (doc.callbackDueAt ?? null) : null,
+    };
+  }
+  if (!doc.callbackUrl || !doc.callbackDueAt || !FINISHED.has(doc.status)) return null;
+  return { url: doc.callbackUrl, status: 'pending', attempts: 0, lastError: null, deliveredAt: null, deliveryId: null, nextAttemptAt: doc.completedAt ?? null };
 }
 
 function orNull(doc: JobDocument | null | undefined): Job | null {
@@ -1017,6 +1110,10 @@ function newJobDocument(job: NewJob): JobDocument {
     dependsOn: job.dependsOn ?? [],
     pendingParents: job.pendingParents ?? [],
     hasChildren: false,
+    ...(job.tags && job.tags.length > 0 ? { tags: [...job.tags] } : {}),
+    // Owed from the moment the job finishes, whichever update finishes it (see JobDocument.callbackDueAt).
+    ...(job.callbackUrl ? { callbackUrl: job.callbackUrl, callbackDueAt: CALLBACK_ARMED } : {}),
+    ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     partial: false,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,

@@ -2,6 +2,7 @@ import type { Connection } from 'mongoose';
 
 import type { JobStatus } from '../model/job';
 import { jobModel, type JobModel } from './job-model';
+import { ResultFileRepository } from './result-file-repository';
 
 /** The statuses retention may delete: finished jobs only (never queued or leased). */
 export type RetainedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled' | 'dlq'>;
@@ -12,9 +13,20 @@ export type RetainedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'cancel
  */
 export class RetentionRepository {
   private readonly jobs: JobModel;
+  private readonly files: ResultFileRepository;
 
   constructor(connection: Connection) {
     this.jobs = jobModel(connection);
+    this.files = new ResultFileRepository(connection);
+  }
+
+  /**
+   * Deletes the result files of these jobs (GridFS). Run before the jobs are deleted: a crash in
+   * between leaves an expired job without its files (deleted on the next pass), never files that
+   * no job lists.
+   */
+  async deleteResultFiles(params: { ids: readonly string[] }): Promise<number> {
+    return this.files.deleteFilesOfJobs(params.ids);
   }
 
   /** Up to `limit` ids of jobs in `status` that finished before `before`, oldest first. */

@@ -30,7 +30,20 @@ export interface JobContext<Payload> {
    * aborts `signal`) if the lease was lost or a cancel was requested.
    */
   saveCheckpoint(value: unknown): Promise<void>;
+  /**
+   * Streams a result file (a report, an export) to the API under this run's lease; the job lists it
+   * with a URL its owner downloads it from. The stream is read once, never held whole.
+   */
+  uploadFile(name: string, contentType: string, stream: AsyncIterable<Uint8Array> | Uint8Array): Promise<UploadedFile>;
   logger: Logger;
+}
+
+/** What `uploadFile` resolves with. */
+export interface UploadedFile {
+  fileId: string;
+  name: string;
+  contentType: string;
+  size: number;
 }
 
 export type JobHandler<Payload = unknown, Result = unknown> = (context: JobContext<Payload>) => Promise<Result>;

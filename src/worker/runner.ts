@@ -1,9 +1,10 @@
 import type { BatchReportItem, BatchReportResponse, HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
 import { ConflictApiError, NetworkError, NotFoundApiError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
 import type { Logger } from '../logger';
-import { PartialResult, PermanentJobError, RetryableJobError, SnoozeJobError, type JobHandler } from './handler';
+import { PartialResult, PermanentJobError, RetryableJobError, SnoozeJobError, type JobHandler, type UploadedFile } from './handler';
 import { PollBackoff } from './poll-backoff';
 import { ReportBatcher } from './report-batcher';
+import type { Tracing } from '../tracing/tracing';
 
 /** Upper bound on retrying one report through an API outage. */
 const MAX_REPORT_RETRY_MS = 60_000;
@@ -18,6 +19,8 @@ export interface WorkerApi {
   snooze?(jobId: string, body: { leaseId: string; seconds: number; durationMs?: number }): Promise<unknown>;
   /** Without it, every report goes to its single endpoint. */
   reportBatch?(body: { reports: BatchReportItem[] }): Promise<BatchReportResponse>;
+  /** Result files (`ctx.uploadFile`); a fake without it makes uploads fail. */
+  uploadFile?(jobId: string, params: { leaseId: string; name: string; contentType: string; body: AsyncIterable<Uint8Array> | Uint8Array; signal?: AbortSignal }): Promise<UploadedFile>;
 }
 
 export interface WorkerRunnerOptions {
@@ -53,6 +56,8 @@ export interface WorkerRunnerOptions {
    */
   batchReports?: boolean;
   reportLingerMs?: number;
+  /** A `job.run` span per run, in the trace the job was enqueued in (see src/tracing). */
+  tracing?: Pick<Tracing, 'enabled' | 'withSpan'>;
 }
 
 export type JobOutcome = 'succeeded' | 'failed' | 'snoozed' | 'abandoned';
@@ -305,6 +310,24 @@ export class WorkerRunner {
   }
 
   private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
+    const tracing = this.options.tracing;
+    if (!tracing?.enabled) {
+      await this.runJobUntraced(job, controller, leaseMs);
+      return;
+    }
+    // The run, its heartbeats and its report are one span of the enqueuing request's trace.
+    await tracing.withSpan(
+      'job.run',
+      { parent: job.traceparent ?? null, kind: 'consumer', attributes: { 'job.id': job.jobId, 'job.type': job.type, 'job.attempt': job.attempt } },
+      async (span) => {
+        const outcome = await this.runJobUntraced(job, controller, leaseMs);
+        span.setAttributes({ 'job.outcome': outcome });
+        if (outcome !== 'succeeded') span.fail();
+      },
+    );
+  }
+
+  private async runJobUntraced(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<JobOutcome> {
     const { api, logger } = this.options;
     const log = logger.child({ jobId: job.jobId, type: job.type, attempt: job.attempt });
     const started = this.now();
@@ -371,6 +394,16 @@ export class WorkerRunner {
             await awaitedHeartbeat({ checkpoint: value ?? null });
             checkpoint = value ?? null;
           },
+          uploadFile: async (name, contentType, stream) => {
+            if (!api.uploadFile) throw new Error('this worker cannot upload result files');
+            try {
+              return await api.uploadFile(job.jobId, { leaseId: job.leaseId, name, contentType, body: stream, signal: controller.signal });
+            } catch (err) {
+              // Refused because the lease is gone: someone else may hold the job now.
+              if (err instanceof ConflictApiError && err.code === 'lease_conflict') controller.abort(new JobAbort('lease_lost'));
+              throw err;
+            }
+          },
           logger: log,
         }),
         aborted,
@@ -414,6 +447,7 @@ export class WorkerRunner {
       else log.error({ err: reportErr }, 'could not report the outcome; the lease will expire and the job be retried');
     }
     this.options.onJobFinished?.({ jobId: job.jobId, type: job.type, outcome, durationMs, ...(failure ? { errorCode: failure.code } : {}) });
+    return outcome;
 
     function clearTimers(): void {
       clearTimeout(timeout);

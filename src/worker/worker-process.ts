@@ -13,6 +13,7 @@ import { checkHandlers, createHandlers } from './handlers';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { WorkerRunner, type JobFinishedEvent } from './runner';
+import { noTracing, type Tracing } from '../tracing/tracing';
 
 export interface RunningWorker {
   runner: WorkerRunner;
@@ -26,8 +27,11 @@ export async function startWorker(params: {
   config: WorkerConfig;
   logger: Logger;
   onJobFinished?: (event: JobFinishedEvent) => void;
+  /** A job.run span per run, client spans per call (src/tracing); default: off. */
+  tracing?: Tracing;
 }): Promise<RunningWorker> {
   const { config, logger } = params;
+  const tracing = params.tracing ?? noTracing;
   const registry = new JobRegistry(JOB_TYPES, config.JOB_POLICY_OVERRIDES);
   const wanted = config.WORKER_TYPES ? config.WORKER_TYPES.split(',').map((t) => t.trim()).filter(Boolean) : null;
 
@@ -56,7 +60,8 @@ export async function startWorker(params: {
       params.onJobFinished?.(event);
     };
     const runner = new WorkerRunner({
-      api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID }),
+      api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID, tracing }),
+      tracing,
       handlers,
       logger,
       concurrency: config.WORKER_CONCURRENCY,

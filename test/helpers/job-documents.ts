@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import type { JobStatus } from '../../src/model/job';
+import type { Job, JobStatus } from '../../src/model/job';
 import type { JobDocument } from '../../src/storage/job-model';
 
 /**
@@ -18,7 +18,8 @@ export function jobDocument(params: {
   partial?: boolean;
   /** Default: createdAt (due since it was created). */
   nextRunAt?: Date;
-}): JobDocument {
+  tags?: string[];
+}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null; traceparent: string | null } {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
@@ -66,6 +67,11 @@ export function jobDocument(params: {
     dependsOn: [],
     pendingParents: [],
     hasChildren: false,
+    tags: params.tags ?? [],
+    files: [],
+    callbackUrl: null,
+    callback: null,
+    traceparent: null,
     partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdByRole: 'service',

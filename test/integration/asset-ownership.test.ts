@@ -163,6 +163,7 @@ describe('asset ownership', () => {
       pointOfNoReturn: async () => undefined,
       checkpoint: null,
       saveCheckpoint: async () => undefined,
+      uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
       logger: silentLogger,
     });
     const thumbnailId = result.thumbnailAssetIds[0]!;

@@ -54,7 +54,8 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     .replace(':assetId', assetId)
     .replace(':escrowId', escrowId)
     .replace(':name', 'matrix-schedule')
-    .replace(':type', 'noop');
+    .replace(':type', 'noop')
+    .replace(':fileId', '0'.repeat(24));
   const agent = request(app);
   const base =
     method === 'GET'
@@ -81,6 +82,7 @@ function requestFor(route: string, headers: Record<string, string>): request.Tes
     'POST /jobs/:jobId/snooze': { leaseId: 'lease_matrix', seconds: 5 },
     'POST /jobs/reports': { reports: [{ jobId, leaseId: 'lease_matrix', outcome: 'succeeded' }] },
     'PATCH /admin/types/:type': { paused: false },
+    'POST /admin/jobs/bulk': { action: 'requeue', filter: { status: 'dlq' }, dryRun: true },
   };
   const body = bodies[route];
   return body ? test.send(body) : test;

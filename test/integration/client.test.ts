@@ -84,11 +84,27 @@ describe('every client method against the real API', () => {
     expect(ROUTES.leaseJobs.responses[200].json.parse(leased).jobs).toHaveLength(3);
     const [a, b, c] = leased.jobs;
     expect(await worker.heartbeat(a!.jobId, { leaseId: a!.leaseId, progress: 50 })).toMatchObject({ jobId: a!.jobId, cancelRequested: false });
+    // A result file: streamed up by the leaseholder, downloaded by the owner.
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      yield new TextEncoder().encode('a,b\n');
+      yield new TextEncoder().encode('1,2\n');
+    }
+    const file = await worker.uploadFile(a!.jobId, { leaseId: a!.leaseId, name: 'out.csv', contentType: 'text/csv', body: chunks() });
+    expect(ROUTES.uploadResultFile.responses[201].json.parse(file)).toMatchObject({ name: 'out.csv', size: 8 });
     expect(await worker.succeed(a!.jobId, { leaseId: a!.leaseId, result: { ok: true }, durationMs: 3 })).toEqual({ jobId: a!.jobId, status: 'succeeded' });
+    const download = await service.downloadFile(a!.jobId, file.fileId);
+    expect({ contentType: download.contentType, size: download.size, text: await new Response(download.body).text() }).toEqual({ contentType: 'text/csv', size: 8, text: 'a,b\n1,2\n' });
+    expect((await service.waitForResult(a!.jobId, { timeoutMs: 1_000 })).status).toBe('succeeded');
     expect(await worker.succeed(b!.jobId, { leaseId: b!.leaseId })).toEqual({ jobId: b!.jobId, status: 'succeeded' });
     expect(await worker.fail(c!.jobId, { leaseId: c!.leaseId, error: { message: 'no', code: 'boom', retryable: false } })).toMatchObject({ jobId: c!.jobId, status: 'failed' });
     // A repeated report on a closed lease is a typed 409.
     await expect(worker.succeed(a!.jobId, { leaseId: a!.leaseId })).rejects.toBeInstanceOf(ConflictApiError);
+
+    // The caller's own jobs; bulk actions and the workers view.
+    const own = ROUTES.listJobs.responses[200].json.parse(await service.listOwnJobs({ status: 'succeeded', type: ['noop'], per_page: 10 }));
+    expect(own.meta.total).toBe(2);
+    expect(await admin.bulkJobs({ action: 'requeue', filter: { status: 'failed', type: 'noop' }, dryRun: true })).toEqual({ action: 'requeue', dryRun: true, matched: 1, affected: 0, complete: true });
+    expect(ROUTES.listWorkers.responses[200].json.parse(await admin.listWorkers()).data.map((w) => w.workerId)).toEqual(['client-worker-worker']);
 
     // Admin: listing with filters, stats, throughput, requeue.
     const page = await admin.listJobs({ status: ['succeeded'], type: 'noop', createdFrom: new Date(Date.now() - 60_000), per_page: 1, page: 1 });

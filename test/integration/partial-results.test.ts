@@ -56,6 +56,7 @@ describe('partial results', () => {
       pointOfNoReturn: async () => undefined,
       checkpoint: null,
       saveCheckpoint: async () => undefined,
+      uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
       logger: silentLogger,
     });
     expect(outcome).toBeInstanceOf(PartialResult);

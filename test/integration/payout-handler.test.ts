@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 
 function contextFor(payload: PayoutPayload, signal = new AbortController().signal, pointOfNoReturn = async (): Promise<void> => undefined): JobContext<PayoutPayload> {
-  return { jobId: 'job_test', type: 'payout.execute', payload, attempt: 1, signal, reportProgress: () => undefined, pointOfNoReturn, checkpoint: null, saveCheckpoint: async () => undefined, logger: silent };
+  return { jobId: 'job_test', type: 'payout.execute', payload, attempt: 1, signal, reportProgress: () => undefined, pointOfNoReturn, checkpoint: null, saveCheckpoint: async () => undefined, uploadFile: () => Promise.reject(new Error('this handler uploads no files')), logger: silent };
 }
 
 function sandboxWith(failureRate = 0, failurePoints?: SandboxFailurePoint[]): SandboxPaymentProvider {

@@ -45,6 +45,7 @@ function fakeRun(payload: ThumbnailPayload, onProgress?: (percent: number, contr
     pointOfNoReturn: async () => undefined,
     checkpoint: null,
     saveCheckpoint: async () => undefined,
+    uploadFile: () => Promise.reject(new Error('this handler uploads no files')),
     reportProgress: (percent) => {
       progress.push(percent);
       onProgress?.(percent, controller);

@@ -82,6 +82,51 @@ describe('listJobs', () => {
   });
 });
 
+describe('listJobs by tags, idempotency key and access scope', () => {
+  beforeEach(async () => {
+    const owned = (id: string, createdAt: number, extra: Partial<JobDocument>): JobDocument => ({ ...job(id, { status: 'queued', createdAt: at(createdAt) }), ...extra });
+    await seed(
+      owned('job_t1', 1_000, { tags: ['import:7', 'customer:42'], createdBy: 'svc-a', createdByRole: 'service' }),
+      owned('job_t2', 2_000, { tags: ['import:7'], createdBy: 'svc-a', createdByRole: 'service', idempotencyKey: 'k-1' }),
+      owned('job_t3', 3_000, { tags: ['customer:42'], createdBy: 'svc-a', createdByRole: 'user' }),
+      owned('job_t4', 4_000, { createdBy: 'svc-a', createdByRole: null }),
+      owned('job_t5', 5_000, { tags: ['import:7'], createdBy: 'svc-a', createdByRole: 'service', tenant: 'acme' }),
+      owned('job_t6', 6_000, { tags: ['import:7'], createdBy: 'svc-b', createdByRole: 'service', idempotencyKey: 'k-1' }),
+    );
+    // A job stored without the field at all (the form a job enqueued without tags takes).
+    await db.connection.collection('jobs').updateOne({ _id: 'job_t4' as never }, { $unset: { tags: '' } });
+  });
+
+  const list = async (filter: JobListFilter): Promise<{ ids: string[]; total: number }> => {
+    const page = await queries.listJobs({ filter, skip: 0, limit: 10 });
+    return { ids: page.jobs.map((j) => j.jobId), total: page.total };
+  };
+
+  it('matches jobs carrying every tag asked for; a job without the field reads as no tags', async () => {
+    expect(await list({ tags: ['import:7'] })).toEqual({ ids: ['job_t6', 'job_t5', 'job_t2', 'job_t1'], total: 4 });
+    expect(await list({ tags: ['import:7', 'customer:42'] })).toEqual({ ids: ['job_t1'], total: 1 });
+    expect(await list({ tags: ['customer:42', 'nope'] })).toEqual({ ids: [], total: 0 });
+    expect(await list({ tags: [] })).toMatchObject({ total: 6 });
+    const [untagged] = (await queries.listJobs({ filter: { createdFrom: at(4_000), createdTo: at(4_001) }, skip: 0, limit: 1 })).jobs;
+    expect(untagged).toMatchObject({ jobId: 'job_t4', tags: [] });
+  });
+
+  it('filters by idempotency key (any creator)', async () => {
+    expect(await list({ idempotencyKey: 'k-1' })).toEqual({ ids: ['job_t6', 'job_t2'], total: 2 });
+  });
+
+  it("an owner scope keeps the owner's jobs only: sub, role (no stored role counts as service) and tenant", async () => {
+    const service = { tenant: null, owner: { createdBy: 'svc-a', createdByRole: 'service' as const } };
+    expect(await list({ scope: service })).toEqual({ ids: ['job_t4', 'job_t2', 'job_t1'], total: 3 });
+    expect(await list({ scope: { tenant: null, owner: { createdBy: 'svc-a', createdByRole: 'user' } } })).toEqual({ ids: ['job_t3'], total: 1 });
+    expect(await list({ scope: { tenant: 'acme', owner: { createdBy: 'svc-a', createdByRole: 'service' } } })).toEqual({ ids: ['job_t5'], total: 1 });
+    expect(await list({ scope: service, tags: ['import:7'] })).toEqual({ ids: ['job_t2', 'job_t1'], total: 2 });
+    // A tenant-only scope (a tenant admin) and a filter on the same field must both hold.
+    expect(await list({ scope: { tenant: 'acme' } })).toEqual({ ids: ['job_t5'], total: 1 });
+    expect(await list({ scope: { tenant: 'acme' }, tenant: 'globex' })).toEqual({ ids: [], total: 0 });
+  });
+});
+
 describe('countByTypeAndStatus', () => {
   const now = at(10 * MINUTE);
   const key = (c: TypeStatusCount): string => `${c.type}/${c.status}${c.partial ? '/partial' : ''}${c.scheduled ? '/scheduled' : ''}`;

@@ -668,6 +668,38 @@ describe('fail', () => {
   });
 });
 
+describe('addResultFile', () => {
+  const file = (name: string) => ({ fileId: uniqueId('file'), name, contentType: 'text/csv', size: 3, createdAt: clock.now() });
+
+  it('lists the file on the job of the holder, in order, and reads back as files', async () => {
+    const job = await leasedJob();
+    const holder = { leaseId: job.leaseId!, workerId: 'worker-a' };
+    const first = file('a.csv');
+    expect(await jobs.addResultFile({ jobId: job.jobId, holder, file: first, maxFiles: 3, now: clock.now() })).toMatchObject({ files: [first] });
+    const second = file('b.csv');
+    await jobs.addResultFile({ jobId: job.jobId, holder, file: second, maxFiles: 3, now: clock.now() });
+    expect((await stored(job.jobId)).files).toEqual([first, second]);
+  });
+
+  it('refuses anyone but the holder, a job no longer leased, and a file past maxFiles', async () => {
+    const job = await leasedJob();
+    const holder = { leaseId: job.leaseId!, workerId: 'worker-a' };
+    expect(await jobs.addResultFile({ jobId: job.jobId, holder: { ...holder, leaseId: 'lease_other' }, file: file('x'), maxFiles: 3, now: clock.now() })).toBeNull();
+    expect(await jobs.addResultFile({ jobId: job.jobId, holder: { ...holder, workerId: 'worker-b' }, file: file('x'), maxFiles: 3, now: clock.now() })).toBeNull();
+    await jobs.addResultFile({ jobId: job.jobId, holder, file: file('1'), maxFiles: 2, now: clock.now() });
+    await jobs.addResultFile({ jobId: job.jobId, holder, file: file('2'), maxFiles: 2, now: clock.now() });
+    expect(await jobs.addResultFile({ jobId: job.jobId, holder, file: file('3'), maxFiles: 2, now: clock.now() })).toBeNull();
+    expect((await stored(job.jobId)).files.map((f) => f.name)).toEqual(['1', '2']);
+    await jobs.succeed({ jobId: job.jobId, holder, now: clock.now(), result: null, partial: false });
+    expect(await jobs.addResultFile({ jobId: job.jobId, holder, file: file('late'), maxFiles: 10, now: clock.now() })).toBeNull();
+  });
+
+  it('reads a job stored without files as having none', async () => {
+    const { job } = await jobs.insert(newJob({ now: clock.now() }));
+    expect((await stored(job.jobId)).files).toEqual([]);
+  });
+});
+
 describe('cancelQueued', () => {
   it('cancels a queued or waiting job, and nothing else', async () => {
     const now = clock.now();

@@ -20,6 +20,10 @@
     status: '',
     type: '',
     createdBy: '',
+    tag: '',
+    idempotencyKey: '',
+    // 'jobs' (counts, chart, queue, detail, schedules) or 'workers'; both are in the URL (#/jobs?..., #/job/<id>, #/workers).
+    view: 'jobs',
     totalPages: 0,
     selectedJobId: null,
     timer: null,
@@ -28,6 +32,7 @@
     knownTypes: new Set(),
     /** The signed-in admin's tenant claim (null: none); a tenant admin may not change job types. */
     tenant: null,
+    typing: null,
   };
 
   // ---- API ------------------------------------------------------------------------------------
@@ -163,6 +168,10 @@
     $('login').hidden = true;
     $('session').hidden = false;
     $('dashboard').hidden = false;
+    // The URL says what to show (a shared link: a view, a job, filters).
+    readHash();
+    applyState();
+    if (state.view === 'jobs' && state.selectedJobId) await openJob(state.selectedJobId);
     await refreshAll();
     startTimer();
     return true;
@@ -218,8 +227,8 @@
 
   async function refreshOnce() {
     try {
-      const tasks = [refreshStats(), refreshChart(), refreshJobs(), refreshSchedules(), refreshTypes()];
-      if (state.selectedJobId) tasks.push(refreshDetail());
+      const tasks = state.view === 'workers' ? [refreshWorkers()] : [refreshStats(), refreshChart(), refreshJobs(), refreshSchedules(), refreshTypes()];
+      if (state.selectedJobId && state.view === 'jobs') tasks.push(refreshDetail());
       await Promise.all(tasks);
       showMessage($('dashboard-error'), '');
       $('updated-at').textContent = 'Updated ' + new Date().toLocaleTimeString() + ' · every ' + REFRESH_MS / 1000 + ' s';
@@ -259,6 +268,8 @@
     if (state.status) params.set('status', state.status);
     if (state.type) params.set('type', state.type);
     if (state.createdBy) params.set('createdBy', state.createdBy);
+    if (state.tag) params.set('tag', state.tag);
+    if (state.idempotencyKey) params.set('idempotencyKey', state.idempotencyKey);
     const result = await api('/admin/jobs/queue?' + params.toString());
     const { meta, data } = result;
     // The last page shrank under us (jobs requeued, filters changed): go to the new last page.
@@ -453,6 +464,7 @@
 
   async function openJob(jobId) {
     state.selectedJobId = jobId;
+    writeHash();
     showMessage($('action-message'), '');
     for (const row of $('jobs-body').children) row.classList.toggle('selected', row.dataset.jobId === jobId);
     try {
@@ -494,6 +506,8 @@
       ['Updated', formatTime(job.updatedAt)],
     ];
     if (job.tenant) fields.push(['Tenant', job.tenant]);
+    if (job.tags && job.tags.length > 0) fields.push(['Tags', job.tags.join(', ')]);
+    if (job.idempotencyKey) fields.push(['Idempotency key', job.idempotencyKey]);
     if (job.dependsOn && job.dependsOn.length > 0) {
       fields.push(['Depends on', job.dependsOn.join(', ')]);
       fields.push(['Waiting for', job.pendingParents && job.pendingParents.length > 0 ? job.pendingParents.join(', ') : '–']);
@@ -525,11 +539,264 @@
     );
     $('attempts-table').hidden = attempts.length === 0;
     $('attempts-empty').hidden = attempts.length > 0;
+    renderCallback(job);
+    renderFiles(job);
     $('detail-payload').textContent = formatJson(job.payload);
     $('detail-result').textContent = formatJson(job.result);
 
     $('requeue-button').disabled = !contract.requeueable.includes(job.status);
     $('cancel-button').disabled = !contract.cancellable.includes(job.status) || job.cancelRequested;
+  }
+
+  /** The callback's delivery: where, its state, attempts, and the last error or delivery time. */
+  function renderCallback(job) {
+    const box = $('detail-callback');
+    box.hidden = !job.callbackUrl;
+    if (!job.callbackUrl) return;
+    const cb = job.callback;
+    const state = cb ? cb.status : 'waiting for the job to finish';
+    const stateNode = el('span', { className: 'badge callback-' + (cb ? cb.status : 'none'), text: state });
+    stateNode.id = 'detail-callback-status';
+    const items = [
+      el('div', {}, [el('dt', { text: 'URL' }), el('dd', { text: job.callbackUrl })]),
+      el('div', {}, [el('dt', { text: 'State' }), el('dd', {}, [stateNode])]),
+    ];
+    if (cb) {
+      items.push(el('div', {}, [el('dt', { text: 'Attempts' }), el('dd', { id: 'detail-callback-attempts', text: String(cb.attempts) })]));
+      if (cb.deliveredAt) items.push(el('div', {}, [el('dt', { text: 'Delivered' }), el('dd', { text: formatTime(cb.deliveredAt) })]));
+      if (cb.nextAttemptAt) items.push(el('div', {}, [el('dt', { text: 'Next attempt' }), el('dd', { text: formatTime(cb.nextAttemptAt) })]));
+      if (cb.lastError) items.push(el('div', {}, [el('dt', { text: 'Last error' }), el('dd', { className: 'error-text', id: 'detail-callback-error', text: cb.lastError })]));
+      if (cb.deliveryId) items.push(el('div', {}, [el('dt', { text: 'Delivery id' }), el('dd', {}, [el('code', { text: cb.deliveryId })])]));
+    }
+    $('detail-callback-fields').replaceChildren(...items);
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return bytes + ' B';
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + ' KB';
+    return (bytes / 1024 / 1024).toFixed(1) + ' MB';
+  }
+
+  function renderFiles(job) {
+    const files = job.files || [];
+    $('detail-files').hidden = files.length === 0;
+    $('detail-files-list').replaceChildren(
+      ...files.map((file) => {
+        const download = el('button', { type: 'button', className: 'secondary', text: 'Download' });
+        download.addEventListener('click', () => downloadFile(file));
+        return el('li', { dataset: { fileId: file.fileId } }, [el('code', { text: file.name }), el('span', { className: 'muted', text: ' · ' + file.contentType + ' · ' + formatSize(file.size) }), download]);
+      }),
+    );
+  }
+
+  /** Downloads need the token, so the bytes are fetched here and handed to the browser as a file. */
+  async function downloadFile(file) {
+    try {
+      const res = await fetch(file.url, { headers: { Authorization: 'Bearer ' + state.token }, cache: 'no-store' });
+      if (!res.ok) throw new ApiError(res.status, 'http_' + res.status, res.statusText);
+      const url = URL.createObjectURL(await res.blob());
+      const link = el('a', { href: url, download: file.name });
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      if (!handleAuthError(err)) showMessage($('action-message'), 'Could not download ' + file.name + ': ' + err.message);
+    }
+  }
+
+  // ---- Bulk actions ---------------------------------------------------------------------------
+
+  const BULK_WORDS = { requeue: ['requeued', 'Requeue'], cancel: ['cancelled (or asked to stop, when running)', 'Cancel'] };
+
+  /** The queue's current filters as a bulk filter; null when it names neither a status nor a type. */
+  function bulkFilter() {
+    const filter = {};
+    if (state.status) filter.status = state.status.split(',');
+    if (state.type) filter.type = state.type;
+    if (state.tag) filter.tag = state.tag.split(',').map((t) => t.trim()).filter(Boolean);
+    if (state.createdBy) filter.createdBy = state.createdBy;
+    return filter.status || filter.type ? filter : null;
+  }
+
+  let pendingBulk = null;
+
+  /** First a dry run: the count is shown, and nothing changes until it is confirmed. */
+  async function askBulk(action) {
+    showMessage($('bulk-message'), '');
+    const filter = bulkFilter();
+    if (!filter) {
+      showMessage($('bulk-message'), 'Choose a status or a type first: bulk actions apply to a filtered queue.');
+      return;
+    }
+    try {
+      const dry = await api('/admin/jobs/bulk', { method: 'POST', json: { action, filter, dryRun: true } });
+      if (dry.matched === 0) {
+        showMessage($('bulk-message'), 'No job matching these filters can be ' + BULK_WORDS[action][0] + '.');
+        return;
+      }
+      pendingBulk = { action, filter, matched: dry.matched };
+      $('bulk-confirm-text').textContent = BULK_WORDS[action][1] + ' ' + dry.matched + ' matching job' + (dry.matched === 1 ? '' : 's') + '?';
+      $('bulk-confirm').hidden = false;
+      $('bulk-confirm').dataset.action = action;
+      $('bulk-confirm').dataset.matched = String(dry.matched);
+    } catch (err) {
+      if (!handleAuthError(err)) showMessage($('bulk-message'), 'Could not count the matching jobs: ' + err.message);
+    }
+  }
+
+  async function confirmBulk() {
+    const pending = pendingBulk;
+    pendingBulk = null;
+    $('bulk-confirm').hidden = true;
+    if (!pending) return;
+    let affected = 0;
+    try {
+      // A call works for a bounded time; with many jobs it answers complete: false and is asked again.
+      for (let round = 0; round < 100; round += 1) {
+        const result = await api('/admin/jobs/bulk', { method: 'POST', json: { action: pending.action, filter: pending.filter } });
+        affected += result.affected;
+        if (result.complete) break;
+        showMessage($('bulk-message'), affected + ' so far…');
+      }
+      showMessage($('bulk-message'), affected + ' job' + (affected === 1 ? '' : 's') + ' ' + BULK_WORDS[pending.action][0] + '.');
+    } catch (err) {
+      if (!handleAuthError(err)) showMessage($('bulk-message'), 'Stopped after ' + affected + ' jobs: ' + err.message);
+    }
+    await refreshAll();
+  }
+
+  function updateBulkHint() {
+    const ready = bulkFilter() !== null;
+    $('bulk-requeue').disabled = !ready;
+    $('bulk-cancel').disabled = !ready;
+    $('bulk-hint').textContent = ready ? '' : 'Filter by status or type to act on all matching jobs.';
+  }
+
+  // ---- Workers --------------------------------------------------------------------------------
+
+  async function refreshWorkers() {
+    const { data } = await api('/admin/workers');
+    $('workers-body').replaceChildren(
+      ...data.map((worker) =>
+        el('tr', { dataset: { workerId: worker.workerId } }, [
+          el('td', {}, [el('code', { text: worker.workerId })]),
+          el('td', { text: worker.types === null ? 'every type' : worker.types.join(', ') }),
+          el('td', {}, [
+            el(
+            'div',
+            { className: 'held' },
+            worker.jobs.length === 0
+              ? [el('span', { className: 'muted', text: 'idle' })]
+              : worker.jobs.map((job) => {
+                  const link = el('a', { href: '#/job/' + encodeURIComponent(job.jobId), dataset: { jobId: job.jobId } }, [el('code', { text: job.jobId })]);
+                  const bar = el('span', { className: 'progress', title: job.progress + '%' }, [el('span', {})]);
+                  bar.firstChild.style.width = job.progress + '%';
+                  return el('div', {}, [link, el('span', { className: 'muted', text: ' ' + job.type + ' · lease until ' + formatTime(job.leaseExpiresAt) }), bar]);
+                }),
+            ),
+          ]),
+          el('td', { text: formatTime(worker.lastSeenAt) + ' (' + worker.lastCall + ')' }),
+        ]),
+      ),
+    );
+    $('workers-empty').hidden = data.length > 0;
+  }
+
+  // ---- URLs -----------------------------------------------------------------------------------
+
+  const FILTER_KEYS = [
+    ['status', 'status'],
+    ['type', 'type'],
+    ['tag', 'tag'],
+    ['createdBy', 'createdBy'],
+    ['idempotencyKey', 'idempotencyKey'],
+  ];
+
+  /** The view, job and filters in the URL's hash, so a link can be shared. */
+  function readHash() {
+    const hash = location.hash.replace(/^#\/?/, '');
+    const [route, query = ''] = hash.split('?');
+    const params = new URLSearchParams(query);
+    for (const [key, param] of FILTER_KEYS) state[key] = params.get(param) || '';
+    state.page = Math.max(1, Number(params.get('page')) || 1);
+    state.perPage = [20, 50, 100].includes(Number(params.get('per_page'))) ? Number(params.get('per_page')) : 20;
+    if (route === 'workers') {
+      state.view = 'workers';
+    } else {
+      state.view = 'jobs';
+      const job = /^job\/(.+)$/.exec(route);
+      state.selectedJobId = job ? decodeURIComponent(job[1]) : null;
+    }
+  }
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const [key, param] of FILTER_KEYS) if (state[key]) params.set(param, state[key]);
+    if (state.page > 1) params.set('page', String(state.page));
+    if (state.perPage !== 20) params.set('per_page', String(state.perPage));
+    const query = params.toString();
+    return query ? '?' + query : '';
+  }
+
+  function writeHash() {
+    let hash;
+    if (state.view === 'workers') hash = '#/workers';
+    else if (state.selectedJobId) hash = '#/job/' + encodeURIComponent(state.selectedJobId) + filterQuery();
+    else hash = '#/jobs' + filterQuery();
+    if (location.hash !== hash) history.replaceState(null, '', hash);
+  }
+
+  /** Shows the state's view and puts its filters into the controls. */
+  function applyState() {
+    $('workers-view').hidden = state.view !== 'workers';
+    $('jobs-view').hidden = state.view !== 'jobs';
+    $('view-jobs').classList.toggle('active', state.view === 'jobs');
+    $('view-workers').classList.toggle('active', state.view === 'workers');
+    const status = $('filter-status');
+    if (state.status && !status.querySelector('option[value="' + CSS.escape(state.status) + '"]')) status.appendChild(el('option', { value: state.status, text: state.status }));
+    status.value = state.status;
+    if (state.type) addTypeOption(state.type);
+    $('filter-type').value = state.type;
+    $('filter-tag').value = state.tag;
+    $('filter-created-by').value = state.createdBy;
+    $('filter-per-page').value = String(state.perPage);
+    if (state.idempotencyKey) $('search-input').value = state.idempotencyKey;
+    if (!state.selectedJobId) $('job-detail').hidden = true;
+    updateBulkHint();
+  }
+
+  async function onHashChanged() {
+    readHash();
+    applyState();
+    if (state.view === 'jobs' && state.selectedJobId) await openJob(state.selectedJobId);
+    else await refreshAll();
+  }
+
+  const JOB_ID = /^job_[0-9a-f]{24}$/;
+
+  /** A job id opens the job; anything else lists the jobs enqueued with that idempotency key. */
+  function search(raw) {
+    const value = raw.trim();
+    if (!value) return;
+    // Filters still being typed are overtaken by the search.
+    clearTimeout(state.typing);
+    state.view = 'jobs';
+    if (JOB_ID.test(value)) {
+      state.selectedJobId = value;
+      writeHash();
+      applyState();
+      openJob(value);
+      return;
+    }
+    // A search finds the job whatever the other filters say.
+    for (const [key] of FILTER_KEYS) state[key] = '';
+    state.idempotencyKey = value;
+    state.page = 1;
+    state.selectedJobId = null;
+    writeHash();
+    applyState();
+    refreshAll();
   }
 
   async function act(kind) {
@@ -576,9 +843,17 @@
   function onFiltersChanged() {
     state.status = $('filter-status').value;
     state.type = $('filter-type').value;
+    state.tag = $('filter-tag').value.trim();
     state.createdBy = $('filter-created-by').value.trim();
     state.perPage = Number($('filter-per-page').value);
+    // Other filters make a new listing: the idempotency key searched for last no longer applies.
+    state.idempotencyKey = '';
+    $('search-input').value = '';
     state.page = 1;
+    $('bulk-confirm').hidden = true;
+    pendingBulk = null;
+    writeHash();
+    updateBulkHint();
     refreshAll();
   }
 
@@ -595,10 +870,26 @@
     $('logout-button').addEventListener('click', () => signOut(''));
     $('refresh-button').addEventListener('click', () => refreshAll());
     for (const id of ['filter-status', 'filter-type', 'filter-per-page']) $(id).addEventListener('change', onFiltersChanged);
-    let typing = null;
-    $('filter-created-by').addEventListener('input', () => {
-      clearTimeout(typing);
-      typing = setTimeout(onFiltersChanged, 300);
+    for (const id of ['filter-created-by', 'filter-tag']) {
+      $(id).addEventListener('input', () => {
+        clearTimeout(state.typing);
+        state.typing = setTimeout(onFiltersChanged, 300);
+      });
+    }
+    $('bulk-requeue').addEventListener('click', () => askBulk('requeue'));
+    $('bulk-cancel').addEventListener('click', () => askBulk('cancel'));
+    $('bulk-confirm-yes').addEventListener('click', () => confirmBulk());
+    $('bulk-confirm-no').addEventListener('click', () => {
+      pendingBulk = null;
+      $('bulk-confirm').hidden = true;
+      showMessage($('bulk-message'), 'Nothing was changed.');
+    });
+    $('search-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      search($('search-input').value);
+    });
+    window.addEventListener('hashchange', () => {
+      if (state.token) onHashChanged();
     });
     $('filters').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -607,12 +898,14 @@
     $('page-prev').addEventListener('click', () => {
       if (state.page > 1) {
         state.page -= 1;
+        writeHash();
         refreshAll();
       }
     });
     $('page-next').addEventListener('click', () => {
       if (state.page < state.totalPages) {
         state.page += 1;
+        writeHash();
         refreshAll();
       }
     });
@@ -620,6 +913,7 @@
     $('cancel-button').addEventListener('click', () => act('cancel'));
     $('close-detail').addEventListener('click', () => {
       state.selectedJobId = null;
+      writeHash();
       $('job-detail').hidden = true;
       for (const row of $('jobs-body').children) row.classList.remove('selected');
     });
