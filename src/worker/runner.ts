@@ -305,14 +305,15 @@ export class WorkerRunner {
     }
   }
 
-  private report(item: BatchReportItem): Promise<void> {
-    return this.batcher ? this.batcher.submit(item) : this.sendSingle(item);
+  /** `alone`: a traced run reports through its single endpoint, so the report is a span of the job's own trace (a batch belongs to no one trace). */
+  private report(item: BatchReportItem, alone: boolean): Promise<void> {
+    return this.batcher && !alone ? this.batcher.submit(item) : this.sendSingle(item);
   }
 
   private async runJob(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<void> {
     const tracing = this.options.tracing;
     if (!tracing?.enabled) {
-      await this.runJobUntraced(job, controller, leaseMs);
+      await this.runJobUntraced(job, controller, leaseMs, false);
       return;
     }
     // The run, its heartbeats and its report are one span of the enqueuing request's trace.
@@ -320,14 +321,14 @@ export class WorkerRunner {
       'job.run',
       { parent: job.traceparent ?? null, kind: 'consumer', attributes: { 'job.id': job.jobId, 'job.type': job.type, 'job.attempt': job.attempt } },
       async (span) => {
-        const outcome = await this.runJobUntraced(job, controller, leaseMs);
+        const outcome = await this.runJobUntraced(job, controller, leaseMs, job.traceparent != null);
         span.setAttributes({ 'job.outcome': outcome });
         if (outcome !== 'succeeded') span.fail();
       },
     );
   }
 
-  private async runJobUntraced(job: LeasedJobWire, controller: AbortController, leaseMs: number): Promise<JobOutcome> {
+  private async runJobUntraced(job: LeasedJobWire, controller: AbortController, leaseMs: number, reportAlone: boolean): Promise<JobOutcome> {
     const { api, logger } = this.options;
     const log = logger.child({ jobId: job.jobId, type: job.type, attempt: job.attempt });
     const started = this.now();
@@ -426,18 +427,18 @@ export class WorkerRunner {
     try {
       const lease = { jobId: job.jobId, leaseId: job.leaseId, durationMs };
       if (snoozeSeconds !== undefined) {
-        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'snoozed', seconds: snoozeSeconds }), leaseMs, log);
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'snoozed', seconds: snoozeSeconds }, reportAlone), leaseMs, log);
         outcome = 'snoozed';
       } else if (!failure) {
         const reported = result instanceof PartialResult ? result.toJSON() : result;
-        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'succeeded', ...(reported === undefined ? {} : { result: reported }) }), leaseMs, log);
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'succeeded', ...(reported === undefined ? {} : { result: reported }) }, reportAlone), leaseMs, log);
         outcome = 'succeeded';
       } else if (failure.code === 'lease_lost') {
         // Someone else may hold the job now; any report from us would be refused.
         log.warn('lease lost; abandoning the job without reporting');
       } else {
         const error = failure;
-        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'failed', error }), leaseMs, log);
+        await this.reportThroughOutages(() => this.report({ ...lease, outcome: 'failed', error }, reportAlone), leaseMs, log);
         outcome = 'failed';
       }
     } catch (reportErr) {
