@@ -113,7 +113,7 @@ const apiSchema = z.object({
   // Idle, the shared long-poll query backs off to this; a change feed (LEASE_WAKE_FEED) tells of other instances' jobs at once.
   LEASE_POLL_MAX_INTERVAL_MS: integer(50, 600_000).default(8_000),
   LEASE_WAKE_FEED: z.enum(['auto', 'on', 'off']).default('auto'),
-  // How often each instance re-reads the run-time type settings (PATCH /admin/types): API.md wants a change honoured everywhere within 2 s.
+  // At most how often each instance re-reads the run-time type settings (PATCH /admin/types), when they matter: API.md wants a change honoured everywhere within 2 s.
   TYPE_SETTINGS_REFRESH_MS: integer(100, 1_500).default(DEFAULT_TYPE_SETTINGS_REFRESH_MS),
   // GET /jobs/:jobId?wait=: one shared query per interval finds finishes recorded by other instances.
   RESULT_WAIT_POLL_INTERVAL_MS: integer(50, 1_000).default(500),

@@ -155,7 +155,19 @@ export function wireServices(params: ApiWiringParams): ApiServices {
     logger: params.logger,
     ...(params.workerSeenIntervalMs === undefined ? {} : { intervalMs: params.workerSeenIntervalMs }),
   });
+  const queries = createJobQueryRepository(params.connection);
+  const types: TypeSettings = new TypeSettings({
+    store: new TypeSettingsRepository(params.connection),
+    registry,
+    queries,
+    clock,
+    // Read lazily: `jobs` exists by the time the timer first asks.
+    shouldWatch: (): boolean => jobs.waitsOnSettings,
+    ...(params.typeSettingsRefreshMs === undefined ? {} : { refreshIntervalMs: params.typeSettingsRefreshMs }),
+    onError: (err) => params.logger.warn({ err }, 'could not refresh the run-time type settings; the last ones stay in force'),
+  });
   const jobs = new JobService({
+    runtimeSettings: types,
     presence: workers,
     jobs: new JobRepository(params.connection),
     slots: new SlotRepository(params.connection),
@@ -173,16 +185,7 @@ export function wireServices(params: ApiWiringParams): ApiServices {
   });
   const { payouts } = createPayouts({ connection: params.connection });
   const assets = createAssetService(params.connection);
-  const queries = createJobQueryRepository(params.connection);
   const admin = new AdminService({ queries, jobs, registry, clock });
-  const types = new TypeSettings({
-    store: new TypeSettingsRepository(params.connection),
-    registry,
-    queries,
-    clock,
-    ...(params.typeSettingsRefreshMs === undefined ? {} : { refreshIntervalMs: params.typeSettingsRefreshMs }),
-    onError: (err) => params.logger.warn({ err }, 'could not refresh the run-time type settings; the last ones stay in force'),
-  });
   const listing = new JobListing({ queries });
   const bulk = new BulkActions({
     queries,

@@ -26,6 +26,8 @@ export interface JobServiceDeps extends QueueDeps {
   leasePollMaxIntervalMs?: number;
   /** `GET /jobs/:jobId?wait=`: how often one shared query looks for finishes recorded by other instances (default 500 ms). */
   resultPollIntervalMs?: number;
+  /** The run-time type settings, re-read before a lease call when stale (see TypeSettings). */
+  runtimeSettings?: { fresh(): Promise<void> };
   /** Told of every lease call and heartbeat (GET /admin/workers). */
   presence?: Pick<WorkerPresence, 'seen'>;
 }
@@ -69,6 +71,11 @@ export class JobService {
   /** Lease calls now waiting for work (long-poll). */
   get waitingLeaseCalls(): number {
     return this.leaser.waitingLeaseCalls;
+  }
+
+  /** Whether a waiting lease call is held back by a run-time setting (a pause, a full limit). */
+  get waitsOnSettings(): boolean {
+    return this.leaser.waitsOnSettings;
   }
 
   /** Ends every long-poll wait (shutdown): lease calls and result waits answer at once. */

@@ -32,6 +32,8 @@ const MAX_CLAIM_ROUNDS = 3;
  * worker behind a backlog.
  */
 const MAX_CONTENDED_RETRIES = 4;
+/** How long a probe's finding that settings hold a waiting scope back counts (longer than the probe's longest interval). */
+const HELD_BACK_MEMORY_MS = 60_000;
 /** Rounds that left out full keys or types may go on, up to this many in all. */
 const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
 
@@ -51,6 +53,8 @@ export class Leaser {
       leasePollIntervalMs?: number;
       /** Long-poll: the longest the shared query waits while nothing happens (default 8 × the interval). */
       leasePollMaxIntervalMs?: number;
+      /** The run-time type settings, re-read before a lease call when older than their refresh interval. */
+      runtimeSettings?: { fresh(): Promise<void> };
     },
     private readonly rescuer: LeaseRescuer,
   ) {
@@ -71,6 +75,17 @@ export class Leaser {
   /** Lease calls now waiting for work (long-poll). */
   get waitingLeaseCalls(): number {
     return this.waiters.size;
+  }
+
+  /** When the long-poll probe last found a waiting scope's type paused, rate-held or at its limit (real time). */
+  private heldBackSeenAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Whether lease calls wait here on a type a setting holds back: then a resume or a raised limit
+   * made on another instance must be read without a lease call to wake them (TypeSettings).
+   */
+  get waitsOnSettings(): boolean {
+    return this.waiters.size > 0 && Date.now() - this.heldBackSeenAt < HELD_BACK_MEMORY_MS;
   }
 
   /** Ends every long-poll wait (shutdown), and the change feed. */
@@ -137,6 +152,8 @@ export class Leaser {
   private async leaseOnce(input: LeaseInput): Promise<{ result: LeaseResult; contended: boolean }> {
     const { registry, clock, jobs, slots, events } = this.deps;
     this.typesKnown(input.types);
+    // A pause or a lower limit set on another instance holds here within the settings' refresh interval.
+    await this.deps.runtimeSettings?.fresh();
     const now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
 
@@ -144,6 +161,7 @@ export class Leaser {
     const heldBack = this.flow.heldBack(now);
     let types = input.types ? input.types.filter((t) => !heldBack.has(t)) : null;
     const excludeTypes = new Set(input.types ? [] : heldBack);
+    if (heldBack.size > 0 && (input.types ? input.types.some((t) => heldBack.has(t)) : true)) this.heldBackSeenAt = Date.now();
     const excludeKeys = new Map<string, Set<string>>();
     const spare: SpareGrants = new Map();
     const won: Job[] = [];
@@ -174,6 +192,7 @@ export class Leaser {
       // A busy key, a full type or a spent rate window never holds back the rest: the next round
       // looks past them.
       const full = [...taken.fullTypes, ...gated.fullTypes];
+      if (full.length > 0) this.heldBackSeenAt = Date.now();
       for (const type of full) {
         if (types) types = types.filter((t) => t !== type);
         else excludeTypes.add(type);
@@ -245,7 +264,10 @@ export class Leaser {
     // when to look again (a resume wakes the waiters itself). Nothing else to lease: no query at all.
     const heldBack = this.flow.heldBack(now);
     const reopensInMs = this.flow.reopensInMs(scopeTypes, now);
-    if (scopeTypes.every((t) => heldBack.has(t))) return { count: 0, nextDueInMs: reopensInMs };
+    if (scopeTypes.every((t) => heldBack.has(t))) {
+      this.heldBackSeenAt = Date.now();
+      return { count: 0, nextDueInMs: reopensInMs };
+    }
     await this.rescuer.reclaimIfDue(now, false);
     const freeSlots = new Map<string, number>();
     for (const type of scopeTypes) {
@@ -254,6 +276,7 @@ export class Leaser {
       if (limit !== null) freeSlots.set(type, await slots.countFree({ type, limit, now, max: params.max }));
     }
     const full = [...new Set([...heldBack, ...[...freeSlots].filter(([, free]) => free === 0).map(([type]) => type)])];
+    if (scopeTypes.some((t) => full.includes(t))) this.heldBackSeenAt = Date.now();
     const types = params.types ? params.types.filter((t) => !full.includes(t)) : null;
     // Every type asked for is at its limit: a finished job of it (an event) is what frees a slot.
     if (types && types.length === 0) return { count: 0, nextDueInMs: reopensInMs };

@@ -25,9 +25,12 @@ export const DEFAULT_TYPE_SETTINGS_REFRESH_MS = 1_000;
 
 /**
  * Run-time settings of job types (pause, concurrency and rate limits), stored in the database so
- * they survive restarts and reach every API instance: each instance re-reads the (few, small)
- * documents every `refreshIntervalMs` and hands them to the registry, and applies its own changes
- * at once. Lease calls read the registry, never the database, for them.
+ * they survive restarts and reach every API instance, which applies its own changes at once and
+ * re-reads the (few, small) documents of others' when they matter, never more than once per
+ * `refreshIntervalMs`: before a lease call (`fresh`, so a pause or a lower limit set elsewhere holds
+ * within the interval), before GET /admin/types, and on a timer only while a waiting lease call is
+ * held back by a setting (`shouldWatch`: a pause, a full limit), so that a resume or a raised limit
+ * wakes it within the interval. An idle instance reads nothing. Lease calls then read the registry.
  */
 export class TypeSettings {
   private readonly task: PeriodicTask<void>;
@@ -42,20 +45,44 @@ export class TypeSettings {
       queries: Pick<JobQueryRepository, 'countByTypeAndStatus'>;
       clock: Clock;
       refreshIntervalMs?: number;
+      /** Whether a waiting lease call is held back by a setting (then a change elsewhere must reach it without a lease call). */
+      shouldWatch?: () => boolean;
       onError?: (err: unknown) => void;
     },
   ) {
+    this.intervalMs = deps.refreshIntervalMs ?? DEFAULT_TYPE_SETTINGS_REFRESH_MS;
     this.task = new PeriodicTask({
       name: 'type-settings',
-      intervalMs: deps.refreshIntervalMs ?? DEFAULT_TYPE_SETTINGS_REFRESH_MS,
-      run: () => this.refresh(),
+      intervalMs: this.intervalMs,
+      run: () => (this.deps.shouldWatch?.() ? this.fresh() : Promise.resolve()),
       onError: (err) => deps.onError?.(err),
     });
+  }
+
+  private readonly intervalMs: number;
+  /** When the last read began (real time: a cadence, not domain time). */
+  private readAt = Number.NEGATIVE_INFINITY;
+  private reading: Promise<void> | undefined;
+
+  /**
+   * Re-reads the settings when the last read is older than the refresh interval; concurrent callers
+   * share one read. A failed read keeps the last settings in force (and is not retried before the
+   * interval passes).
+   */
+  fresh(): Promise<void> {
+    if (Date.now() - this.readAt < this.intervalMs) return this.reading ?? Promise.resolve();
+    this.reading ??= this.refresh()
+      .catch((err: unknown) => this.deps.onError?.(err))
+      .finally(() => {
+        this.reading = undefined;
+      });
+    return this.reading;
   }
 
   /** Reads the stored settings and applies them (start-up runs this before serving). */
   async refresh(): Promise<void> {
     const before = this.localChanges;
+    this.readAt = Date.now();
     const stored = await this.deps.store.findAll();
     if (before !== this.localChanges) return;
     this.current = stored;
@@ -72,6 +99,7 @@ export class TypeSettings {
 
   /** Every registered type with its effective policy and counts (a tenant token: its tenant's counts). */
   async list(principal: Principal): Promise<JobTypeView[]> {
+    await this.fresh();
     const counts = await this.countsByType(principal.tenant);
     return this.deps.registry.typeNames().map((type) => this.view(type, counts.get(type)));
   }

@@ -203,6 +203,22 @@ describe('pause and run-time settings', () => {
     expect(Date.now() - resumedAt).toBeLessThan(1_000);
   });
 
+  it('a long-poll held back by a pause on one instance is woken by a resume made on the other within 2 s (the waiting instance watches the settings)', async () => {
+    // The shared poll would not look for a minute: only the settings watch can wake the waiter.
+    await instances({ typeSettingsRefreshMs: 1_000, leasePollIntervalMs: 60_000, leasePollMaxIntervalMs: 60_000 });
+    a.services.types!.start();
+    b.services.types!.start();
+    await setType('noop', { paused: true });
+    await enqueueMany(1, () => ({}));
+    const poll = leaseOver(b.baseUrl, { workerId: 'paused-poller', type: 'noop', wait: 10 });
+    await waitFor(() => (b.services.jobs.waitingLeaseCalls === 1 ? true : undefined), { intervalMs: 10 });
+    expect(b.services.jobs.waitsOnSettings).toBe(true);
+    const resumedAt = Date.now();
+    expect((await call(a.baseUrl, { method: 'PATCH', path: '/admin/types/noop', token: adminToken, body: { paused: null } })).status).toBe(200);
+    expect(await poll).toHaveLength(1);
+    expect(Date.now() - resumedAt).toBeLessThan(2_000);
+  });
+
   it('GET /admin/types: effective policy, pause and live counts; run time wins over the environment, which wins over the registry; null removes', async () => {
     const { JobRegistry } = await import('../../src/jobs/registry');
     const { JOB_TYPES } = await import('../../src/jobs/job-types');

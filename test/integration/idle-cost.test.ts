@@ -60,3 +60,30 @@ it('renewed long-polls of idle workers cost no query each: the shared poll asks 
   expect(renewals).toBeGreaterThanOrEqual(12);
   expect(jobQueries.length).toBeLessThan(renewals / 2);
 });
+
+it('idle workers waiting on a type nothing holds back cost no reads of the run-time type settings', async () => {
+  services.types!.start();
+  const stop = new AbortController();
+  const workers = Array.from({ length: 8 }, async (_, i) => {
+    while (!stop.signal.aborted) {
+      await fetch(`${server.baseUrl}/jobs/lease?limit=4&wait=1&type=noop`, {
+        headers: { Authorization: `Bearer ${tokenFor('worker')}`, 'X-Worker-Id': `idle-settings-worker-${i}` },
+        signal: stop.signal,
+      }).then((res) => res.json(), () => undefined);
+    }
+  });
+  try {
+    await waitFor(() => (services.jobs.waitingLeaseCalls === 8 ? true : undefined), { intervalMs: 20 });
+    // Past the first lease calls (one read for all of them, as their settings were older than the interval).
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    commands.length = 0;
+    // Three refresh intervals (TYPE_SETTINGS_REFRESH_MS defaults to 1 s): a timer would have read three times.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(services.jobs.waitsOnSettings).toBe(false);
+    expect(commands.filter((c) => c.endsWith(' job_types'))).toEqual([]);
+  } finally {
+    stop.abort();
+    await Promise.all(workers);
+    await services.types!.stop();
+  }
+});
