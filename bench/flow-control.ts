@@ -11,100 +11,12 @@
  *   MONGODB_URI=mongodb://... npm run bench:flow
  */
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 
-import pino from 'pino';
-
-import { createApp } from '../src/app';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-db';
-import { mintToken } from '../src/auth/tokens';
-import { connectDatabase } from '../src/storage/connection';
-import { ensureIndexes } from '../src/storage/indexes';
-import { wireApi, wireServices } from '../src/wiring';
+import { runFlowLimits } from './scenarios/flow-limits';
 
-const MONITORING = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);
 const WORKERS = 4;
 const LEASE_LIMIT = 25;
-
-interface Variant {
-  name: string;
-  settings: Record<string, unknown>;
-  keyed: boolean;
-}
-
-const VARIANTS: Variant[] = [
-  { name: 'no limit', settings: {}, keyed: false },
-  { name: 'keyConcurrencyLimit (never binding)', settings: { keyConcurrencyLimit: 1 }, keyed: true },
-  { name: 'rateLimit (never binding)', settings: { rateLimit: { jobs: 1_000, perSeconds: 1 } }, keyed: false },
-  { name: 'both', settings: { keyConcurrencyLimit: 1, rateLimit: { jobs: 1_000, perSeconds: 1 } }, keyed: true },
-];
-
-async function runVariant(params: { uri: string; variant: Variant; jobs: number; secret: string }): Promise<{ jobsPerSecond: number; commandsPerLease: number; commandsPerJob: number }> {
-  const { variant, jobs, secret } = params;
-  const dbName = `bench_flow_${randomBytes(3).toString('hex')}`;
-  const connection = await connectDatabase({ uri: params.uri, dbName, timeoutMs: 5_000, writeConcern: 'majority', readPreference: 'primary', monitorCommands: true });
-  await ensureIndexes(connection);
-  let commands = 0;
-  connection.getClient().on('commandStarted', (event) => {
-    if (!MONITORING.has(event.commandName)) commands += 1;
-  });
-  const wiring = { connection, logger: pino({ level: 'silent' }), jwtSecret: secret, readyTimeoutMs: 1_000 };
-  const services = wireServices(wiring);
-  const server = await new Promise<Server>((resolve) => {
-    const s = createApp(wireApi(wiring, services)).listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const address = server.address();
-  const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-  const token = (role: 'admin' | 'service' | 'worker') => mintToken({ secret, sub: `bench-${role}`, role });
-  const send = async (path: string, init: { method?: string; body?: unknown; role: 'admin' | 'service' | 'worker'; workerId?: string }): Promise<Record<string, unknown>> => {
-    const res = await fetch(`${baseUrl}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { Authorization: `Bearer ${token(init.role)}`, 'Content-Type': 'application/json', ...(init.workerId ? { 'X-Worker-Id': init.workerId } : {}) },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  };
-  try {
-    if (Object.keys(variant.settings).length > 0) await send('/admin/types/noop', { method: 'PATCH', role: 'admin', body: variant.settings });
-    for (let i = 0; i < jobs; i += 1_000) {
-      const chunk = Array.from({ length: Math.min(1_000, jobs - i) }, (_, j) => ({ type: 'noop', payload: {}, ...(variant.keyed ? { concurrencyKey: `key-${i + j}` } : {}) }));
-      await send('/jobs/batch', { method: 'POST', role: 'service', body: { jobs: chunk } });
-    }
-    let done = 0;
-    let leaseCalls = 0;
-    let leaseCommands = 0;
-    commands = 0;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: WORKERS }, async (_, w) => {
-        const workerId = `bench-worker-${w}`;
-        while (done < jobs) {
-          const before = commands;
-          const lease = (await send(`/jobs/lease?type=noop&limit=${LEASE_LIMIT}`, { role: 'worker', workerId })) as { jobs: { jobId: string; leaseId: string }[] };
-          leaseCalls += 1;
-          leaseCommands += commands - before;
-          if (lease.jobs.length === 0) {
-            if (done >= jobs) break;
-            await new Promise((resolve) => setTimeout(resolve, 5));
-            continue;
-          }
-          await send('/jobs/reports', { method: 'POST', role: 'worker', workerId, body: { reports: lease.jobs.map((j) => ({ jobId: j.jobId, leaseId: j.leaseId, outcome: 'succeeded' })) } });
-          done += lease.jobs.length;
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    return { jobsPerSecond: jobs / seconds, commandsPerLease: leaseCommands / leaseCalls, commandsPerJob: commands / jobs };
-  } finally {
-    services.jobs.close();
-    await new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-    await connection.dropDatabase().catch(() => undefined);
-    await connection.close();
-  }
-}
 
 async function main(): Promise<void> {
   const jobsArg = process.argv.find((a) => a.startsWith('--jobs='));
@@ -118,14 +30,9 @@ async function main(): Promise<void> {
   const secret = randomBytes(32).toString('hex');
   try {
     process.stderr.write(`flow-control bench: ${jobs} noop jobs per run, ${WORKERS} workers leasing ${LEASE_LIMIT} at a time, batch reports; database ${embedded?.kind ?? 'MONGODB_URI'}\n`);
-    const rows: string[] = ['| variant | jobs/s | vs no limit | db commands per lease call | db commands per job |', '| --- | --- | --- | --- | --- |'];
-    let base: number | undefined;
-    for (const variant of VARIANTS) {
-      const result = await runVariant({ uri, variant, jobs, secret });
-      base ??= result.jobsPerSecond;
-      rows.push(`| ${variant.name} | ${result.jobsPerSecond.toFixed(0)} | ${(result.jobsPerSecond / base).toFixed(2)} | ${result.commandsPerLease.toFixed(1)} | ${result.commandsPerJob.toFixed(2)} |`);
-      process.stderr.write(`  ${variant.name}: ${result.jobsPerSecond.toFixed(0)} jobs/s\n`);
-    }
+    const results = await runFlowLimits({ uri, jobs, secret, log: (line) => process.stderr.write(`${line}\n`) });
+    const rows: string[] = ['| variant | jobs/s | vs no limit | db commands per job |', '| --- | --- | --- | --- |'];
+    for (const r of results) rows.push(`| ${r.variant} | ${r.jobsPerSecond} | ${r.vsNoLimit.toFixed(2)} | ${r.commandsPerJob.toFixed(2)} |`);
     process.stdout.write(`${rows.join('\n')}\n`);
   } finally {
     await embedded?.stop();

@@ -5,7 +5,7 @@
  *   npm run bench                      full run (a few minutes)
  *   npm run bench -- --quick           smaller sizes, under a minute
  *   npm run bench -- --profile         also CPU-profiles the API during the end-to-end scenario
- *   npm run bench -- --only=e2e,raw    some scenarios only (enqueue, e2e, e2e2, raw, agenda, idle)
+ *   npm run bench -- --only=e2e,raw    some scenarios only (enqueue, e2e, e2e2, raw, agenda, idle, flow)
  *   MONGODB_URI=mongodb://... npm run bench    against a real MongoDB (absolute numbers)
  *
  * Prints a table on stdout (progress on stderr) and writes bench/results.json.
@@ -23,10 +23,11 @@ import { computeRatiosAndTargets, describeMachine, formatTable, type BenchResult
 import { runAgenda } from './scenarios/agenda';
 import { runEndToEnd } from './scenarios/end-to-end';
 import { runEnqueue } from './scenarios/enqueue';
+import { runFlowLimits } from './scenarios/flow-limits';
 import { runIdle } from './scenarios/idle';
 import { runRawLimit } from './scenarios/raw-limit';
 
-const SCENARIOS = ['enqueue', 'e2e', 'e2e2', 'raw', 'agenda', 'idle'] as const;
+const SCENARIOS = ['enqueue', 'e2e', 'e2e2', 'raw', 'agenda', 'idle', 'flow'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; profile: boolean; only: Set<Scenario> } {
@@ -88,6 +89,7 @@ async function main(): Promise<number> {
     raw: null,
     agenda: null,
     idle: null,
+    flow: null,
     api: { peakRssMb: null },
     ratios: { e2eVsRaw: null, e2eVsAgenda: null, dbRequestsPerJobVsRaw: null },
     targets: [],
@@ -119,6 +121,9 @@ async function main(): Promise<number> {
     results.raw = await run('raw', 'raw limit: the same claims with the driver alone', () => runRawLimit(ctx));
     results.agenda = await run('agenda', 'Agenda: the same jobs through Agenda 6', () => runAgenda(ctx));
     results.idle = await run('idle', 'idle: database requests of idle workers', () => runIdle(ctx));
+    results.flow = await run('flow', 'flow control: a keyConcurrencyLimit and a rateLimit against an unlimited type', () =>
+      runFlowLimits({ uri: mongoUri, jobs: ctx.quick ? 500 : 2_000, secret: ctx.jwtSecret, log }),
+    );
   } finally {
     await dropDatabases(mongoUri, dbNames).catch(() => undefined);
     await embedded?.stop();

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { AgendaResult } from '../scenarios/agenda';
 import type { EndToEndResult } from '../scenarios/end-to-end';
 import type { EnqueueResult } from '../scenarios/enqueue';
+import type { FlowLimitRow } from '../scenarios/flow-limits';
 import type { IdleResult } from '../scenarios/idle';
 import type { RawLimitResult } from '../scenarios/raw-limit';
 import type { BenchSizes } from './context';
@@ -47,6 +48,8 @@ export interface BenchResults {
   raw: RawLimitResult | null;
   agenda: AgendaResult | null;
   idle: IdleResult | null;
+  /** What a keyConcurrencyLimit and a rateLimit cost the lease path (in-process API, 4 HTTP workers). */
+  flow: FlowLimitRow[] | null;
   api: { peakRssMb: number | null };
   ratios: { e2eVsRaw: number | null; e2eVsAgenda: number | null; dbRequestsPerJobVsRaw: number | null };
   targets: Target[];
@@ -156,6 +159,11 @@ export function formatTable(results: BenchResults): string {
       : 'failed',
     '', '', '', '',
   ]);
+  if (results.flow) {
+    for (const row of results.flow) {
+      rows.push([`flow: ${row.variant}`, `${n(row.jobsPerSecond)} jobs/s  (${n(row.vsNoLimit, 2)}x no limit; ${n(row.commandsPerJob, 2)} db commands per job)`, '', '', '', '']);
+    }
+  }
   rows.push([
     'API peak RSS (end to end)',
     results.api.peakRssMb === null || !e2e
