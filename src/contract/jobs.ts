@@ -307,7 +307,7 @@ export const leasedJob = z.strictObject({
     .optional()
     .meta({
       description:
-        "Whom the job acts for: its creator (a schedule's jobs: the schedule's owner). The worker works only on resources this principal may reach; another's answer as missing ones. Always present.",
+        "Whom the job acts for: its creator (a schedule's jobs: the schedule's owner). The worker works only on the resources this principal may reach; one out of its reach fails the job as a missing one would. Always present.",
     }),
 });
 
