@@ -75,7 +75,7 @@ async function uploadAsset(token: string): Promise<string> {
   const res = await fetch(`${api.baseUrl}/assets`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'image/png' },
-    body: await makeImage({ contentType: 'image/png', width: 40, height: 30 }),
+    body: new Uint8Array(await makeImage({ contentType: 'image/png', width: 40, height: 30 })),
   });
   const body = (await res.json()) as { assetId: string };
   if (res.status !== 201) throw new Error(`upload answered ${res.status}: ${JSON.stringify(body)}`);
