@@ -27,6 +27,12 @@ export interface LeaseResult {
 }
 
 const MAX_CLAIM_ROUNDS = 3;
+/**
+ * A call that saw candidates but lost every one to other workers tries again at once this many
+ * times: work is there, so waiting for an event (which others consumed) or the poll would idle a
+ * worker behind a backlog.
+ */
+const MAX_CONTENDED_RETRIES = 4;
 /** Rounds that left out full keys or types may go on, up to this many in all. */
 const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
 
@@ -98,13 +104,19 @@ export class Leaser {
     const deadline = Date.now() + (input.waitMs ?? 0);
     const scope = { types: input.types, tenant: input.tenant };
     let first = true;
+    let contendedRetries = 0;
     for (;;) {
       const since = this.waiters.currentSequence;
       // A renewed long-poll of a scope just found empty waits at once: the shared poll looks for all.
       const skip = first && (input.waitMs ?? 0) > 0 && this.waiters.isKnownEmpty(scope) && this.typesKnown(input.types);
       first = false;
-      const result = skip ? { leasedAt: this.deps.clock.now(), jobs: [] } : await this.leaseOnce(input);
-      if (!skip && result.jobs.length === 0) this.waiters.markEmpty(scope, since);
+      const { result, contended } = skip ? { result: { leasedAt: this.deps.clock.now(), jobs: [] }, contended: false } : await this.leaseOnce(input);
+      if (result.jobs.length === 0 && contended && contendedRetries < MAX_CONTENDED_RETRIES && !input.signal?.aborted) {
+        contendedRetries += 1;
+        continue;
+      }
+      // Only a scope the database had nothing for is empty; one whose candidates went to others is not.
+      if (!skip && result.jobs.length === 0 && !contended) this.waiters.markEmpty(scope, since);
       if (result.jobs.length > 0 || Date.now() >= deadline || input.signal?.aborted) return result;
       const woke = await this.waiters.wait({ types: input.types, tenant: input.tenant, deadline, since, ...(input.signal ? { signal: input.signal } : {}) });
       // Nothing arrived that this call could take: answer empty without asking the database again.
@@ -122,7 +134,8 @@ export class Leaser {
     return true;
   }
 
-  private async leaseOnce(input: LeaseInput): Promise<LeaseResult> {
+  /** `contended`: it won nothing because other workers took the jobs it tried to claim. */
+  private async leaseOnce(input: LeaseInput): Promise<{ result: LeaseResult; contended: boolean }> {
     const { registry, clock, jobs, slots, events } = this.deps;
     this.typesKnown(input.types);
     const now = clock.now();
@@ -136,6 +149,7 @@ export class Leaser {
     const spare: SpareGrants = new Map();
     const won: Job[] = [];
     let maxRounds = MAX_CLAIM_ROUNDS;
+    let lostRaces = false;
     for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
       const want = input.limit - won.length;
       const candidates = await jobs.findAvailable({
@@ -157,6 +171,7 @@ export class Leaser {
       await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
       await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
       won.push(...claimed);
+      if (claimed.length < gated.requests.length) lostRaces = true;
       // A busy key, a full type or a spent rate window never holds back the rest: the next round
       // looks past them.
       const full = [...taken.fullTypes, ...gated.fullTypes];
@@ -174,18 +189,21 @@ export class Leaser {
     await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
     return {
-      leasedAt: now,
-      jobs: won.map((job) => ({
-        jobId: job.jobId,
-        type: job.type,
-        payload: job.payload,
-        attempt: job.attempt,
-        leaseId: job.leaseId!,
-        leaseExpiresAt: job.leaseExpiresAt!,
-        checkpoint: job.checkpoint ?? null,
-        traceparent: job.traceparent,
-        owner: ownerOfJob(job),
-      })),
+      contended: lostRaces && won.length === 0,
+      result: {
+        leasedAt: now,
+        jobs: won.map((job) => ({
+          jobId: job.jobId,
+          type: job.type,
+          payload: job.payload,
+          attempt: job.attempt,
+          leaseId: job.leaseId!,
+          leaseExpiresAt: job.leaseExpiresAt!,
+          checkpoint: job.checkpoint ?? null,
+          traceparent: job.traceparent,
+          owner: ownerOfJob(job),
+        })),
+      },
     };
   }
 
