@@ -1,4 +1,5 @@
 import { AccessDeniedError, NotFoundError, type AppError } from '../errors';
+import type { JobOwner } from '../model/job';
 import type { AccessScope, Ownership, Principal, Role } from '../model/principal';
 import { roleHasPermission, type Permission } from './roles';
 
@@ -13,13 +14,17 @@ import { roleHasPermission, type Permission } from './roles';
  * 3. Owner: a resource belongs to the principal that created it, identified by (sub, role, tenant):
  *    a `user` token with a service's `sub` is another principal. Roles with the resource's "any"
  *    permission (admins; workers for assets they process) need not own it.
+ * 4. Jobs act for their owner: a worker (which may read any asset) works on the resources a job
+ *    names only when the job's owner may (`thumbnail.create`: read the asset; `payout.execute`: pay
+ *    the escrow), so enqueuing a job reaches no further than the enqueuer's own token.
  *
  * Subjects starting with `schedule:` are reserved for the scheduler (tokens carrying one are
  * refused), so a schedule's jobs and idempotency keys can never be claimed by a client.
  */
 
 export type ResourceKind = 'job' | 'schedule' | 'escrow' | 'asset';
-export type Action = 'read' | 'write';
+/** `pay`: have a `payout.execute` job pay the escrow out (escrows only; null for the other kinds). */
+export type Action = 'read' | 'write' | 'pay';
 
 export const RESERVED_SUBJECT_PREFIX = 'schedule:';
 
@@ -32,31 +37,42 @@ interface ResourceRule {
   any: Record<Action, Permission | null>;
   /** Only these may act at all (resources administered rather than owned, such as schedules). */
   ownersMayAct: boolean;
+  /**
+   * Actions every principal of the resource's own tenant may take without owning it (a token without
+   * a tenant: on resources without one), for resources administered for a tenant rather than owned.
+   */
+  tenantMayAct: readonly Action[];
   /** How a resource the caller may not see is answered (for jobs: 403 to non-admins, per API.md). */
   hidden(principal: Principal, id: string): AppError;
 }
 
 const RULES: Record<ResourceKind, ResourceRule> = {
   job: {
-    any: { read: 'jobs:read-any', write: 'jobs:cancel-any' },
+    any: { read: 'jobs:read-any', write: 'jobs:cancel-any', pay: null },
     ownersMayAct: true,
+    tenantMayAct: [],
     // Existence is not revealed to non-admins: unknown and not-yours look the same (403).
     hidden: (principal, id) =>
       roleHasPermission(principal.role, 'jobs:read-any') ? new NotFoundError('job_not_found', `job ${id} does not exist`) : new AccessDeniedError(),
   },
   schedule: {
-    any: { read: 'admin', write: 'admin' },
+    any: { read: 'admin', write: 'admin', pay: null },
     ownersMayAct: false,
+    tenantMayAct: [],
     hidden: (_principal, id) => new NotFoundError('not_found', `schedule "${id}" does not exist`),
   },
   escrow: {
-    any: { read: 'admin', write: 'admin' },
+    any: { read: 'admin', write: 'admin', pay: 'admin' },
     ownersMayAct: false,
+    // Admins create escrows for their tenant and its services enqueue the payouts: a service's payout
+    // job pays its own tenant's escrows, never another tenant's (nor, without a tenant, a tenant's).
+    tenantMayAct: ['pay'],
     hidden: () => new NotFoundError('escrow_not_found', 'no such escrow'),
   },
   asset: {
-    any: { read: 'assets:read-any', write: 'admin' },
+    any: { read: 'assets:read-any', write: 'admin', pay: null },
     ownersMayAct: true,
+    tenantMayAct: [],
     hidden: (_principal, id) => new NotFoundError('asset_not_found', `asset ${id} does not exist`),
   },
 };
@@ -67,13 +83,29 @@ export function ownershipOf(principal: Principal): Ownership {
 }
 
 /** Records without a stored role were created by a service (the only non-admin role that creates). */
-function creatorRole(resource: Ownership): Role {
+export function creatorRole(resource: Ownership): Role {
   return resource.createdByRole ?? 'service';
+}
+
+/** Rule 4: whom a job acts for — the principal it names in `actsFor` (a schedule's owner), else its creator. */
+export function ownerOfJob(job: Ownership & { actsFor: { sub: string; role: Role } | null }): JobOwner {
+  const tenant = job.tenant ?? null;
+  return job.actsFor ? { sub: job.actsFor.sub, role: job.actsFor.role, tenant } : { sub: job.createdBy, role: creatorRole(job), tenant };
+}
+
+/** A job's owner as the principal its handler checks access with (no tenant: a token without the claim). */
+export function ownerPrincipal(owner: JobOwner): Principal {
+  return { sub: owner.sub, role: owner.role, ...(owner.tenant === null ? {} : { tenant: owner.tenant }) };
 }
 
 /** Rule 1 alone: whether a resource is within the principal's tenant (any tenant when the token has none). */
 export function inTenant(principal: Principal, resource: { tenant: string | null }): boolean {
   return principal.tenant === undefined || resource.tenant === principal.tenant;
+}
+
+/** Whether the resource is of exactly the principal's tenant (a token without one: of no tenant). */
+function ofOwnTenant(principal: Principal, resource: { tenant: string | null }): boolean {
+  return (resource.tenant ?? null) === (principal.tenant ?? null);
 }
 
 export function isOwner(principal: Principal, resource: Ownership): boolean {
@@ -90,6 +122,7 @@ export function mayAccess(principal: Principal, kind: ResourceKind, action: Acti
   if (!inTenant(principal, resource)) return false;
   const any = rule.any[action];
   if (any !== null && roleHasPermission(principal.role, any)) return true;
+  if (rule.tenantMayAct.includes(action) && ofOwnTenant(principal, resource)) return true;
   return rule.ownersMayAct && isOwner(principal, resource);
 }
 
@@ -113,5 +146,6 @@ export function scopeOf(principal: Principal, kind: ResourceKind, action: Action
   const any = RULES[kind].any[action];
   const tenant = principal.tenant === undefined ? {} : { tenant: principal.tenant };
   if (any !== null && roleHasPermission(principal.role, any)) return tenant;
+  if (RULES[kind].tenantMayAct.includes(action)) return { tenant: principal.tenant ?? null };
   return { tenant: principal.tenant ?? null, owner: { createdBy: principal.sub, createdByRole: principal.role } };
 }

@@ -284,6 +284,12 @@ export const leaseQuery = z.object({
   type: commaList.optional().meta({ description: 'Only these types (comma-separated).' }),
 });
 
+export const jobOwner = z.strictObject({
+  sub: z.string().meta({ description: 'The `sub` of the token the job acts for.' }),
+  role: z.enum(ROLES).meta({ description: 'Its role (a job stored before roles were: `service`).' }),
+  tenant: z.string().nullable().meta({ description: 'Its tenant; null when the token had none.' }),
+});
+
 export const leasedJob = z.strictObject({
   jobId,
   type: z.string(),
@@ -296,6 +302,13 @@ export const leasedJob = z.strictObject({
     .optional()
     .meta({ description: 'What an earlier run of the job saved (heartbeat `checkpoint`), so it can resume; null when none. Always present.' }),
   traceparent: z.string().nullable().optional().meta({ description: 'The W3C trace context the job was enqueued in (present when it was enqueued with tracing on): a worker runs it as a span of that trace.' }),
+  // Optional in the schema only so clients read older APIs' answers too; this API always sends it.
+  owner: jobOwner
+    .optional()
+    .meta({
+      description:
+        "Whom the job acts for: its creator (a schedule's jobs: the schedule's owner). The worker works only on the resources this principal may reach; one out of its reach fails the job as a missing one would. Always present.",
+    }),
 });
 
 export const leaseResponse = z.strictObject({

@@ -118,6 +118,7 @@ export function toLeaseWire(lease: { leasedAt: Date; jobs: readonly LeasedJob[] 
       checkpoint: j.checkpoint ?? null,
       // Only for a job enqueued with tracing on: the answer is unchanged otherwise.
       ...(j.traceparent === null ? {} : { traceparent: j.traceparent }),
+      owner: { sub: j.owner.sub, role: j.owner.role, tenant: j.owner.tenant },
     })),
   };
 }

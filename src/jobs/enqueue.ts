@@ -1,7 +1,7 @@
 import { mayAccess } from '../auth/access';
 import { AppError, UnavailableError, ValidationError } from '../errors';
 import type { Dedupe, Job } from '../model/job';
-import type { Principal } from '../model/principal';
+import type { Principal, Role } from '../model/principal';
 import { translateStorageError } from '../storage/errors';
 import type { InsertResult, NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
@@ -31,6 +31,11 @@ export interface EnqueueInput {
   callbackUrl?: string;
   /** The trace context of the enqueuing request (tracing on): the job's runs join that trace. */
   traceparent?: string;
+  /**
+   * The principal the job acts for when it is not the enqueuer (the job's tenant stays the
+   * enqueuer's): the scheduler's jobs act for the schedule's owner. Never taken from a request.
+   */
+  actsFor?: { sub: string; role: Role };
 }
 
 /** `deduplicated` is set exactly when the enqueue asked for dedupe: true when it returned an existing job. */
@@ -161,6 +166,7 @@ export class Enqueuer {
       ...(input.tags && input.tags.length > 0 ? { tags: [...new Set(input.tags)] } : {}),
       ...(input.callbackUrl === undefined ? {} : { callbackUrl: (this.deps.callbackTargets ?? CALLBACKS_OFF).check(input.callbackUrl) }),
       ...(input.traceparent === undefined ? {} : { traceparent: input.traceparent }),
+      ...(input.actsFor === undefined ? {} : { actsFor: { sub: input.actsFor.sub, role: input.actsFor.role } }),
     };
   }
 

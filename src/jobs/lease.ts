@@ -1,3 +1,4 @@
+import { ownerOfJob } from '../auth/access';
 import { ValidationError } from '../errors';
 import type { Job, LeasedJob } from '../model/job';
 import type { HeldSlot } from '../storage/slot-repository';
@@ -219,6 +220,7 @@ export class Leaser {
           leaseExpiresAt: job.leaseExpiresAt!,
           checkpoint: job.checkpoint ?? null,
           traceparent: job.traceparent,
+          owner: ownerOfJob(job),
         })),
       },
     };

@@ -132,6 +132,11 @@ export interface Job {
   createdBy: string;
   /** The role of the token that created it (null on jobs stored before roles were). */
   createdByRole: Role | null;
+  /**
+   * Whose reach the job's work has when that is not its creator's: a schedule's jobs (created by
+   * `schedule:<name>`) act for the schedule's owner. null: for the creator. The tenant is the job's.
+   */
+  actsFor: { sub: string; role: Role } | null;
   /** When a cancel of the running job was first acknowledged. */
   cancelRequestedAt: Date | null;
   /** When a run of the job passed its point of no return (heartbeat `irreversible`); a cancel is refused from then on. */
@@ -154,4 +159,13 @@ export interface LeasedJob {
   checkpoint: unknown;
   /** The trace the job's run belongs to (see Job.traceparent). */
   traceparent: string | null;
+  /** Who the job acts for: its handler works only on resources this principal may reach. */
+  owner: JobOwner;
+}
+
+/** The principal a job acts for (src/auth/access.ts rule 4); `tenant` null when it has none. */
+export interface JobOwner {
+  sub: string;
+  role: Role;
+  tenant: string | null;
 }

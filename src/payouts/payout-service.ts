@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { authorize, scopeOf } from '../auth/access';
+import { authorize, mayAccess, scopeOf } from '../auth/access';
 import type { Principal, Role } from '../model/principal';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isDuplicateKeyError } from '../storage/errors';
@@ -38,6 +38,11 @@ export interface ExecutePayoutParams {
   signal?: AbortSignal;
   /** Runs right before the provider is asked to move money; throwing stops the payout. */
   beforeTransfer?: () => Promise<void>;
+  /**
+   * Whom the payout is made for (a payout job's owner): an escrow it may not pay (src/auth/access.ts,
+   * action `pay`) answers escrow_not_found like a missing one. Absent: a trusted caller, no check.
+   */
+  owner?: Principal;
 }
 
 export interface PayoutResult {
@@ -129,7 +134,10 @@ export class PayoutService {
     const { escrowId, batchId, signal } = params;
     if (signal?.aborted) throw abortedError(signal);
     const escrow = await this.escrows.findEscrow(escrowId);
-    if (!escrow) throw new PayoutError('escrow_not_found', `escrow "${escrowId}" does not exist`, false);
+    // Before the batch check too: another tenant's escrow tells nothing, not even its batch.
+    if (!escrow || (params.owner !== undefined && !mayAccess(params.owner, 'escrow', 'pay', escrow))) {
+      throw new PayoutError('escrow_not_found', `escrow "${escrowId}" does not exist`, false);
+    }
     if (escrow.batchId !== batchId) {
       throw new PayoutError('escrow_batch_mismatch', `escrow "${escrowId}" belongs to batch "${escrow.batchId}", not "${batchId}"`, false);
     }

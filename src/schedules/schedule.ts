@@ -1,3 +1,4 @@
+import type { Ownership, Role } from '../model/principal';
 import type { CatchUpPolicy } from '../model/schedule';
 
 /** Quartz's default for cron triggers: after downtime, run once for what was missed. */
@@ -22,6 +23,14 @@ export const SCHEDULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** The `createdBy` of every job a schedule enqueues. */
 export function scheduleCreator(name: string): string {
   return `schedule:${name}`;
+}
+
+/**
+ * The principal a schedule's jobs act for: whoever created the schedule. Only admins create schedules
+ * (POST /admin/schedules), so one stored before roles were recorded was an admin's.
+ */
+export function scheduleOwner(schedule: Pick<Ownership, 'createdBy' | 'createdByRole'>): { sub: string; role: Role } {
+  return { sub: schedule.createdBy, role: schedule.createdByRole ?? 'admin' };
 }
 
 /** One key per (schedule, occurrence): the jobs collection's unique dedupe index makes it exactly one job. */

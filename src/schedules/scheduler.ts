@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import type { ScheduleState } from '../model/schedule';
 import type { ScheduleRepository } from '../storage/schedule-repository';
 import { planRun } from './cron';
-import { occurrenceIdempotencyKey, scheduleCreator, type SchedulerSettings } from './schedule';
+import { occurrenceIdempotencyKey, scheduleCreator, scheduleOwner, type SchedulerSettings } from './schedule';
 
 export interface SchedulerDeps extends SchedulerSettings {
   schedules: ScheduleRepository;
@@ -160,6 +160,9 @@ export class Scheduler {
           payload: doc.payload,
           ...(doc.priority === null ? {} : { priority: doc.priority }),
           idempotencyKey: occurrenceIdempotencyKey(name, occurrence),
+          // The job works with its schedule's owner's reach (a tenant admin's schedule thumbnails its
+          // tenant's assets), not with that of `schedule:<name>`, which owns nothing.
+          actsFor: scheduleOwner(doc),
         },
       );
       await this.deps.schedules.settlePending({ name, occurrence, outcome: { jobId: job.jobId }, now });

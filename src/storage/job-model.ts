@@ -1,5 +1,6 @@
 import { Schema, type Connection, type Model } from 'mongoose';
 
+import { ROLES, type Role } from '../model/principal';
 import { DEDUPE_MODES, JOB_STATUSES, type AttemptRecord, type Dedupe, type Job, type JobError, type ResultFile } from '../model/job';
 
 /**
@@ -16,9 +17,11 @@ export interface StoredCallback {
   deliveryId: string;
 }
 
-export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'callbackUrl' | 'callback' | 'traceparent'> {
+export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'callbackUrl' | 'callback' | 'traceparent' | 'actsFor'> {
   /** Absent when the enqueue was not traced. */
   traceparent?: string | null;
+  /** Absent unless the job acts for another principal than its creator (a schedule's jobs). */
+  actsFor?: { sub: string; role: Role } | null;
   _id: string;
   /** Absent when the job has no tags (see the `tag_newest` index). */
   tags?: string[];
@@ -56,6 +59,8 @@ export interface JobDocument extends Omit<Job, 'jobId' | 'tags' | 'files' | 'cal
 }
 
 const errorSchema = new Schema<JobError>({ code: String, message: { type: String, required: true } }, { _id: false });
+
+const actsForSchema = new Schema<{ sub: string; role: Role }>({ sub: { type: String, required: true }, role: { type: String, enum: ROLES, required: true } }, { _id: false });
 
 const dedupeSchema = new Schema<Dedupe>({ key: { type: String, required: true }, mode: { type: String, enum: DEDUPE_MODES, required: true }, seconds: Number }, { _id: false });
 
@@ -118,6 +123,7 @@ const jobSchema = new Schema<JobDocument>(
     files: { type: [resultFileSchema], default: undefined },
     callbackUrl: { type: String },
     traceparent: { type: String },
+    actsFor: { type: actsForSchema, default: undefined },
     callback: { type: callbackSchema, default: undefined },
     callbackDueAt: { type: Date },
     callbackLeaseId: { type: String },

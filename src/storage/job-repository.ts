@@ -33,6 +33,8 @@ export interface NewJob {
   /** Checked by the enqueue use case against CALLBACK_ALLOWED_HOSTS. */
   callbackUrl?: string | null;
   traceparent?: string | null;
+  /** Set only for a schedule's jobs: they act for the schedule's owner (see Job.actsFor). */
+  actsFor?: { sub: string; role: Role } | null;
 }
 
 /** An insert's outcome: `created: false` returns an earlier job (an idempotency key, or a dedupe). */
@@ -130,6 +132,7 @@ export function toJob(doc: JobDocument): Job {
     callback: callbackOf(doc),
     createdBy: doc.createdBy,
     createdByRole: doc.createdByRole ?? null,
+    actsFor: doc.actsFor ? { sub: doc.actsFor.sub, role: doc.actsFor.role } : null,
     cancelRequestedAt: doc.cancelRequestedAt ?? null,
     irreversibleAt: doc.irreversibleAt ?? null,
     createdAt: doc.createdAt,
@@ -1114,6 +1117,7 @@ function newJobDocument(job: NewJob): JobDocument {
     // Owed from the moment the job finishes, whichever update finishes it (see JobDocument.callbackDueAt).
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl, callbackDueAt: CALLBACK_ARMED } : {}),
     ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+    ...(job.actsFor ? { actsFor: { sub: job.actsFor.sub, role: job.actsFor.role } } : {}),
     partial: false,
     createdBy: job.createdBy,
     createdByRole: job.createdByRole,

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger';
+import type { Principal } from '../model/principal';
 
 /**
  * What a handler gets for one job. Handlers never write job state: they return a result or throw.
@@ -10,6 +11,13 @@ export interface JobContext<Payload> {
   payload: Payload;
   /** 1 on the first run, 2 on the first retry, ... */
   attempt: number;
+  /**
+   * Whom the job acts for (its creator; a schedule's owner for a schedule's jobs): a handler works
+   * only on resources this principal may reach (src/auth/access.ts `mayAccess`), and answers others
+   * as missing ones. Undefined when the API is older and sends no owner: handlers then check nothing
+   * beyond what the worker itself may reach, as before.
+   */
+  owner?: Principal;
   signal: AbortSignal;
   /** 0-100; sent with the next heartbeat. */
   reportProgress(percent: number): void;

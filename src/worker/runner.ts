@@ -1,3 +1,4 @@
+import { ownerPrincipal } from '../auth/access';
 import type { BatchReportItem, BatchReportResponse, HeartbeatResponse, LeasedJobWire, LeaseResponse } from '../client/types';
 import { ConflictApiError, NetworkError, NotFoundApiError, RateLimitedApiError, UnavailableApiError } from '../client/errors';
 import type { Logger } from '../logger';
@@ -383,6 +384,8 @@ export class WorkerRunner {
           type: job.type,
           payload: job.payload,
           attempt: job.attempt,
+          // An older API sends no owner: the handlers then keep today's behaviour (no owner check).
+          ...(job.owner ? { owner: ownerPrincipal(job.owner) } : {}),
           signal: controller.signal,
           reportProgress: (percent) => {
             progress = Math.max(0, Math.min(100, percent));

@@ -19,7 +19,7 @@ export function jobDocument(params: {
   /** Default: createdAt (due since it was created). */
   nextRunAt?: Date;
   tags?: string[];
-}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null; traceparent: string | null } {
+}): JobDocument & Pick<Job, 'tags' | 'files'> & { callbackUrl: string | null; callback: null; traceparent: string | null; actsFor: null } {
   const { status, createdAt } = params;
   const type = params.type ?? 'thumbnail.create';
   const finished = status === 'succeeded' || status === 'failed' || status === 'dlq' || status === 'cancelled';
@@ -75,6 +75,7 @@ export function jobDocument(params: {
     partial: params.partial ?? false,
     createdBy: params.createdBy ?? 'service-1',
     createdByRole: 'service',
+    actsFor: null,
     cancelRequestedAt: null,
     irreversibleAt: null,
     createdAt,

@@ -239,6 +239,8 @@ describe('conformance: every route answers as the contract says', () => {
     conform('leaseJobs', await agent.get('/jobs/lease').set(auth('worker')));
     const lease = conform('leaseJobs', await agent.get('/jobs/lease?limit=2&type=noop').set(WORKER));
     expect(lease.body.jobs).toHaveLength(2);
+    // `owner` is optional in the schema (older APIs) but this API always sends it.
+    for (const job of lease.body.jobs as unknown[]) expect(job).toHaveProperty('owner', { sub: 'contract-service', role: 'service', tenant: null });
     const [first, second] = lease.body.jobs as { jobId: string; leaseId: string }[];
     conform('heartbeatJob', await agent.post(`/jobs/${first!.jobId}/heartbeat`).set(WORKER).send({ leaseId: first!.leaseId, progress: 40 }));
     conform('heartbeatJob', await agent.post(`/jobs/${first!.jobId}/heartbeat`).set(WORKER));

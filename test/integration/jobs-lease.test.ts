@@ -35,6 +35,7 @@ describe('GET /jobs/lease', () => {
           leaseId: expect.stringMatching(/^lease_[0-9a-f]{24}$/),
           leaseExpiresAt: new Date(clock.now().getTime() + 300_000).toISOString(),
           checkpoint: null,
+          owner: { sub: 'service-1', role: 'service', tenant: null },
         },
       ],
     });

@@ -23,7 +23,14 @@ export function createPayoutHandler(deps: PayoutHandlerDeps): JobHandler<PayoutP
     try {
       // Money moves only after the API recorded this point of no return, which it refuses once a
       // cancel was acknowledged: no payout ever starts after its cancel.
-      const result = await deps.payouts.executePayout({ escrowId, batchId, signal: context.signal, beforeTransfer: () => context.pointOfNoReturn() });
+      // The owner may pay only its own tenant's escrows (no owner, from an older API: no check, as before).
+      const result = await deps.payouts.executePayout({
+        escrowId,
+        batchId,
+        signal: context.signal,
+        beforeTransfer: () => context.pointOfNoReturn(),
+        ...(context.owner === undefined ? {} : { owner: context.owner }),
+      });
       context.logger.info({ jobId: context.jobId, ...result }, result.alreadyPaid ? 'escrow was already paid' : 'escrow paid');
       return result;
     } catch (rawErr) {

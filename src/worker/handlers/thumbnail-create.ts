@@ -1,4 +1,5 @@
 import type { AssetService } from '../../assets/asset-service';
+import { mayAccess } from '../../auth/access';
 import { ImageDecodeError, MAX_INPUT_PIXELS, inspectImage, renderThumbnail, thumbnailSizeOf } from '../../assets/image-processing';
 import type { ThumbnailPayload } from '../../jobs/job-types';
 import { PermanentJobError, type JobHandler } from '../handler';
@@ -63,7 +64,9 @@ export function createThumbnailHandler(deps: ThumbnailHandlerDeps): JobHandler<T
     signal.throwIfAborted();
 
     const source = await deps.assets.findAsset(assetId);
-    if (!source) throw new PermanentJobError(`asset ${assetId} does not exist`, 'asset_not_found');
+    // The worker may read any asset, the job's owner only its own (or, as an admin, its tenant's):
+    // another's fails exactly as a missing one, before a byte is read. No owner (an older API): as before.
+    if (!source || (context.owner !== undefined && !mayAccess(context.owner, 'asset', 'read', source))) throw new PermanentJobError(`asset ${assetId} does not exist`, 'asset_not_found');
     if (source.versionNumber !== versionNumber) {
       throw new PermanentJobError(`asset ${assetId} is at version ${source.versionNumber}, not ${versionNumber}`, 'asset_version_mismatch');
     }
