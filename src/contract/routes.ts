@@ -561,7 +561,7 @@ export const ROUTES = {
     tag: 'admin',
     summary: 'Requeue, cancel or delete every job matching a filter (admin)',
     description:
-      "Each job goes through the same conditional update as its single action (`POST /admin/jobs/{jobId}/requeue`, `POST /jobs/{jobId}/cancel`; delete: finished jobs only, never an unfinished one, with their result files), in bounded batches, within the admin's tenant. A job that changes meanwhile (leased by a worker, finished) is judged as it is then: a queued job leased meanwhile gets its cancel requested, one past its point of no return is left. `dryRun` counts without changing anything. A call works for at most about 20 s: with many jobs it may answer `complete: false`, and repeating it goes on with the jobs that still match.",
+      "Each job goes through the same conditional update as its single action (`POST /admin/jobs/{jobId}/requeue`, `POST /jobs/{jobId}/cancel`; delete: finished jobs only, never an unfinished one, with their result files), in bounded batches, within the admin's tenant. A job that changes meanwhile (leased by a worker, finished) is judged as it is then: a queued job leased meanwhile gets its cancel requested, one past its point of no return is left; a job its single action would refuse (a requeue whose `active` dedupe key another unfinished job holds now) is left as it is and not counted in `affected`. `dryRun` counts without changing anything. A call works for at most about 20 s: with many jobs it may answer `complete: false`, and repeating it goes on with the jobs that still match.",
     access: 'admin',
     body: {
       schema: bulkRequest,

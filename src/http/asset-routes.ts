@@ -39,7 +39,7 @@ const requireImageContentType: RequestHandler = (req, _res, next) => {
 export function assetRoutes(deps: AssetRoutesDeps): Router {
   const router = Router();
   // Cheap refusals first, so they never take an upload slot; all before the body is read.
-  const before = [requireImageContentType, refuseOversizedBody(MAX_ASSET_BYTES), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
+  const before = [requireImageContentType, refuseOversizedBody(MAX_ASSET_BYTES, 'an image'), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
 
   mountRoute(router, ROUTES.createAsset, { before })(async ({ principal, query, req }) => {
     const receipt = await deps.assets.createAsset({ principal, content: requestBody(req), contentType: imageContentTypeOf(req), filename: query.filename });

@@ -44,7 +44,7 @@ function contentDisposition(name: string): string {
 /** Result files: the leaseholder uploads (streamed into GridFS), the job's owner downloads. */
 export function resultFileRoutes(deps: ResultFileRoutesDeps): Router {
   const router = Router();
-  const before = [requireMediaType, refuseOversizedBody(deps.maxBytes), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
+  const before = [requireMediaType, refuseOversizedBody(deps.maxBytes, 'a result file'), limitConcurrentUploads(deps.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY)];
 
   mountRoute(router, ROUTES.uploadResultFile, { before })(async ({ principal, params, headers, query, req }) => {
     const file = await deps.files.upload({

@@ -8,16 +8,17 @@ export const DEFAULT_UPLOAD_CONCURRENCY = 4;
 /**
  * 413 from the headers alone, before a byte of the body is read: a declared Content-Length over the
  * limit (a chunked body is cut off by the reader once it passes the limit). A compressed body is
- * refused (415) too: its stored bytes would not be the image, and inflating it would lift the bound.
+ * refused (415) too: its stored bytes would not be the upload's, and inflating it would lift the bound.
+ * `what` names the upload in the answers ("an image", "a result file").
  */
-export function refuseOversizedBody(maxBytes: number): RequestHandler {
+export function refuseOversizedBody(maxBytes: number, what: string): RequestHandler {
   return (req, _res, next) => {
     const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity') throw new UnsupportedMediaTypeError('Content-Encoding must be identity: send the image bytes as they are');
+    if (encoding !== 'identity') throw new UnsupportedMediaTypeError(`Content-Encoding must be identity: send the bytes of ${what} as they are`);
     const declared = req.headers['content-length'];
     // Node's parser has already refused a Content-Length that is not a number.
     if (declared !== undefined && Number(declared) > maxBytes) {
-      throw new PayloadTooLargeError(`the body is ${declared} bytes; an image may be at most ${maxBytes}`);
+      throw new PayloadTooLargeError(`the body is ${declared} bytes; ${what} may be at most ${maxBytes}`);
     }
     next();
   };

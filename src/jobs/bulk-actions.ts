@@ -1,4 +1,4 @@
-import { InvalidStateError, NotFoundError } from '../errors';
+import { ConflictError, InvalidStateError, NotFoundError } from '../errors';
 import { CANCELLABLE_STATUSES, REQUEUEABLE_STATUSES, TERMINAL_STATUSES, type Job, type JobStatus } from '../model/job';
 import type { JobListFilter, JobQueryRepository } from '../storage/job-query-repository';
 import type { JobRepository } from '../storage/job-repository';
@@ -100,8 +100,10 @@ export class BulkActions {
         await this.deps.jobs.requeue(job.jobId, tenant);
         return true;
       } catch (err) {
-        // It changed since the batch read it (requeued, deleted): the single action would refuse it too.
-        if (err instanceof InvalidStateError || err instanceof NotFoundError) return false;
+        // It changed since the batch read it (requeued, deleted), or another unfinished job holds its
+        // dedupe key: the single action refuses it too. Left as it is, it must not fail the whole call
+        // (a repeat would meet it again, and the rest would never be requeued).
+        if (err instanceof InvalidStateError || err instanceof NotFoundError || err instanceof ConflictError) return false;
         throw err;
       }
     };

@@ -94,6 +94,39 @@ describe('dry runs and real runs', () => {
     expect((await bulk({ action: 'requeue', filter })).body).toMatchObject({ matched: 0, affected: 0 });
   });
 
+  it('a requeue leaves a job whose dedupe key another unfinished job holds (as the single requeue does) and requeues the rest', async () => {
+    const service = tokenFor('service', 'billing');
+    const call = async (method: string, path: string, body?: unknown, token = service): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`${server.baseUrl}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const later = '2031-01-01T00:00:00.000Z';
+    const enqueue = async (extra: Record<string, unknown>): Promise<string> => {
+      const res = await call('POST', '/jobs', { type: 'noop', payload: {}, scheduleAt: later, tags: ['dedupe-bulk'], ...extra });
+      expect(res.status).toBe(201);
+      return res.body.jobId as string;
+    };
+    const dedupe = { key: 'sync-42', mode: 'active' };
+    const first = await enqueue({ dedupe });
+    expect((await call('POST', `/jobs/${first}/cancel`)).body).toMatchObject({ status: 'cancelled' });
+    // The key is free again once its job has finished: a second job takes it.
+    const holder = await enqueue({ dedupe });
+    const others = [await enqueue({}), await enqueue({})];
+    for (const id of others) expect((await call('POST', `/jobs/${id}/cancel`)).body).toMatchObject({ status: 'cancelled' });
+    expect((await call('POST', `/admin/jobs/${first}/requeue`, undefined, ADMIN)).status).toBe(409);
+
+    const filter = { status: 'cancelled', tag: 'dedupe-bulk' };
+    expect((await bulk({ action: 'requeue', filter })).body).toEqual({ action: 'requeue', dryRun: false, matched: 3, affected: 2, complete: true });
+    const after = await statuses();
+    expect({ first: after[first], holder: after[holder], others: others.map((id) => after[id]) }).toEqual({ first: 'cancelled', holder: 'queued', others: ['queued', 'queued'] });
+    // A repeat meets the same refusal and still answers 200, changing nothing.
+    expect((await bulk({ action: 'requeue', filter })).body).toEqual({ action: 'requeue', dryRun: false, matched: 1, affected: 0, complete: true });
+  });
+
   it('a real cancel cancels waiting and queued jobs and requests the cancel of leased ones; one past its point of no return is left', async () => {
     const queued = many(9, { status: 'queued', createdAt: new Date(T0), type: 'noop' });
     const waiting = many(2, { status: 'waiting', createdAt: new Date(T0), type: 'noop' });

@@ -182,7 +182,7 @@ describe('upload by the leaseholder', () => {
     ].join('\r\n');
     const early = await sendHeadOnly({ baseUrl: server.baseUrl, head });
     expect({ status: early.status, closed: early.closed }).toEqual({ status: 413, closed: true });
-    expect(JSON.parse(early.body)).toMatchObject({ error: { code: 'payload_too_large' } });
+    expect(JSON.parse(early.body)).toEqual({ error: { code: 'payload_too_large', message: `the body is ${MAX_BYTES + 1} bytes; a result file may be at most ${MAX_BYTES}` } });
 
     const chunked = await streamUpload({
       baseUrl: server.baseUrl,
@@ -216,7 +216,10 @@ describe('upload by the leaseholder', () => {
       headers: { Authorization: `Bearer ${WORKER_TOKEN}`, 'X-Worker-Id': 'file-worker-1', 'Content-Encoding': 'gzip' },
       body: new Uint8Array(body),
     });
-    expect(gz.status).toBe(415);
+    expect({ status: gz.status, body: await gz.json() }).toEqual({
+      status: 415,
+      body: { error: { code: 'unsupported_media_type', message: 'Content-Encoding must be identity: send the bytes of a result file as they are' } },
+    });
     for (let i = 0; i < 100; i += 1) expect((await upload({ jobId, leaseId, name: `f${i}`, body })).status).toBe(201);
     expect(await upload({ jobId, leaseId, name: 'f100', body })).toMatchObject({ status: 409, body: { error: { code: 'invalid_state' } } });
   }, 60_000);
