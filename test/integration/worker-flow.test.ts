@@ -145,6 +145,8 @@ describe('snooze and checkpoints from the handler', () => {
       },
     });
     await waitFor(async () => ((await db.connection.collection('jobs').findOne({ _id: jobId as never }))?.status === 'succeeded' ? true : undefined), { timeoutMs: 15_000 });
+    // The runner records its event once the report's answer is back, a moment after the database has it.
+    await waitFor(() => (finished.length === 2 ? true : undefined));
     expect(seen).toEqual([null, { cursor: 'page-7' }]);
     expect(finished.map((e) => e.outcome)).toEqual(['failed', 'succeeded']);
   });
