@@ -1,7 +1,4 @@
-import { randomUUID } from 'node:crypto';
-
 import express, { type Express, type RequestHandler, type Router } from 'express';
-import { pinoHttp } from 'pino-http';
 
 import { ROUTES } from './contract/routes';
 import { authenticate } from './http/auth';
@@ -9,6 +6,7 @@ import { DEFAULT_BODY_IDLE_TIMEOUT_MS, limitBodyIdleTime } from './http/body';
 import { errorHandler, notFoundRoute, type ErrorTranslator } from './http/error-handler';
 import { healthRoutes } from './http/health-routes';
 import { mountRoute } from './http/mount-route';
+import { requestLogging } from './http/request-logging';
 import { rejectUnsafeQueryKeys } from './http/sanitize';
 import type { Logger } from './logger';
 
@@ -31,7 +29,6 @@ export interface AppDeps {
   /** A request body that sends nothing for this long is cut with 408 (0: no limit; default 10 s). */
   bodyIdleTimeoutMs?: number;
 }
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the Express app from its dependencies; it neither listens nor connects. */
 export function createApp(deps: AppDeps): Express {
@@ -40,19 +37,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      quietReqLogger: true,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
-    }),
-  );
+  app.use(requestLogging(app, deps.logger));
   for (const handler of deps.middleware ?? []) app.use(handler);
 
   app.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));

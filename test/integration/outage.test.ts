@@ -101,14 +101,14 @@ interface LoggedRequest {
   workerId: string | undefined;
 }
 
-/** The API's request log (pino-http lines). */
+/** The API's request log (src/http/request-logging.ts lines). */
 function requestLog(process: ServiceProcess): LoggedRequest[] {
   const out: LoggedRequest[] = [];
   for (const line of process.lines) {
     if (!line.startsWith('{')) continue;
-    const entry = JSON.parse(line) as { time?: number; req?: { url?: string; headers?: Record<string, string> }; res?: { statusCode?: number } };
+    const entry = JSON.parse(line) as { time?: number; req?: { url?: string; workerId?: string }; res?: { statusCode?: number } };
     if (!entry.req?.url || entry.res?.statusCode === undefined || entry.time === undefined) continue;
-    out.push({ time: entry.time, url: entry.req.url, status: entry.res.statusCode, workerId: entry.req.headers?.['x-worker-id'] });
+    out.push({ time: entry.time, url: entry.req.url, status: entry.res.statusCode, workerId: entry.req.workerId });
   }
   return out;
 }
