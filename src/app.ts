@@ -30,6 +30,18 @@ export interface AppDeps {
   bodyIdleTimeoutMs?: number;
 }
 
+/** The first path segments of the public routes (`/healthz`, `/docs`, `/dashboard`, ...). */
+const PUBLIC_PATH_SEGMENTS = new Set(
+  Object.values(ROUTES as Record<string, { access: string; path: string }>)
+    .filter((route) => route.access === 'public')
+    .map((route) => firstSegment(route.path)),
+);
+
+function firstSegment(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path : path.slice(0, end);
+}
+
 /** Builds the Express app from its dependencies; it neither listens nor connects. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -40,8 +52,14 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLogging(app, deps.logger));
   for (const handler of deps.middleware ?? []) app.use(handler);
 
-  app.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));
-  for (const router of deps.publicRouters ?? []) app.use(router);
+  // The public routers under one router that only requests of a public route's first path segment
+  // enter (from the route table): an API call passes them without a walk through each.
+  const publicRoutes = express.Router();
+  publicRoutes.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));
+  for (const router of deps.publicRouters ?? []) publicRoutes.use(router);
+  const enterPublicRoutes: RequestHandler = (req, res, next) => (PUBLIC_PATH_SEGMENTS.has(firstSegment(req.path)) ? publicRoutes(req, res, next) : next());
+  // Its routes stay visible to whatever walks the app's router stack (the route-table tests).
+  app.use(Object.assign(enterPublicRoutes, { stack: publicRoutes.stack }));
 
   const protectedRoutes = express.Router();
   // The token first: an unauthenticated request is answered 401 without its body being read.
