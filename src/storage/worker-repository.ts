@@ -29,6 +29,24 @@ export class WorkerRepository {
     );
   }
 
+  /** Several sightings in one round trip (the periodic refresh of known workers). */
+  async recordSeenMany(sightings: readonly { workerId: string; types: string[] | null | undefined; tenant: string | null; at: Date; call: 'lease' | 'heartbeat' }[]): Promise<void> {
+    if (sightings.length === 0) return;
+    await this.collection().bulkWrite(
+      sightings.map((s) => ({
+        updateOne: {
+          filter: { _id: s.workerId },
+          update: {
+            $set: { lastSeenAt: s.at, lastCall: s.call, tenant: s.tenant, ...(s.types === undefined ? {} : { types: s.types }) },
+            ...(s.types === undefined ? { $setOnInsert: { types: null } } : {}),
+          },
+          upsert: true,
+        },
+      })),
+      { ordered: false },
+    );
+  }
+
   /** Workers seen at or after `since`, most recently seen first (within a tenant when one is given). */
   async findSeenSince(params: { since: Date; tenant?: string; limit: number }): Promise<WorkerSighting[]> {
     const docs = await this.collection()

@@ -19,6 +19,8 @@ let connection: Connection;
 let services: ApiServices;
 let server: Awaited<ReturnType<typeof listen>>;
 const commands: string[] = [];
+/** Short, so the test sees several refresh intervals of the worker sightings. */
+const WORKER_SEEN_INTERVAL_MS = 500;
 const MONITORING = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);
 
 beforeAll(async () => {
@@ -26,7 +28,7 @@ beforeAll(async () => {
   connection.getClient().on('commandStarted', (event) => {
     if (!MONITORING.has(event.commandName)) commands.push(`${event.commandName} ${String(event.command[event.commandName])}`);
   });
-  const params = { connection, logger: silentLogger, jwtSecret: TEST_JWT_SECRET, readyTimeoutMs: 1_000 };
+  const params = { connection, logger: silentLogger, jwtSecret: TEST_JWT_SECRET, readyTimeoutMs: 1_000, workerSeenIntervalMs: WORKER_SEEN_INTERVAL_MS };
   services = wireServices(params);
   server = await listen(createApp(wireApi(params, services)));
 });
@@ -85,5 +87,37 @@ it('idle workers waiting on a type nothing holds back cost no reads of the run-t
     stop.abort();
     await Promise.all(workers);
     await services.types!.stop();
+  }
+});
+
+it("idle workers' sightings (GET /admin/workers) are refreshed in one write per interval, however many workers", async () => {
+  const stop = new AbortController();
+  let renewals = 0;
+  const workers = Array.from({ length: 8 }, async (_, i) => {
+    while (!stop.signal.aborted) {
+      await fetch(`${server.baseUrl}/jobs/lease?limit=4&wait=1`, {
+        headers: { Authorization: `Bearer ${tokenFor('worker')}`, 'X-Worker-Id': `idle-seen-worker-${i}` },
+        signal: stop.signal,
+      }).then((res) => res.json(), () => undefined);
+      renewals += 1;
+    }
+  });
+  try {
+    await waitFor(() => (services.jobs.waitingLeaseCalls === 8 ? true : undefined), { intervalMs: 20 });
+    // Past each worker's first sighting, which is written at once.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    commands.length = 0;
+    renewals = 0;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const writes = commands.filter((c) => c === 'update workers');
+    // About 24 renewals, each worker due for a refresh at every one of them (1 s apart, interval 0.5 s):
+    // one write each before; now one per interval (about 6 in 3 s).
+    expect(renewals).toBeGreaterThanOrEqual(12);
+    expect(writes.length).toBeGreaterThan(0);
+    expect(writes.length).toBeLessThanOrEqual(3_000 / WORKER_SEEN_INTERVAL_MS + 1);
+    expect(writes.length).toBeLessThan(renewals / 2);
+  } finally {
+    stop.abort();
+    await Promise.all(workers);
   }
 });
