@@ -34,6 +34,21 @@ it('upserts one sighting per worker; a heartbeat keeps the types of the last lea
   expect(await db.connection.collection('workers').countDocuments()).toBe(2);
 });
 
+it('recordSeenMany writes several sightings at once, as recordSeen would each (new ones inserted, types kept on a heartbeat)', async () => {
+  await workers.recordSeen({ workerId: 'w-1', types: ['noop'], tenant: null, at: at(0), call: 'lease' });
+  await workers.recordSeenMany([
+    { workerId: 'w-1', types: undefined, tenant: null, at: at(2_000), call: 'heartbeat' },
+    { workerId: 'w-3', types: ['payout.execute'], tenant: 'acme', at: at(1_000), call: 'lease' },
+    { workerId: 'w-4', types: undefined, tenant: null, at: at(500), call: 'heartbeat' },
+  ]);
+  await workers.recordSeenMany([]);
+  expect(await workers.findSeenSince({ since: at(0), limit: 10 })).toEqual([
+    { workerId: 'w-1', types: ['noop'], tenant: null, lastSeenAt: at(2_000), lastCall: 'heartbeat' },
+    { workerId: 'w-3', types: ['payout.execute'], tenant: 'acme', lastSeenAt: at(1_000), lastCall: 'lease' },
+    { workerId: 'w-4', types: null, tenant: null, lastSeenAt: at(500), lastCall: 'heartbeat' },
+  ]);
+});
+
 it('findLeasedBy returns the jobs leased to the given workers now, within a tenant when asked', async () => {
   const now = clock.now();
   const leased = async (workerId: string, tenant: string | null): Promise<string> => {
