@@ -54,7 +54,9 @@ export class TypeSettings {
     this.task = new PeriodicTask({
       name: 'type-settings',
       intervalMs: this.intervalMs,
-      run: () => (this.deps.shouldWatch?.() ? this.fresh() : Promise.resolve()),
+      // Read when half an interval old: a tick that just missed the age would otherwise leave the
+      // settings two intervals old at the next one.
+      run: () => (this.deps.shouldWatch?.() ? this.fresh(this.intervalMs / 2) : Promise.resolve()),
       onError: (err) => deps.onError?.(err),
     });
   }
@@ -65,12 +67,12 @@ export class TypeSettings {
   private reading: Promise<void> | undefined;
 
   /**
-   * Re-reads the settings when the last read is older than the refresh interval; concurrent callers
+   * Re-reads the settings when the last read is older than `maxAgeMs` (the refresh interval); concurrent callers
    * share one read. A failed read keeps the last settings in force (and is not retried before the
    * interval passes).
    */
-  fresh(): Promise<void> {
-    if (Date.now() - this.readAt < this.intervalMs) return this.reading ?? Promise.resolve();
+  fresh(maxAgeMs: number = this.intervalMs): Promise<void> {
+    if (Date.now() - this.readAt < maxAgeMs) return this.reading ?? Promise.resolve();
     this.reading ??= this.refresh()
       .catch((err: unknown) => this.deps.onError?.(err))
       .finally(() => {
