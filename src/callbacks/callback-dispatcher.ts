@@ -1,7 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 
 import { coerceError } from '../errors';
-import type { JobEvents } from '../jobs/job-events';
 import type { Logger } from '../logger';
 import type { Clock, RandomSource } from '../model/clock';
 import type { CallbackRepository, TakenCallback } from '../storage/callback-repository';
@@ -12,6 +11,9 @@ export const DEFAULT_CALLBACK_RETRY_DELAYS_MS: readonly number[] = [5_000, 30_00
 
 export type CallbackOutcome = 'delivered' | 'retry' | 'failed';
 
+/** The job events after which a callback may be due. */
+type FinishingEvent = 'succeeded' | 'failed' | 'dead_lettered' | 'cancelled';
+
 export interface CallbackDispatcherDeps {
   store: Pick<CallbackRepository, 'findDue' | 'take' | 'recordDelivered' | 'recordFailed'>;
   send: CallbackSender;
@@ -20,8 +22,11 @@ export interface CallbackDispatcherDeps {
   clock: Clock;
   random: RandomSource;
   logger: Logger;
-  /** Local finishing events start a look at once (another instance's finishes are found by the poll). */
-  events?: JobEvents;
+  /**
+   * Local finishing events start a look at once (another instance's finishes are found by the poll).
+   * The queue's JobEvents fits; only this much of it is needed here.
+   */
+  events?: { on(event: FinishingEvent, listener: () => void): () => void };
   retryDelaysMs?: readonly number[];
   /** An attempt's lease: longer than its time bound, so a crashed instance's attempt is retried after it. */
   leaseMs?: number;

@@ -580,3 +580,8 @@ function uploadSpec(operation: 'createAsset' | 'addAssetVersion', upload: Upload
     ...(upload.timeoutMs === undefined ? {} : { timeoutMs: upload.timeoutMs }),
   };
 }
+
+// Every entry of the operation table names a method of the client: a misspelt or removed one does
+// not compile (checked here, beside the class, so the table needs no import of it).
+type ClientMethodsExist<T> = { [K in keyof T]: T[K] extends { clientMethod: infer M } ? (M extends keyof JobsClient ? T[K] : never) : T[K] };
+CLIENT_OPERATIONS satisfies ClientMethodsExist<typeof CLIENT_OPERATIONS>;

@@ -1,12 +1,11 @@
 import type { OperationId } from '../contract/routes';
-import type { JobsClient } from './jobs-client';
 
 export interface ClientOperation {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** As in the route table (Express style): each `:name` segment is filled from the call. */
   path: string;
-  /** The JobsClient method that calls the route. */
-  clientMethod: keyof JobsClient;
+  /** The JobsClient method that calls the route (checked against the class in jobs-client.ts). */
+  clientMethod: string;
 }
 
 /**

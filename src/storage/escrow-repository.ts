@@ -71,7 +71,7 @@ export function createEscrowRepository(connection: Connection): EscrowRepository
     async listEscrows({ scope, skip, limit }) {
       const filter = accessFilter(scope);
       const [docs, total] = await Promise.all([
-        Escrow.find(filter).sort({ createdAt: -1, _id: -1 }).skip(skip).limit(limit).lean<EscrowDocument[]>().exec(),
+        Escrow.find(filter, null, { sort: { createdAt: -1, _id: -1 }, skip, limit }).lean<EscrowDocument[]>().exec(),
         Escrow.countDocuments(filter).exec(),
       ]);
       return { escrows: docs.map(toEscrowRecord), total };

@@ -57,12 +57,9 @@ export class SlotRepository {
       const free: { _id: string; leaseId: string | null }[] = [];
       // Released slots first (expiresAt is the epoch), then expired ones. Pages on past expired slots
       // whose job is still leased, so they can never hide a free slot behind them.
-      for (let skip = 0; free.length < want; skip += page) {
+      for (let offset = 0; free.length < want; offset += page) {
         const expired = await this.slots
-          .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1, leaseId: 1 })
-          .sort({ expiresAt: 1, _id: 1 })
-          .skip(skip)
-          .limit(page)
+          .find({ type, index: { $lt: limit }, expiresAt: { $lte: now } }, { _id: 1, leaseId: 1 }, { sort: { expiresAt: 1, _id: 1 }, skip: offset, limit: page })
           .lean<{ _id: string; leaseId: string | null }[]>();
         const heldIds = expired.flatMap((slot) => (slot.leaseId === null ? [] : [slot.leaseId]));
         const live =

@@ -6,7 +6,7 @@ import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-t
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
 
-import type { SpanAttributes, SpanHandle, SpanKindName, Tracing } from './tracing';
+import type { SpanAttributes, SpanHandle, SpanKindName, Tracing } from './span';
 
 type Env = Record<string, string | undefined>;
 
