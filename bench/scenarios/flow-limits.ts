@@ -12,11 +12,10 @@ import pino from 'pino';
 
 import { createApp } from '../../src/app';
 import { mintToken } from '../../src/auth/tokens';
-import { connectDatabase } from '../../src/storage/connection';
+import { connectDatabase, DRIVER_MONITORING_COMMANDS } from '../../src/storage/connection';
 import { ensureIndexes } from '../../src/storage/indexes';
 import { wireApi, wireServices } from '../../src/wiring';
 
-const MONITORING = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);
 const WORKERS = 4;
 const LEASE_LIMIT = 25;
 
@@ -40,7 +39,7 @@ export async function runFlowVariant(params: { uri: string; variant: Variant; jo
   await ensureIndexes(connection);
   let commands = 0;
   connection.getClient().on('commandStarted', (event) => {
-    if (!MONITORING.has(event.commandName)) commands += 1;
+    if (!DRIVER_MONITORING_COMMANDS.has(event.commandName)) commands += 1;
   });
   const wiring = { connection, logger: pino({ level: 'silent' }), jwtSecret: secret, readyTimeoutMs: 1_000 };
   const services = wireServices(wiring);

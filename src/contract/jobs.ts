@@ -271,16 +271,7 @@ export const leaseQuery = z.object({
   )
     .optional()
     .meta({ description: 'How many jobs at most.' }),
-  wait: documentAs(
-    z
-      .string()
-      .regex(/^\d+(\.\d+)?$/, `wait must be a number of seconds from 0 to ${MAX_LEASE_WAIT_SECONDS}`)
-      .transform(Number)
-      .pipe(z.number().min(0).max(MAX_LEASE_WAIT_SECONDS, `wait must be at most ${MAX_LEASE_WAIT_SECONDS} seconds`)),
-    { type: 'number', minimum: 0, maximum: MAX_LEASE_WAIT_SECONDS, default: 0 },
-  )
-    .optional()
-    .meta({ description: 'Long-poll: when nothing is available, hold the call up to this many seconds until a job is.' }),
+  wait: waitSecondsQuery('Long-poll: when nothing is available, hold the call up to this many seconds until a job is.'),
   type: commaList.optional().meta({ description: 'Only these types (comma-separated).' }),
 });
 

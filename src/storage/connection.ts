@@ -59,3 +59,6 @@ export async function pingDatabase(connection: Connection, timeoutMs: number): P
     clearTimeout(timer);
   }
 }
+
+/** Commands the driver sends on its own (server monitoring, session ends): left out when counting what a caller costs. */
+export const DRIVER_MONITORING_COMMANDS: ReadonlySet<string> = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);

@@ -2,14 +2,13 @@ import type { Express } from 'express';
 import type { Connection } from 'mongoose';
 
 import { createApp } from '../../src/app';
-import { connectDatabase } from '../../src/storage/connection';
+import { connectDatabase, DRIVER_MONITORING_COMMANDS } from '../../src/storage/connection';
 import { wireApi, wireServices, type ApiServices, type ApiWiringParams } from '../../src/wiring';
 import { silentLogger } from './app';
 import { testDatabaseUri, type TestDatabase } from './database';
 import { listen } from './server';
 import { TEST_JWT_SECRET, tokenFor } from './tokens';
 
-const MONITORING = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);
 
 /** One API instance as a process has it: its own connection to the test file's database, services, app and socket. */
 export interface ApiInstance {
@@ -38,7 +37,7 @@ export async function startApiInstance(db: TestDatabase, overrides: Partial<ApiW
   });
   const commands: string[] = [];
   connection.getClient().on('commandStarted', (event) => {
-    if (!MONITORING.has(event.commandName)) commands.push(`${event.commandName} ${String(event.command[event.commandName])}`);
+    if (!DRIVER_MONITORING_COMMANDS.has(event.commandName)) commands.push(`${event.commandName} ${String(event.command[event.commandName])}`);
   });
   const params: ApiWiringParams = { connection, logger: silentLogger, jwtSecret: TEST_JWT_SECRET, readyTimeoutMs: 1_000, ...overrides };
   const services = wireServices(params);

@@ -1,7 +1,7 @@
 import type { Connection } from 'mongoose';
 
 import { createApp } from '../../src/app';
-import { connectDatabase } from '../../src/storage/connection';
+import { connectDatabase, DRIVER_MONITORING_COMMANDS } from '../../src/storage/connection';
 import { wireApi, wireServices, type ApiServices } from '../../src/wiring';
 import { silentLogger } from '../helpers/app';
 import { testDatabaseUri, useTestDatabase } from '../helpers/database';
@@ -21,12 +21,11 @@ let server: Awaited<ReturnType<typeof listen>>;
 const commands: string[] = [];
 /** Short, so the test sees several refresh intervals of the worker sightings. */
 const WORKER_SEEN_INTERVAL_MS = 500;
-const MONITORING = new Set(['isMaster', 'ismaster', 'hello', 'ping', 'endSessions']);
 
 beforeAll(async () => {
   connection = await connectDatabase({ uri: testDatabaseUri(), dbName: db.dbName, timeoutMs: 5_000, writeConcern: 'majority', readPreference: 'primary', monitorCommands: true });
   connection.getClient().on('commandStarted', (event) => {
-    if (!MONITORING.has(event.commandName)) commands.push(`${event.commandName} ${String(event.command[event.commandName])}`);
+    if (!DRIVER_MONITORING_COMMANDS.has(event.commandName)) commands.push(`${event.commandName} ${String(event.command[event.commandName])}`);
   });
   const params = { connection, logger: silentLogger, jwtSecret: TEST_JWT_SECRET, readyTimeoutMs: 1_000, workerSeenIntervalMs: WORKER_SEEN_INTERVAL_MS };
   services = wireServices(params);
