@@ -5,7 +5,7 @@ import type { Principal, Role } from '../model/principal';
 import { translateStorageError } from '../storage/errors';
 import type { InsertResult, NewJob } from '../storage/job-repository';
 import { BAD_ENDINGS, dependencyError, type Dependencies } from './dependencies';
-import { GroupCommit } from './group-commit';
+import { GroupCommit } from '../group-commit';
 import { CallbackTargets } from '../callbacks/callback-targets';
 import { newJobId, type QueueDeps } from './queue-deps';
 

@@ -1,6 +1,7 @@
 import { apiErrorFor, NotFoundApiError } from '../client/errors';
 import type { BatchReportItem, BatchReportResponse } from '../client/types';
 import { ERROR_CATALOG, isErrorCode } from '../error-catalog';
+import { GroupCommit } from '../group-commit';
 
 /** At most this many reports per batch (API.md), and about this many bytes of JSON (the API takes 1 MB bodies). */
 const MAX_BATCH = 100;
@@ -17,98 +18,66 @@ export interface ReportBatcherOptions {
   onFallback?: () => void;
 }
 
-interface Pending {
-  report: BatchReportItem;
-  bytes: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
+/** What a report's own single endpoint would have answered: accepted, or its error. */
+type Outcome = { accepted: true } | { error: unknown };
 
 /**
- * Reports of finished jobs, sent in batches (POST /jobs/reports). A report submitted while no batch
- * is in flight goes at once; reports submitted meanwhile go together in the next batch, which
- * waits `lingerMs` more while they keep coming (so a busy worker sends one request per few ms, an
- * idle one never waits). Each submit resolves when its own report was accepted, and rejects with
- * the error its single endpoint would have answered (a 409 as ConflictApiError, ...) or with the
- * batch's transport error (the runner's outage retries then submit it again). Against an API
- * without the batch route (404), every report from then on goes to its single endpoint.
+ * Reports of finished jobs, sent in batches (POST /jobs/reports) through a GroupCommit: a report
+ * submitted while no batch is in flight goes at once; reports submitted meanwhile go together in the
+ * next batch, which waits `lingerMs` more while they keep coming (so a busy worker sends one request
+ * per few ms, an idle one never waits). Each submit resolves when its own report was accepted, and
+ * rejects with the error its single endpoint would have answered (a 409 as ConflictApiError, ...) or
+ * with the batch's transport error (the runner's outage retries then submit it again). Against an
+ * API without the batch route (404), every report from then on goes to its single endpoint.
  */
 export class ReportBatcher {
-  private queue: Pending[] = [];
-  private flushing = false;
-  private lastSubmitAt = Number.NEGATIVE_INFINITY;
   private single = false;
+  private readonly batches: GroupCommit<BatchReportItem, Outcome>;
 
-  constructor(private readonly options: ReportBatcherOptions) {}
+  constructor(private readonly options: ReportBatcherOptions) {
+    this.batches = new GroupCommit({ flush: (reports) => this.flush(reports), maxBatch: MAX_BATCH, maxWeight: MAX_BATCH_BYTES, lingerMs: options.lingerMs ?? 2 });
+  }
 
   /** Whether reports go one by one (the API has no batch route). */
   get fallenBack(): boolean {
     return this.single;
   }
 
-  submit(report: BatchReportItem): Promise<void> {
+  async submit(report: BatchReportItem): Promise<void> {
     if (this.single) return this.options.sendOne(report);
     const bytes = Buffer.byteLength(JSON.stringify(report));
     if (bytes > MAX_BATCH_BYTES) return this.options.sendOne(report);
-    const now = performance.now();
-    const busy = now - this.lastSubmitAt <= (this.options.lingerMs ?? 2);
-    this.lastSubmitAt = now;
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ report, bytes, resolve, reject });
-      if (!this.flushing) void this.drain(busy);
-    });
+    const outcome = await this.batches.submit(report, bytes);
+    if ('error' in outcome) throw outcome.error;
   }
 
-  private async drain(busy: boolean): Promise<void> {
-    this.flushing = true;
-    try {
-      const linger = this.options.lingerMs ?? 2;
-      if (busy && linger > 0) await new Promise((resolve) => setTimeout(resolve, linger));
-      while (this.queue.length > 0) {
-        const batch = this.takeBatch();
-        if (this.single) {
-          for (const entry of batch) this.options.sendOne(entry.report).then(entry.resolve, entry.reject);
-          continue;
-        }
-        await this.flush(batch);
-      }
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  private takeBatch(): Pending[] {
-    let bytes = 0;
-    let count = 0;
-    while (count < this.queue.length && count < MAX_BATCH && bytes + this.queue[count]!.bytes <= MAX_BATCH_BYTES) {
-      bytes += this.queue[count]!.bytes;
-      count += 1;
-    }
-    return this.queue.splice(0, Math.max(1, count));
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
+  private async flush(reports: BatchReportItem[]): Promise<Outcome[]> {
+    if (this.single) return this.sendEachAlone(reports);
     let answer: BatchReportResponse;
     try {
-      answer = await this.options.send(batch.map((entry) => entry.report));
+      answer = await this.options.send(reports);
     } catch (err) {
       // An older API has no batch route: the route itself is unknown (not one report's job).
       if (err instanceof NotFoundApiError && err.code === 'not_found') {
         this.single = true;
         this.options.onFallback?.();
-        for (const entry of batch) this.options.sendOne(entry.report).then(entry.resolve, entry.reject);
-        return;
+        return this.sendEachAlone(reports);
       }
-      for (const entry of batch) entry.reject(err);
-      return;
+      // A transport error: every report of the batch gets it.
+      throw err;
     }
-    batch.forEach((entry, i) => {
+    return reports.map((_, i): Outcome => {
       const result = answer.results[i];
-      if (!result) entry.reject(new Error(`the batch answer has no result for report ${i}`));
-      else if ('error' in result) {
+      if (!result) return { error: new Error(`the batch answer has no result for report ${i}`) };
+      if ('error' in result) {
         const { code } = result.error;
-        entry.reject(apiErrorFor(isErrorCode(code) ? ERROR_CATALOG[code].status : 500, { error: result.error }));
-      } else entry.resolve();
+        return { error: apiErrorFor(isErrorCode(code) ? ERROR_CATALOG[code].status : 500, { error: result.error }) };
+      }
+      return { accepted: true };
     });
+  }
+
+  private sendEachAlone(reports: readonly BatchReportItem[]): Promise<Outcome[]> {
+    return Promise.all(reports.map((report) => this.options.sendOne(report).then((): Outcome => ({ accepted: true }), (error: unknown): Outcome => ({ error }))));
   }
 }

@@ -1,4 +1,4 @@
-import { GroupCommit } from '../../src/jobs/group-commit';
+import { GroupCommit } from '../../src/group-commit';
 
 describe('GroupCommit', () => {
   it('flushes a lone item at once, and items arriving during a flush together in the next', async () => {
