@@ -55,11 +55,11 @@ export function createApp(deps: AppDeps): Express {
   // The public routers under one router that only requests of a public route's first path segment
   // enter (from the route table): an API call passes them without a walk through each.
   const publicRoutes = express.Router();
+  // Any other request leaves this router at once (`next('router')`).
+  publicRoutes.use((req, _res, next) => next(PUBLIC_PATH_SEGMENTS.has(firstSegment(req.path)) ? undefined : 'router'));
   publicRoutes.use(healthRoutes({ isDatabaseReady: deps.isDatabaseReady }));
   for (const router of deps.publicRouters ?? []) publicRoutes.use(router);
-  const enterPublicRoutes: RequestHandler = (req, res, next) => (PUBLIC_PATH_SEGMENTS.has(firstSegment(req.path)) ? publicRoutes(req, res, next) : next());
-  // Its routes stay visible to whatever walks the app's router stack (the route-table tests).
-  app.use(Object.assign(enterPublicRoutes, { stack: publicRoutes.stack }));
+  app.use(publicRoutes);
 
   const protectedRoutes = express.Router();
   // The token first: an unauthenticated request is answered 401 without its body being read.
