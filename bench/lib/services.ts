@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
 import { mintToken } from '../../src/auth/tokens';
-import { BenchProcess, stopAll } from './service-process';
+import { BenchProcess, ROOT, stopAll } from './service-process';
 
 export interface ServiceSettings {
   /** Server address without a database name. */
@@ -17,6 +20,17 @@ export interface WorkerFleetSettings {
 
 const START_TIMEOUT_MS = 60_000;
 
+/**
+ * The node flags `npm run api` starts the API with (package.json's `api` script: the V8 heap
+ * settings that bound its memory), so the bench measures the API as production runs it.
+ */
+export function apiNodeFlags(): string[] {
+  const scripts = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const match = /exec node((?: --[\w-]+(?:=\S+)?)*) dist\/main-api\.js/.exec(scripts.api ?? '');
+  if (!match) throw new Error(`package.json's api script does not run "exec node [flags] dist/main-api.js": ${scripts.api}`);
+  return match[1]!.trim().split(' ').filter(Boolean);
+}
+
 /** Starts `npm run api`'s entry point on a free port; resolves once it listens. */
 export async function startApiProcess(
   settings: ServiceSettings,
@@ -24,7 +38,7 @@ export async function startApiProcess(
 ): Promise<{ api: BenchProcess; baseUrl: string }> {
   const api = new BenchProcess('API', {
     entry: 'src/main-api.ts',
-    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
+    nodeArgs: [...apiNodeFlags(), ...(options.nodeArgs ?? [])],
     env: {
       PORT: '0',
       MONGODB_URI: settings.mongoUri,

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { uriWithDatabase } from '../../src/mongo-uri';
@@ -11,6 +11,15 @@ import { TEST_JWT_SECRET, tokenFor } from '../helpers/tokens';
 jest.setTimeout(240_000);
 const db = useTestDatabase();
 let api: ServiceProcess | undefined;
+
+/** The node flags of `npm run api` (package.json) and of the image's CMD (Dockerfile). */
+function productionApiFlags(): { npm: string[]; docker: string[] } {
+  const script = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.api!;
+  const npm = /exec node (.*) dist\/main-api\.js$/.exec(script)![1]!.split(' ');
+  const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
+  const docker = (JSON.parse(cmd) as string[]).slice(1, -1);
+  return { npm, docker };
+}
 
 beforeAll(() => {
   // What `npm run api` does first: builds dist/ when src/ changed (a no-op when it is fresh).
@@ -30,10 +39,16 @@ describe('the compiled API (dist/)', () => {
     expect(existsSync(path.join(ROOT, 'dist', 'test'))).toBe(false);
   });
 
+  it('is started with the same node flags by npm run api and by the container image (the V8 heap settings that bound its memory)', () => {
+    const { npm, docker } = productionApiFlags();
+    expect(npm).toContain('--heap-growing-percent=50');
+    expect(docker).toEqual(npm);
+  });
+
   it('serves with plain node: probes, the dashboard, the API reference and an enqueue; SIGTERM exits 0', async () => {
     api = new ServiceProcess({
       command: process.execPath,
-      args: ['--enable-source-maps', path.join(ROOT, 'dist', 'main-api.js')],
+      args: [...productionApiFlags().npm, path.join(ROOT, 'dist', 'main-api.js')],
       env: { MONGODB_URI: uriWithDatabase(testDatabaseUri(), db.dbName), JWT_SECRET: TEST_JWT_SECRET, PORT: '0', SCHEDULER_INTERVAL_MS: '0', RETENTION_INTERVAL_MS: '0', NODE_ENV: 'production' },
     });
     const port = (JSON.parse(await api.waitForLine(/"msg":"API listening"/, 30_000)) as { port: number }).port;
