@@ -1,5 +1,6 @@
 import type { Tracing } from '../tracing/tracing';
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
+import type { JsonRequest, JsonTransport, TextAnswer } from './json-transport';
 import { CLIENT_OPERATIONS, type ClientOperationId } from './operations';
 import type {
   AssetContent,
@@ -70,6 +71,11 @@ export interface JobsClientOptions {
   timeoutMs?: number;
   retry?: Partial<RetryOptions>;
   fetch?: typeof fetch;
+  /**
+   * Sends the calls that have a JSON body or none and read their answer whole (all but uploads and
+   * downloads) instead of fetch: the worker runtime uses `nodeHttpTransport()` (src/worker/node-http-transport.ts, which says why).
+   */
+  jsonTransport?: JsonTransport;
   /** Injected for tests: waits between retries. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -107,7 +113,7 @@ interface CallSpec {
 
 interface Answer<T> {
   status: number;
-  headers: Headers;
+  headers: { get(name: string): string | null };
   body: T;
 }
 
@@ -495,7 +501,13 @@ export class JobsClient {
       // Node's fetch sends any ArrayBufferView; the DOM typings want one over an ArrayBuffer only.
       body = spec.raw.body as Blob | ArrayBuffer | ReadableStream;
     }
-    const timeout = AbortSignal.timeout(spec.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = spec.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const transport = this.options.jsonTransport;
+    if (transport && spec.raw === undefined && (reading === 'json' || reading === 'text' || reading === 'none')) {
+      const request = { method: operation.method, url: `${this.baseUrl}${path}${query}`, headers, timeoutMs, ...(typeof body === 'string' ? { body } : {}), ...(spec.signal ? { signal: spec.signal } : {}) };
+      return this.sendJson<T>(transport, request, reading, what);
+    }
+    const timeout = AbortSignal.timeout(timeoutMs);
     const init: RequestInit & { duplex?: 'half' } = {
       method: operation.method,
       headers,
@@ -520,6 +532,25 @@ export class JobsClient {
       throw new NetworkError(`${what}: the answer could not be read as ${reading}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
+
+  /** callUntraced through a JsonTransport: the same errors and answers as through fetch. */
+  private async sendJson<T>(transport: JsonTransport, request: JsonRequest, reading: 'json' | 'text' | 'none', what: string): Promise<Answer<T>> {
+    let answer: TextAnswer;
+    try {
+      answer = await transport(request);
+    } catch (err) {
+      throw new NetworkError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (answer.status < 200 || answer.status > 299) {
+      throw apiErrorFor(answer.status, parseJsonOrUndefined(answer.text), answer.headers.get('retry-after'));
+    }
+    if (reading !== 'json') return { status: answer.status, headers: answer.headers, body: (reading === 'text' ? answer.text : undefined) as T };
+    try {
+      return { status: answer.status, headers: answer.headers, body: JSON.parse(answer.text) as T };
+    } catch (err) {
+      throw new NetworkError(`${what}: the answer could not be read as json: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
 }
 
 async function readBody(response: Response, reading: Reading): Promise<unknown> {
@@ -535,6 +566,14 @@ async function readBody(response: Response, reading: Reading): Promise<unknown> 
     case 'none':
       await response.body?.cancel();
       return undefined;
+  }
+}
+
+function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

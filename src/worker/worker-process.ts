@@ -2,6 +2,7 @@ import type { Connection } from 'mongoose';
 
 import { createAssetService } from '../assets/asset-service';
 import { JobsClient } from '../client/jobs-client';
+import { nodeHttpTransport } from './node-http-transport';
 import type { WorkerConfig } from '../config';
 import { JOB_TYPES } from '../jobs/job-types';
 import { JobRegistry } from '../jobs/registry';
@@ -60,7 +61,7 @@ export async function startWorker(params: {
       params.onJobFinished?.(event);
     };
     const runner = new WorkerRunner({
-      api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID, tracing }),
+      api: new JobsClient({ baseUrl: config.JOBS_API_URL, token: config.WORKER_TOKEN, workerId: config.WORKER_ID, tracing, jsonTransport: nodeHttpTransport() }),
       tracing,
       handlers,
       logger,
