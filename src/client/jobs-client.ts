@@ -1,6 +1,6 @@
 import type { Tracing } from '../tracing/tracing';
 import { apiErrorFor, NetworkError, UnavailableApiError } from './errors';
-import type { JsonRequest, JsonTransport, TextAnswer } from './json-transport';
+import type { JsonTransport, TransportAnswer } from './json-transport';
 import { CLIENT_OPERATIONS, type ClientOperationId } from './operations';
 import type {
   AssetContent,
@@ -73,7 +73,8 @@ export interface JobsClientOptions {
   fetch?: typeof fetch;
   /**
    * Sends the calls that have a JSON body or none and read their answer whole (all but uploads and
-   * downloads) instead of fetch: the worker runtime uses `nodeHttpTransport()` (src/worker/node-http-transport.ts, which says why).
+   * streamed downloads) instead of fetch: the worker runtime uses `nodeHttpTransport()`
+   * (src/worker/node-http-transport.ts, which says why).
    */
   jsonTransport?: JsonTransport;
   /** Injected for tests: waits between retries. */
@@ -501,24 +502,15 @@ export class JobsClient {
       // Node's fetch sends any ArrayBufferView; the DOM typings want one over an ArrayBuffer only.
       body = spec.raw.body as Blob | ArrayBuffer | ReadableStream;
     }
+    const url = `${this.baseUrl}${path}${query}`;
     const timeoutMs = spec.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const transport = this.options.jsonTransport;
-    if (transport && spec.raw === undefined && (reading === 'json' || reading === 'text' || reading === 'none')) {
-      const request = { method: operation.method, url: `${this.baseUrl}${path}${query}`, headers, timeoutMs, ...(typeof body === 'string' ? { body } : {}), ...(spec.signal ? { signal: spec.signal } : {}) };
-      return this.sendJson<T>(transport, request, reading, what);
-    }
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const init: RequestInit & { duplex?: 'half' } = {
-      method: operation.method,
-      headers,
-      signal: spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout,
-      ...(body === undefined ? {} : { body }),
-      // A stream body is sent as it is read (fetch requires saying so).
-      ...(body instanceof ReadableStream ? { duplex: 'half' as const } : {}),
-    };
-    let response: Response;
+    let response: CallResponse;
     try {
-      response = await this.fetchImpl(`${this.baseUrl}${path}${query}`, init);
+      response =
+        transport && spec.raw === undefined && reading !== 'stream'
+          ? responseOf(await transport({ method: operation.method, url, headers, timeoutMs, ...(typeof body === 'string' ? { body } : {}), ...(spec.signal ? { signal: spec.signal } : {}) }))
+          : await this.fetchImpl(url, fetchInit({ method: operation.method, headers, body, timeoutMs, ...(spec.signal ? { signal: spec.signal } : {}) }));
     } catch (err) {
       throw new NetworkError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
@@ -532,28 +524,37 @@ export class JobsClient {
       throw new NetworkError(`${what}: the answer could not be read as ${reading}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
-
-  /** callUntraced through a JsonTransport: the same errors and answers as through fetch. */
-  private async sendJson<T>(transport: JsonTransport, request: JsonRequest, reading: 'json' | 'text' | 'none', what: string): Promise<Answer<T>> {
-    let answer: TextAnswer;
-    try {
-      answer = await transport(request);
-    } catch (err) {
-      throw new NetworkError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    if (answer.status < 200 || answer.status > 299) {
-      throw apiErrorFor(answer.status, parseJsonOrUndefined(answer.text), answer.headers.get('retry-after'));
-    }
-    if (reading !== 'json') return { status: answer.status, headers: answer.headers, body: (reading === 'text' ? answer.text : undefined) as T };
-    try {
-      return { status: answer.status, headers: answer.headers, body: JSON.parse(answer.text) as T };
-    } catch (err) {
-      throw new NetworkError(`${what}: the answer could not be read as json: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-  }
 }
 
-async function readBody(response: Response, reading: Reading): Promise<unknown> {
+/** What a call reads of its answer: fetch's Response, or a JsonTransport's answer in its shape. */
+type CallResponse = Pick<Response, 'ok' | 'status' | 'json' | 'text' | 'arrayBuffer' | 'body'> & { headers: { get(name: string): string | null } };
+
+function responseOf(answer: TransportAnswer): CallResponse {
+  const text = (): string => new TextDecoder().decode(answer.body);
+  return {
+    ok: answer.status >= 200 && answer.status <= 299,
+    status: answer.status,
+    headers: answer.headers,
+    body: null,
+    json: async () => JSON.parse(text()) as unknown,
+    text: async () => text(),
+    arrayBuffer: async () => answer.body.slice().buffer as ArrayBuffer,
+  };
+}
+
+function fetchInit(params: { method: string; headers: Record<string, string>; body: RequestInit['body']; timeoutMs: number; signal?: AbortSignal }): RequestInit & { duplex?: 'half' } {
+  const timeout = AbortSignal.timeout(params.timeoutMs);
+  return {
+    method: params.method,
+    headers: params.headers,
+    signal: params.signal ? AbortSignal.any([params.signal, timeout]) : timeout,
+    ...(params.body === undefined || params.body === null ? {} : { body: params.body }),
+    // A stream body is sent as it is read (fetch requires saying so).
+    ...(params.body instanceof ReadableStream ? { duplex: 'half' as const } : {}),
+  };
+}
+
+async function readBody(response: CallResponse, reading: Reading): Promise<unknown> {
   switch (reading) {
     case 'json':
       return response.json();
@@ -566,14 +567,6 @@ async function readBody(response: Response, reading: Reading): Promise<unknown> 
     case 'none':
       await response.body?.cancel();
       return undefined;
-  }
-}
-
-function parseJsonOrUndefined(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 

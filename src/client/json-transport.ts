@@ -4,7 +4,7 @@
  * src/worker/node-http-transport.ts).
  */
 
-/** One request with a JSON (or no) body, and its whole answer as text. */
+/** One request with a JSON (or no) body. */
 export interface JsonRequest {
   method: string;
   url: string;
@@ -14,11 +14,12 @@ export interface JsonRequest {
   signal?: AbortSignal;
 }
 
-export interface TextAnswer {
+/** Its whole answer. */
+export interface TransportAnswer {
   status: number;
   headers: { get(name: string): string | null };
-  text: string;
+  body: Uint8Array;
 }
 
 /** Sends JSON requests and reads their answers whole (the client's calls that stream nothing). */
-export type JsonTransport = (request: JsonRequest) => Promise<TextAnswer>;
+export type JsonTransport = (request: JsonRequest) => Promise<TransportAnswer>;

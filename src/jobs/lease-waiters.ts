@@ -51,13 +51,6 @@ export class LeaseWaiters {
   private pollDueAt = Number.POSITIVE_INFINITY;
   private pollDelayMs: number;
   private polling = false;
-  /**
-   * When the last waiter left and the poll stopped, and when it was due then: renewed long-polls
-   * all arrive a round trip after their waits end, and a poll resumed at its old due time keeps what
-   * the previous one knew (isKnownEmpty) across that gap.
-   */
-  private pausedAt = Number.NEGATIVE_INFINITY;
-  private pausedDueAt = Number.POSITIVE_INFINITY;
   /** Whether another source (a change feed) reports jobs made available by other API instances. */
   private feedActive = false;
   /** Jobs this instance made available, so the feed's echo of them wakes nobody twice. */
@@ -115,8 +108,10 @@ export class LeaseWaiters {
       const finish = (reason: 'woken' | 'timeout' | 'ended'): void => {
         clearTimeout(timer);
         params.signal?.removeEventListener('abort', onAbort);
+        // The poll stays armed when the last waiter leaves: renewed long-polls arrive a round trip
+        // after their waits end, and find it still due (isKnownEmpty). Due with nobody waiting, it
+        // asks nothing and stops.
         this.waiters.delete(waiter);
-        if (this.waiters.size === 0) this.pausePolling();
         resolve(reason);
       };
       const onAbort = (): void => finish('ended');
@@ -128,10 +123,7 @@ export class LeaseWaiters {
       const timer = setTimeout(() => finish('timeout'), remaining);
       params.signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.add(waiter);
-      // A poll paused a moment ago resumes at its old due time; else one is armed at the current pace.
-      const resumed = this.pausedDueAt - Date.now();
-      this.pausedDueAt = Number.POSITIVE_INFINITY;
-      this.schedulePoll(Math.max(0, Math.min(this.pollDelayMs, resumed)));
+      this.schedulePoll(this.pollDelayMs);
     });
   }
 
@@ -157,8 +149,7 @@ export class LeaseWaiters {
    * Idle workers then cost the database nothing on each renewed long-poll; the poll asks for all.
    */
   isKnownEmpty(scope: WaiterScope): boolean {
-    const pollArmed = this.pollTimer !== undefined || this.polling || Date.now() - this.pausedAt < this.options.pollIntervalMs;
-    return pollArmed && this.empty.get(scopeKey(scope)) === this.sequence;
+    return (this.pollTimer !== undefined || this.polling) && this.empty.get(scopeKey(scope)) === this.sequence;
   }
 
   /** Whether a change feed is live: then the shared poll only needs to look for jobs falling due. */
@@ -242,13 +233,6 @@ export class LeaseWaiters {
       void this.poll();
     }, delayMs);
     this.pollTimer.unref();
-  }
-
-  /** The last waiter left: the poll stops, remembering when it was due (see pausedAt). */
-  private pausePolling(): void {
-    this.pausedAt = Date.now();
-    this.pausedDueAt = this.pollDueAt;
-    this.stopPolling();
   }
 
   private stopPolling(): void {

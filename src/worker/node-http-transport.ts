@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 
-import type { JsonTransport, TextAnswer } from '../client/json-transport';
+import type { JsonTransport, TransportAnswer } from '../client/json-transport';
 
 /**
  * The worker runtime's JsonTransport: node:http with keep-alive connections. Node's fetch builds
@@ -10,13 +10,10 @@ import type { JsonTransport, TextAnswer } from '../client/json-transport';
  * docs/benchmarks.md). The client package itself stays on fetch. Free connections close before the
  * server's keep-alive timeout (Node's agent follows the server's Keep-Alive hint).
  */
-export function nodeHttpTransport(options: { maxSockets?: number } = {}): JsonTransport {
-  const agents = {
-    'http:': new http.Agent({ keepAlive: true, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) }),
-    'https:': new https.Agent({ keepAlive: true, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) }),
-  };
+export function nodeHttpTransport(): JsonTransport {
+  const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
   return (request) =>
-    new Promise<TextAnswer>((resolve, reject) => {
+    new Promise<TransportAnswer>((resolve, reject) => {
       const url = new URL(request.url);
       const secure = url.protocol === 'https:';
       if (!secure && url.protocol !== 'http:') return reject(new TypeError(`unsupported protocol ${url.protocol}`));
@@ -33,7 +30,7 @@ export function nodeHttpTransport(options: { maxSockets?: number } = {}): JsonTr
           resolve({
             status: res.statusCode ?? 0,
             headers: { get: (name) => headerValue(raw[name.toLowerCase()]) },
-            text: Buffer.concat(chunks).toString('utf8'),
+            body: Buffer.concat(chunks),
           });
         });
       });

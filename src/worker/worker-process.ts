@@ -2,7 +2,6 @@ import type { Connection } from 'mongoose';
 
 import { createAssetService } from '../assets/asset-service';
 import { JobsClient } from '../client/jobs-client';
-import { nodeHttpTransport } from './node-http-transport';
 import type { WorkerConfig } from '../config';
 import { JOB_TYPES } from '../jobs/job-types';
 import { JobRegistry } from '../jobs/registry';
@@ -11,6 +10,7 @@ import { createPayouts } from '../payouts/create-payouts';
 import { connectDatabase } from '../storage/connection';
 import { ensureIndexes } from '../storage/indexes';
 import { checkHandlers, createHandlers } from './handlers';
+import { nodeHttpTransport } from './node-http-transport';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { WorkerRunner, type JobFinishedEvent } from './runner';

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { apiNodeFlags } from '../../bench/lib/services';
 import { uriWithDatabase } from '../../src/mongo-uri';
 import { testDatabaseUri, useTestDatabase } from '../helpers/database';
 import { ROOT, ServiceProcess } from '../helpers/processes';
@@ -14,8 +15,7 @@ let api: ServiceProcess | undefined;
 
 /** The node flags of `npm run api` (package.json) and of the image's CMD (Dockerfile). */
 function productionApiFlags(): { npm: string[]; docker: string[] } {
-  const script = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.api!;
-  const npm = /exec node (.*) dist\/main-api\.js$/.exec(script)![1]!.split(' ');
+  const npm = apiNodeFlags();
   const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
   const docker = (JSON.parse(cmd) as string[]).slice(1, -1);
   return { npm, docker };

@@ -31,7 +31,7 @@ describe('LeaseWaiters: renewed long-polls', () => {
     expect(waiters.isKnownEmpty(scope)).toBe(true);
     await jest.advanceTimersByTimeAsync(700);
     await expect(first).resolves.toBe('timeout');
-    // No waiter is left: the poll is paused, and the renewal a round trip later needs no query of its own.
+    // No waiter is left, but the poll is still armed: the renewal a round trip later needs no query of its own.
     expect(waiters.size).toBe(0);
     await jest.advanceTimersByTimeAsync(20);
     expect(waiters.isKnownEmpty(scope)).toBe(true);
@@ -43,7 +43,7 @@ describe('LeaseWaiters: renewed long-polls', () => {
     await expect(renewed).resolves.toBe('ended');
   });
 
-  it('the knowledge ends once the poll has been paused for an interval: a late lease call asks the database', async () => {
+  it('the knowledge ends once the armed poll came due with nobody waiting: a late lease call asks the database', async () => {
     const { waiters } = waitersWithProbe();
     waiters.markEmpty(scope, waiters.currentSequence);
     const first = waiters.wait({ ...scope, deadline: Date.now() + 200, since: waiters.currentSequence });
@@ -53,7 +53,7 @@ describe('LeaseWaiters: renewed long-polls', () => {
     expect(waiters.isKnownEmpty(scope)).toBe(false);
   });
 
-  it('an event since the scope was found empty ends the knowledge at once, paused poll or not', async () => {
+  it('an event since the scope was found empty ends the knowledge at once, waiters or not', async () => {
     const events = new JobEvents();
     const waiters = new LeaseWaiters({ events, countAvailable: async () => ({ count: 0, nextDueInMs: null }), isLimited: () => false, pollIntervalMs: 1_000, maxPollIntervalMs: 8_000 });
     waiters.markEmpty(scope, waiters.currentSequence);
