@@ -140,7 +140,10 @@ export class ScheduleRepository {
    * the winner moves nextRunAt past it; it records the occurrence to fire (if any) as pending, in the
    * same atomic update. Also conditional on being active with nothing pending, so a claim never
    * replaces an undelivered occurrence. Edits that leave the timing alone (payload, type, priority) do
-   * not make it fail. Returns the schedule after the claim (its current payload), or null when lost.
+   * not make it fail. Never won before the occurrence is due (`dueAt` ≤ `now`), whatever the read
+   * said: a read can return a document updated after it matched (the test server does), and a claim
+   * of a not-yet-due occurrence would fire it early. Returns the schedule after the claim (its current
+   * payload), or null when lost.
    */
   async claim(params: { name: string; timingRevision: number | null; dueAt: Date; fire: Date | null; nextRunAt: Date; now: Date }): Promise<ScheduleState | null> {
     const claimed = await this.schedules
@@ -149,7 +152,7 @@ export class ScheduleRepository {
           _id: params.name,
           // null also matches a schedule written before timingRevision existed (no field).
           timingRevision: params.timingRevision ?? null,
-          nextRunAt: params.dueAt,
+          nextRunAt: { $eq: params.dueAt, $lte: params.now },
           paused: false,
           pendingRunAt: null,
         },

@@ -127,6 +127,26 @@ describe('two API instances', () => {
     }
   });
 
+  it('a read that hands back a schedule already moved past now (updated after it matched) fires nothing early', async () => {
+    const clock = new TestClock();
+    const a = apiInstance(clock);
+    await createSchedule(a.app, { name: 'every-minute', cron: '* * * * *' });
+    clock.advance(MINUTE);
+    expect((await a.scheduler.tick()).fired).toEqual(['every-minute@2030-01-01T00:01:00.000Z']);
+
+    // The read as a racing instance can get it: the document as another instance's claim left it
+    // (next run 00:02), returned to a query for what is due at 00:01.
+    const lateReads = new (class extends ScheduleRepository {
+      override findDue(params: { now: Date; limit: number }) {
+        return super.findDue({ ...params, now: new Date(params.now.getTime() + MINUTE) });
+      }
+    })(db.connection);
+    const racing = new Scheduler({ schedules: lateReads, jobs: a.services.jobs, clock, logger: silentLogger, intervalMs: 0, misfireGraceMs: MINUTE });
+    expect(await racing.tick()).toEqual({ fired: [], skipped: [] });
+    expect(await scheduledOccurrences()).toEqual(['every-minute@2030-01-01T00:01:00.000Z']);
+    expect(await getSchedule(a.app, 'every-minute')).toMatchObject({ nextRunAt: '2030-01-01T00:02:00.000Z', lastRunAt: '2030-01-01T00:01:00.000Z' });
+  });
+
   it('when one dies between claiming an occurrence and enqueueing it, the other delivers it: one job', async () => {
     const clock = new TestClock();
     const a = apiInstance(clock);

@@ -233,7 +233,8 @@ describe('claim', () => {
       dueAt,
       fire: params.fire === undefined ? dueAt : params.fire,
       nextRunAt: minutesFrom(dueAt, 1),
-      now: params.now ?? clock.now(),
+      // A scheduler claims an occurrence once it is due.
+      now: params.now ?? new Date(Math.max(clock.now().getTime(), dueAt.getTime())),
     };
   }
 
@@ -282,6 +283,13 @@ describe('claim', () => {
     expect(await schedules.claim({ ...claimOf(moved), name: 'missing' })).toBeNull();
   });
 
+  it('is never won before the occurrence is due, whatever the read said', async () => {
+    const state = await inserted();
+    expect(await schedules.claim(claimOf(state, { now: new Date(state.nextRunAt!.getTime() - 1) }))).toBeNull();
+    expect(await stored('nightly')).toEqual(state);
+    expect(await schedules.claim(claimOf(state, { now: state.nextRunAt! }))).toMatchObject({ pendingRunAt: state.nextRunAt });
+  });
+
   it('matches a legacy schedule (no timingRevision) on the null timing', async () => {
     await insertLegacy('legacy');
     const state = await stored('legacy');
@@ -304,7 +312,9 @@ describe('settlePending', () => {
   async function pendingSchedule(): Promise<{ state: ScheduleState; occurrence: Date }> {
     const state = await inserted();
     const occurrence = state.nextRunAt!;
-    await schedules.claim({ name: state.name, timingRevision: 0, dueAt: occurrence, fire: occurrence, nextRunAt: minutesFrom(occurrence, 1), now: clock.now() });
+    clock.advance(MINUTE);
+    const claimed = await schedules.claim({ name: state.name, timingRevision: 0, dueAt: occurrence, fire: occurrence, nextRunAt: minutesFrom(occurrence, 1), now: clock.now() });
+    if (!claimed) throw new Error('the claim lost');
     return { state, occurrence };
   }
 
