@@ -3,6 +3,7 @@ import { ValidationError } from '../errors';
 import type { Job, LeasedJob } from '../model/job';
 import type { HeldSlot } from '../storage/slot-repository';
 import { planClaims, slotsNeeded } from './claim-planning';
+import { ClaimReservations } from './claim-reservations';
 import { FlowControl, type SpareGrants } from './flow-control';
 import type { LeaseRescuer } from './lease-rescue';
 import { LeaseWaiters } from './lease-waiters';
@@ -37,6 +38,8 @@ const MAX_CONTENDED_RETRIES = 4;
 const HELD_BACK_MEMORY_MS = 60_000;
 /** Rounds that left out full keys or types may go on, up to this many in all. */
 const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
+/** The most candidates one read asks for (twice what a call wants, plus those other calls here hold). */
+const MAX_CANDIDATES_READ = 500;
 
 /**
  * Leasing: claims up to `limit` available jobs for one worker in a few round trips — reclaim expired
@@ -47,6 +50,7 @@ const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
 export class Leaser {
   private readonly waiters: LeaseWaiters;
   private readonly flow: FlowControl;
+  private readonly claiming = new ClaimReservations();
 
   constructor(
     private readonly deps: QueueDeps & {
@@ -170,40 +174,67 @@ export class Leaser {
     let lostRaces = false;
     for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
       const want = input.limit - won.length;
-      const candidates = await jobs.findAvailable({
-        types,
-        ...(types === null && excludeTypes.size > 0 ? { excludeTypes: [...excludeTypes] } : {}),
-        ...(excludeKeys.size > 0 ? { excludeKeys } : {}),
-        now,
-        limit: Math.min(want * 2, 200),
-        ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
-      });
-      if (candidates.length === 0) break;
-      const taken = await this.takeSlots({ candidates, want, now });
-      const planned = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
-      // Key slots are not worth a forced reclaim (unlike the type-wide ones): a slot whose lease
-      // expired frees itself with the next throttled reclaim (RECLAIM_INTERVAL_MS), and only that key waits.
-      const gated = await this.flow.gate({ requests: planned, now, spare });
-      const claimed = await jobs.claim({ requests: gated.requests, now });
-      const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
-      await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
-      await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
-      won.push(...claimed);
-      if (claimed.length < gated.requests.length) lostRaces = true;
-      // A busy key, a full type or a spent rate window never holds back the rest: the next round
-      // looks past them.
-      const full = [...taken.fullTypes, ...gated.fullTypes];
-      if (full.length > 0) this.heldBackSeenAt = Date.now();
-      for (const type of full) {
-        if (types) types = types.filter((t) => t !== type);
-        else excludeTypes.add(type);
+      // Candidates other lease calls of this instance are claiming are skipped: read past them.
+      const readLimit = Math.min(want * 2 + this.claiming.size, MAX_CANDIDATES_READ);
+      const ticket = this.claiming.startRead();
+      let read: Job[];
+      try {
+        read = await jobs.findAvailable({
+          types,
+          ...(types === null && excludeTypes.size > 0 ? { excludeTypes: [...excludeTypes] } : {}),
+          ...(excludeKeys.size > 0 ? { excludeKeys } : {}),
+          now,
+          limit: readLimit,
+          ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
+        });
+      } catch (err) {
+        this.claiming.abandon(ticket);
+        throw err;
       }
-      for (const [type, key] of gated.fullKeys) excludeKeys.set(type, (excludeKeys.get(type) ?? new Set()).add(key));
-      if (full.length > 0 || gated.fullKeys.length > 0) {
-        maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
+      const reservation = this.claiming.reserve(ticket, read, want * 2);
+      if (read.length === 0) break;
+      if (reservation.taken.length === 0) {
+        // Every candidate is being claimed, or was just claimed, by other calls here: look again once
+        // those claims have answered (the jobs they lost are available again, the ones they won gone).
+        lostRaces = true;
+        await reservation.othersReleased();
         continue;
       }
-      if (claimed.length === gated.requests.length) break;
+      try {
+        const candidates = reservation.taken;
+        const taken = await this.takeSlots({ candidates, want, now });
+        const planned = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
+        // Key slots are not worth a forced reclaim (unlike the type-wide ones): a slot whose lease
+        // expired frees itself with the next throttled reclaim (RECLAIM_INTERVAL_MS), and only that key waits.
+        const gated = await this.flow.gate({ requests: planned, now, spare });
+        const claiming = new Set(gated.requests.map((r) => r.candidate.jobId));
+        reservation.letGo(candidates.filter((c) => !claiming.has(c.jobId)).map((c) => c.jobId));
+        const claimed = await jobs.claim({ requests: gated.requests, now });
+        reservation.settle(claimed.map((j) => j.jobId));
+        const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
+        await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
+        await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
+        won.push(...claimed);
+        if (claimed.length < gated.requests.length) lostRaces = true;
+        // A busy key, a full type or a spent rate window never holds back the rest: the next round
+        // looks past them.
+        const full = [...taken.fullTypes, ...gated.fullTypes];
+        if (full.length > 0) this.heldBackSeenAt = Date.now();
+        for (const type of full) {
+          if (types) types = types.filter((t) => t !== type);
+          else excludeTypes.add(type);
+        }
+        for (const [type, key] of gated.fullKeys) excludeKeys.set(type, (excludeKeys.get(type) ?? new Set()).add(key));
+        if (full.length > 0 || gated.fullKeys.length > 0) {
+          maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
+          continue;
+        }
+        // Every claim won: done, unless calls here reserved candidates while this read was in flight
+        // and the database holds more than it returned.
+        if (claimed.length === gated.requests.length && (won.length >= input.limit || read.length < readLimit)) break;
+      } finally {
+        reservation.settle([]);
+      }
     }
     await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
