@@ -8,70 +8,64 @@
  * update still settles them: in-process bookkeeping only, correctness never depends on it.
  */
 export class ClaimReservations {
-  private readonly held = new Map<string, { released: Promise<void>; release: () => void }>();
+  /** Each held candidate, with the outcome of the reservation that holds it, once settled. */
+  private readonly held = new Map<string, Promise<ClaimFindings>>();
   /** Jobs claimed here while some read was in flight, with the sequence number of their claim. */
   private readonly claimedAt = new Map<string, number>();
   private sequence = 0;
-  private readonly openReads = new Set<ReadTicket>();
+  /** The reads in flight, by the sequence number each started at. */
+  private readonly openReads = new Set<{ startedAt: number }>();
 
   /** Candidates held now (a read looks this much further, since it skips them). */
   get size(): number {
     return this.held.size;
   }
 
-  /** Call before reading candidates; hand the ticket to `reserve` (or `abandon` it if the read fails). */
-  startRead(): ReadTicket {
+  /**
+   * Runs `read` and reserves, in order, up to `max` of the candidates it returned that no other call
+   * holds and that no call here claimed after the read began. Let go of what will not be claimed as
+   * soon as that is known, and settle the reservation once the claim has answered.
+   */
+  async read<T extends { jobId: string }>(params: { max: number; read: () => Promise<readonly T[]> }): Promise<Reservation<T>> {
     const ticket = { startedAt: this.sequence };
     this.openReads.add(ticket);
-    return ticket;
-  }
-
-  abandon(ticket: ReadTicket): void {
-    this.openReads.delete(ticket);
-    this.prune();
-  }
-
-  /**
-   * Reserves, in order, up to `max` of the candidates a read returned that no other call holds and
-   * that no call here claimed after the read began. Let go of what will not be claimed as soon as
-   * that is known, and settle the rest once the claim has answered.
-   */
-  reserve<T extends { jobId: string }>(ticket: ReadTicket, candidates: readonly T[], max: number): Reservation<T> {
-    this.openReads.delete(ticket);
+    let candidates: readonly T[];
+    try {
+      candidates = await params.read();
+    } finally {
+      this.openReads.delete(ticket);
+    }
+    let settled!: (findings: ClaimFindings) => void;
+    const whenSettled = new Promise<ClaimFindings>((resolve) => (settled = resolve));
     const taken: T[] = [];
-    const others: Promise<void>[] = [];
+    const others = new Set<Promise<ClaimFindings>>();
     for (const candidate of candidates) {
+      if (taken.length === params.max) break;
       const holder = this.held.get(candidate.jobId);
-      if (holder) {
-        others.push(holder.released);
-        continue;
+      if (holder) others.add(holder);
+      else if ((this.claimedAt.get(candidate.jobId) ?? Number.NEGATIVE_INFINITY) <= ticket.startedAt) {
+        this.held.set(candidate.jobId, whenSettled);
+        taken.push(candidate);
       }
-      if ((this.claimedAt.get(candidate.jobId) ?? Number.NEGATIVE_INFINITY) > ticket.startedAt) continue;
-      if (taken.length === max) continue;
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      this.held.set(candidate.jobId, { released, release });
-      taken.push(candidate);
     }
     this.prune();
     const mine = new Set(taken.map((c) => c.jobId));
     const letGo = (jobIds: Iterable<string>): void => {
-      for (const jobId of jobIds) {
-        if (!mine.delete(jobId)) continue;
-        this.held.get(jobId)?.release();
-        this.held.delete(jobId);
-      }
+      for (const jobId of jobIds) if (mine.delete(jobId)) this.held.delete(jobId);
     };
     return {
+      found: candidates.length,
       taken,
-      othersReleased: () => Promise.all(others).then(() => undefined),
+      othersReleased: () =>
+        Promise.all(others).then((all) => ({ fullTypes: [...new Set(all.flatMap((f) => f.fullTypes))], fullKeys: all.flatMap((f) => f.fullKeys) })),
       letGo,
-      settle: (claimed) => {
+      settle: ({ claimed, fullTypes = [], fullKeys = [] }) => {
         if (this.openReads.size > 0) {
           this.sequence += 1;
           for (const jobId of claimed) if (mine.has(jobId)) this.claimedAt.set(jobId, this.sequence);
         }
         letGo([...mine]);
+        settled({ fullTypes, fullKeys });
       },
     };
   }
@@ -88,18 +82,27 @@ export class ClaimReservations {
   }
 }
 
-/** A read of candidates in flight: which claims made here it may not have seen. */
-export interface ReadTicket {
-  readonly startedAt: number;
-}
-
 export interface Reservation<T> {
+  /** How many candidates the read returned (reserved or not). */
+  readonly found: number;
   /** The candidates this call may claim: no other call of this instance holds them. */
   readonly taken: readonly T[];
-  /** Settles once the candidates other calls held are released (claimed by them, or let go). */
-  othersReleased(): Promise<void>;
+  /**
+   * Settles once the reservations holding the candidates this one skipped are settled, with what
+   * their calls found full (a call that found only held candidates would find the same).
+   */
+  othersReleased(): Promise<ClaimFindings>;
   /** Releases these reserved candidates: the call will not claim them. */
   letGo(jobIds: Iterable<string>): void;
-  /** The claim answered: releases everything still held, remembering the jobs it won (`claimed`). */
-  settle(claimed: Iterable<string>): void;
+  /**
+   * The claim answered: releases everything still held, remembering the jobs it won (`claimed`);
+   * the types and keys it found full are told to the calls that waited on it.
+   */
+  settle(outcome: { claimed: Iterable<string> } & Partial<ClaimFindings>): void;
+}
+
+/** What a lease call's claim found full: types (at their limit or rate) and keys at their limit. */
+export interface ClaimFindings {
+  readonly fullTypes: readonly string[];
+  readonly fullKeys: readonly (readonly [type: string, key: string])[];
 }

@@ -3,7 +3,7 @@ import { ValidationError } from '../errors';
 import type { Job, LeasedJob } from '../model/job';
 import type { HeldSlot } from '../storage/slot-repository';
 import { planClaims, slotsNeeded } from './claim-planning';
-import { ClaimReservations } from './claim-reservations';
+import { type ClaimFindings, ClaimReservations, type Reservation } from './claim-reservations';
 import { FlowControl, type SpareGrants } from './flow-control';
 import type { LeaseRescuer } from './lease-rescue';
 import { LeaseWaiters } from './lease-waiters';
@@ -155,7 +155,7 @@ export class Leaser {
 
   /** `contended`: it won nothing because other workers took the jobs it tried to claim. */
   private async leaseOnce(input: LeaseInput): Promise<{ result: LeaseResult; contended: boolean }> {
-    const { registry, clock, jobs, slots, events } = this.deps;
+    const { clock, jobs, slots, events } = this.deps;
     this.typesKnown(input.types);
     // A pause or a lower limit set on another instance holds here within the settings' refresh interval.
     await this.deps.runtimeSettings?.fresh();
@@ -172,69 +172,63 @@ export class Leaser {
     const won: Job[] = [];
     let maxRounds = MAX_CLAIM_ROUNDS;
     let lostRaces = false;
+    // A busy key, a full type or a spent rate window never holds back the rest: the next rounds
+    // look past them. Whether anything was left out that was not before.
+    const exclude = (findings: ClaimFindings): boolean => {
+      let changed = false;
+      if (findings.fullTypes.length > 0) this.heldBackSeenAt = Date.now();
+      for (const type of findings.fullTypes) {
+        if (types ? types.includes(type) : !excludeTypes.has(type)) changed = true;
+        if (types) types = types.filter((t) => t !== type);
+        else excludeTypes.add(type);
+      }
+      for (const [type, key] of findings.fullKeys) {
+        const keys = excludeKeys.get(type) ?? new Set<string>();
+        if (!keys.has(key)) changed = true;
+        excludeKeys.set(type, keys.add(key));
+      }
+      if (changed) maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
+      return changed;
+    };
     for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
       const want = input.limit - won.length;
       // Candidates other lease calls of this instance are claiming are skipped: read past them.
       const readLimit = Math.min(want * 2 + this.claiming.size, MAX_CANDIDATES_READ);
-      const ticket = this.claiming.startRead();
-      let read: Job[];
-      try {
-        read = await jobs.findAvailable({
-          types,
-          ...(types === null && excludeTypes.size > 0 ? { excludeTypes: [...excludeTypes] } : {}),
-          ...(excludeKeys.size > 0 ? { excludeKeys } : {}),
-          now,
-          limit: readLimit,
-          ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
-        });
-      } catch (err) {
-        this.claiming.abandon(ticket);
-        throw err;
-      }
-      const reservation = this.claiming.reserve(ticket, read, want * 2);
-      if (read.length === 0) break;
+      const reservation = await this.claiming.read({
+        max: want * 2,
+        read: () =>
+          jobs.findAvailable({
+            types,
+            ...(types === null && excludeTypes.size > 0 ? { excludeTypes: [...excludeTypes] } : {}),
+            ...(excludeKeys.size > 0 ? { excludeKeys } : {}),
+            now,
+            limit: readLimit,
+            ...(input.tenant === undefined ? {} : { tenant: input.tenant }),
+          }),
+      });
+      if (reservation.found === 0) break;
       if (reservation.taken.length === 0) {
-        // Every candidate is being claimed, or was just claimed, by other calls here: look again once
-        // those claims have answered (the jobs they lost are available again, the ones they won gone).
+        // Every candidate is being claimed, or was just claimed, by other calls here. What those
+        // calls found full, this one would too: it looks past that at once. Otherwise it tries
+        // again as after a lost race, with a new `now` (its own is as old as those claims).
+        const findings = await reservation.othersReleased();
+        if (exclude(findings)) continue;
         lostRaces = true;
-        await reservation.othersReleased();
+        break;
+      }
+      const { taken, gated, claimed, findings } = await this.claimReserved({ reservation, want, workerId: input.workerId, now, spare });
+      const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
+      await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
+      await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
+      won.push(...claimed);
+      if (claimed.length < gated.requests.length) lostRaces = true;
+      if (findings.fullTypes.length > 0 || findings.fullKeys.length > 0) {
+        exclude(findings);
         continue;
       }
-      try {
-        const candidates = reservation.taken;
-        const taken = await this.takeSlots({ candidates, want, now });
-        const planned = planClaims({ candidates, want, workerId: input.workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
-        // Key slots are not worth a forced reclaim (unlike the type-wide ones): a slot whose lease
-        // expired frees itself with the next throttled reclaim (RECLAIM_INTERVAL_MS), and only that key waits.
-        const gated = await this.flow.gate({ requests: planned, now, spare });
-        const claiming = new Set(gated.requests.map((r) => r.candidate.jobId));
-        reservation.letGo(candidates.filter((c) => !claiming.has(c.jobId)).map((c) => c.jobId));
-        const claimed = await jobs.claim({ requests: gated.requests, now });
-        reservation.settle(claimed.map((j) => j.jobId));
-        const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
-        await slots.release(taken.all.filter((s) => !claimedLeases.has(s.leaseId)));
-        await this.flow.releaseUnclaimed({ gated, claimedLeases, spare });
-        won.push(...claimed);
-        if (claimed.length < gated.requests.length) lostRaces = true;
-        // A busy key, a full type or a spent rate window never holds back the rest: the next round
-        // looks past them.
-        const full = [...taken.fullTypes, ...gated.fullTypes];
-        if (full.length > 0) this.heldBackSeenAt = Date.now();
-        for (const type of full) {
-          if (types) types = types.filter((t) => t !== type);
-          else excludeTypes.add(type);
-        }
-        for (const [type, key] of gated.fullKeys) excludeKeys.set(type, (excludeKeys.get(type) ?? new Set()).add(key));
-        if (full.length > 0 || gated.fullKeys.length > 0) {
-          maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
-          continue;
-        }
-        // Every claim won: done, unless calls here reserved candidates while this read was in flight
-        // and the database holds more than it returned.
-        if (claimed.length === gated.requests.length && (won.length >= input.limit || read.length < readLimit)) break;
-      } finally {
-        reservation.settle([]);
-      }
+      // Every claim won: done, unless calls here reserved candidates while this read was in flight
+      // and the database holds more than it returned.
+      if (claimed.length === gated.requests.length && (won.length >= input.limit || reservation.found < readLimit)) break;
     }
     await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
@@ -255,6 +249,32 @@ export class Leaser {
         })),
       },
     };
+  }
+
+  /**
+   * Plans and sends the claims of a reservation's candidates: slots for limited types, the flow
+   * gates, then one conditional bulk write. The reservation is settled whatever happens.
+   */
+  private async claimReserved(params: { reservation: Reservation<Job>; want: number; workerId: string; now: Date; spare: SpareGrants }) {
+    const { reservation, want, workerId, now, spare } = params;
+    const { registry, jobs } = this.deps;
+    let claimed: Job[] = [];
+    let findings: ClaimFindings = { fullTypes: [], fullKeys: [] };
+    try {
+      const candidates = reservation.taken;
+      const taken = await this.takeSlots({ candidates, want, now });
+      const planned = planClaims({ candidates, want, workerId, now, policyOf: (t) => registry.policyOf(t), slotsByType: taken.byType, newLeaseId });
+      // Key slots are not worth a forced reclaim (unlike the type-wide ones): a slot whose lease
+      // expired frees itself with the next throttled reclaim (RECLAIM_INTERVAL_MS), and only that key waits.
+      const gated = await this.flow.gate({ requests: planned, now, spare });
+      findings = { fullTypes: [...new Set([...taken.fullTypes, ...gated.fullTypes])], fullKeys: gated.fullKeys };
+      const toClaim = new Set(gated.requests.map((r) => r.candidate.jobId));
+      reservation.letGo(candidates.filter((c) => !toClaim.has(c.jobId)).map((c) => c.jobId));
+      claimed = await jobs.claim({ requests: gated.requests, now });
+      return { taken, gated, claimed, findings };
+    } finally {
+      reservation.settle({ claimed: claimed.map((j) => j.jobId), ...findings });
+    }
   }
 
   /** Takes the slots the limited types among the candidates need (each slot under a fresh lease id). */

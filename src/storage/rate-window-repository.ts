@@ -5,6 +5,8 @@ import { isDuplicateKeyError } from './errors';
 import { rateWindowModel, type RateWindowDocument, type RateWindowModel } from './rate-window-model';
 
 const MAX_ROUNDS = 8;
+/** How many windows of grants a window document keeps (see take). */
+const KEPT_WINDOWS = 2;
 
 export interface RateGrant {
   /** The lease ids granted, a prefix of those asked for. */
@@ -33,13 +35,18 @@ export class RateWindowRepository {
     const { type, limit, leaseIds, now } = params;
     if (leaseIds.length === 0) return { granted: [], fullUntil: null };
     const windowMs = limit.perSeconds * 1000;
+    const at = (g: { at: Date }) => g.at.getTime();
     for (let round = 0; round < MAX_ROUNDS; round += 1) {
       const doc = await this.windows.findById(type).lean<RateWindowDocument>();
-      const inWindow = (doc?.grants ?? []).filter((g) => g.at.getTime() > now.getTime() - windowMs).sort((a, b) => a.at.getTime() - b.at.getTime());
+      // Grants are kept for two windows, not one: a taker whose `now` is behind the one that
+      // dropped them (a slow lease call, another instance's clock) still counts every grant of its window.
+      const kept = (doc?.grants ?? []).filter((g) => at(g) > now.getTime() - KEPT_WINDOWS * windowMs);
+      const inWindow = kept.filter((g) => at(g) > now.getTime() - windowMs);
       const room = limit.jobs - inWindow.length;
       if (room <= 0) return { granted: [], fullUntil: fullUntil(inWindow, limit) };
       const granted = leaseIds.slice(0, room);
-      const grants = [...inWindow, ...granted.map((leaseId) => ({ at: now, leaseId }))];
+      const added = granted.map((leaseId) => ({ at: now, leaseId }));
+      const grants = [...kept, ...added];
       if (doc) {
         const result = await this.windows.updateOne({ _id: type, rev: doc.rev }, { $set: { grants }, $inc: { rev: 1 } });
         if (result.matchedCount === 0) continue;
@@ -51,7 +58,8 @@ export class RateWindowRepository {
           throw err;
         }
       }
-      return { granted, fullUntil: grants.length >= limit.jobs ? fullUntil(grants, limit) : null };
+      const windowNow = [...inWindow, ...added];
+      return { granted, fullUntil: windowNow.length >= limit.jobs ? fullUntil(windowNow, limit) : null };
     }
     return { granted: [], fullUntil: null };
   }
@@ -70,7 +78,8 @@ export class RateWindowRepository {
   }
 }
 
-/** With `grants` (oldest first, at least `jobs`) in the window: when the oldest that matters leaves it. */
+/** With `grants` (at least `jobs`) in the window: when the oldest that matters leaves it. */
 function fullUntil(grants: readonly { at: Date }[], limit: RateLimit): Date {
-  return new Date(grants[grants.length - limit.jobs]!.at.getTime() + limit.perSeconds * 1000);
+  const times = grants.map((g) => g.at.getTime()).sort((a, b) => a - b);
+  return new Date(times[times.length - limit.jobs]! + limit.perSeconds * 1000);
 }

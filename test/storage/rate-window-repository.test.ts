@@ -43,6 +43,17 @@ describe('RateWindowRepository', () => {
     expect(await windows.grantsAt({ type: 'noop', perSeconds: 3, now: clock.now() })).toHaveLength(granted);
   });
 
+  it('a taker whose `now` is behind another taker\'s still counts the grants of its own window', async () => {
+    const start = clock.now();
+    expect((await windows.take({ type: 'noop', limit, leaseIds: ids(3), now: start })).granted).toHaveLength(3);
+    // A taker 3.2 s later: the first three lie outside its window.
+    expect((await windows.take({ type: 'noop', limit, leaseIds: ids(2), now: new Date(start.getTime() + 3_200) })).granted).toHaveLength(2);
+    // A slow lease call whose `now` is 2.5 s after the start: its window holds all five.
+    const late = await windows.take({ type: 'noop', limit, leaseIds: ids(3), now: new Date(start.getTime() + 2_500) });
+    expect(late.granted).toEqual([]);
+    expect(late.fullUntil).toEqual(new Date(start.getTime() + 3_000));
+  });
+
   it('takes back grants given back (their claim lost), so the window has room again', async () => {
     const taken = await windows.take({ type: 'noop', limit, leaseIds: ids(5), now: clock.now() });
     await windows.giveBack({ type: 'noop', leaseIds: taken.granted.slice(0, 2) });
