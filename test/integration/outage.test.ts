@@ -160,14 +160,7 @@ describe('a database outage', () => {
       intervalMs: 100,
       what: 'the warm-up jobs to succeed',
     });
-    const inFlight = (await Promise.all([1, 2, 3].map(() => enqueue({ sleepMs: 2_500 })))).map((r) => r.body.jobId!);
-    inFlight.forEach((id) => known.add(id));
-    await waitFor(async () => ((await statusesOf(inFlight)).every((s) => s === 'leased') ? true : undefined), {
-      timeoutMs: 10_000,
-      intervalMs: 50,
-      what: 'the long jobs to be leased',
-    });
-
+    let inFlight: string[] = [];
     const loop = startEnqueueLoop();
     let stoppedAt = 0;
     let restartAt = 0;
@@ -176,6 +169,23 @@ describe('a database outage', () => {
     let writableAfterMs = 0;
     try {
       await waitFor(() => (loop.calls.filter((c) => c.status === 201).length >= 3 ? true : undefined), { timeoutMs: 10_000, what: 'the enqueue loop to start' });
+      // The worker is taking the loop's jobs, so its idle backoff stays short when the database goes
+      // (an idle worker may sleep 5 s between polls, which would leave no lease call inside the
+      // outage); then long jobs are leased, to be in flight when it goes.
+      await waitFor(
+        async () => {
+          const loopJobs = loop.calls.filter((c) => c.jobId !== undefined).map((c) => c.jobId!);
+          return (await statusesOf(loopJobs.slice(-3))).some((s) => s === 'succeeded') ? true : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 50, what: "the worker to run the enqueue loop's jobs" },
+      );
+      inFlight = (await Promise.all([1, 2, 3].map(() => enqueue({ sleepMs: 2_500 })))).map((r) => r.body.jobId!);
+      inFlight.forEach((id) => known.add(id));
+      await waitFor(async () => ((await statusesOf(inFlight)).every((s) => s === 'leased') ? true : undefined), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'the long jobs to be leased',
+      });
 
       // ---- The database stops. ----
       await database!.stop();
