@@ -154,8 +154,12 @@ it('bulk actions with a dry-run count first, URLs per filter and job, search, ca
   await page.fill('#filter-tag', '');
   await waitFor(async () => ((await page.isDisabled('#bulk-requeue')) ? true : undefined), { what: 'the buttons to turn off' });
 
-  // Search by idempotency key lists that job; by job id opens it, with its own URL.
+  // Search by idempotency key lists that job; by job id opens it, with its own URL. A tag filter
+  // still being typed when the search is typed applies without wiping the search box.
+  await page.fill('#filter-tag', 'import');
   await page.fill('#search-input', 'order-4711');
+  await waitFor(async () => (new URL(page.url()).hash === '#/jobs?tag=import' ? true : undefined), { what: 'the typed tag filter' });
+  expect(await page.inputValue('#search-input')).toBe('order-4711');
   await page.click('#search-button');
   await waitFor(async () => ((await page.locator('#jobs-body tr').count()) === 1 ? true : undefined), { what: 'the idempotency key search' }).catch(async (err: unknown) => {
     throw new Error(`${String(err)}: ${page.url()} rows ${await page.locator('#jobs-body tr').count()} error ${await text(page, '#dashboard-error')} info ${await text(page, '#page-info')}`);

@@ -847,8 +847,9 @@
     state.createdBy = $('filter-created-by').value.trim();
     state.perPage = Number($('filter-per-page').value);
     // Other filters make a new listing: the idempotency key searched for last no longer applies.
+    // Only the key shown from that search is cleared: what someone is typing into the box stays.
+    if (state.idempotencyKey && $('search-input').value.trim() === state.idempotencyKey) $('search-input').value = '';
     state.idempotencyKey = '';
-    $('search-input').value = '';
     state.page = 1;
     $('bulk-confirm').hidden = true;
     pendingBulk = null;
