@@ -36,6 +36,11 @@ const MAX_CLAIM_ROUNDS = 3;
 const MAX_CONTENDED_RETRIES = 4;
 /** How long a probe's finding that settings hold a waiting scope back counts (longer than the probe's longest interval). */
 const HELD_BACK_MEMORY_MS = 60_000;
+/**
+ * Rounds that found fewer candidates than wanted only because other lease calls of this instance
+ * held or had just claimed them may go on, this many more (each such round took some of what is left).
+ */
+const MAX_ROUNDS_CUT_SHORT = 6;
 /** Rounds that left out full keys or types may go on, up to this many in all. */
 const MAX_ROUNDS_WITH_EXCLUSIONS = 6;
 /** The most candidates one read asks for (twice what a call wants, plus those other calls here hold). */
@@ -159,7 +164,7 @@ export class Leaser {
     this.typesKnown(input.types);
     // A pause or a lower limit set on another instance holds here within the settings' refresh interval.
     await this.deps.runtimeSettings?.fresh();
-    const now = clock.now();
+    let now = clock.now();
     await this.rescuer.reclaimIfDue(now, false);
 
     // Paused types and types whose rate window is known full are left out of the query itself.
@@ -172,6 +177,8 @@ export class Leaser {
     const won: Job[] = [];
     let maxRounds = MAX_CLAIM_ROUNDS;
     let lostRaces = false;
+    // Rounds that other calls here cut short (their reservations skipped) go on, this many in all.
+    let roundsCutShort = 0;
     // A busy key, a full type or a spent rate window never holds back the rest: the next rounds
     // look past them. Whether anything was left out that was not before.
     const exclude = (findings: ClaimFindings): boolean => {
@@ -190,7 +197,7 @@ export class Leaser {
       if (changed) maxRounds = Math.min(MAX_ROUNDS_WITH_EXCLUSIONS, maxRounds + 1);
       return changed;
     };
-    for (let round = 0; round < maxRounds && won.length < input.limit && (types === null || types.length > 0); round += 1) {
+    for (let round = 0; round < maxRounds + roundsCutShort && won.length < input.limit && (types === null || types.length > 0); round += 1) {
       const want = input.limit - won.length;
       // Candidates other lease calls of this instance are claiming are skipped: read past them.
       const readLimit = Math.min(want * 2 + this.claiming.size, MAX_CANDIDATES_READ);
@@ -214,7 +221,13 @@ export class Leaser {
         const findings = await reservation.othersReleased();
         if (exclude(findings)) continue;
         lostRaces = true;
-        break;
+        // Nothing won yet: lease() tries again as after a lost race. Some won already: those calls'
+        // claims have landed, so a new read finds what is left (with a new `now`: this one is as
+        // old as those claims, and a rate window must not be stamped with it).
+        if (won.length === 0 || roundsCutShort >= MAX_ROUNDS_CUT_SHORT) break;
+        roundsCutShort += 1;
+        now = clock.now();
+        continue;
       }
       const { taken, gated, claimed, findings } = await this.claimReserved({ reservation, want, workerId: input.workerId, now, spare });
       const claimedLeases = new Set(claimed.map((j) => j.leaseId!));
@@ -229,6 +242,9 @@ export class Leaser {
       // Every claim won: done, unless calls here reserved candidates while this read was in flight
       // and the database holds more than it returned.
       if (claimed.length === gated.requests.length && (won.length >= input.limit || reservation.found < readLimit)) break;
+      // Cut short by other calls here (they held or had just claimed what it read), not by a race
+      // with another instance: it does not spend one of the rounds.
+      if (claimed.length === gated.requests.length && roundsCutShort < MAX_ROUNDS_CUT_SHORT) roundsCutShort += 1;
     }
     await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });
