@@ -39,6 +39,17 @@ export async function connectDatabase(settings: DatabaseSettings): Promise<Conne
   return connection;
 }
 
+/**
+ * The longest one write or read of the queue's hot path may take on this connection, all of it
+ * (server selection, connection checkout, socket write and read): twice DB_TIMEOUT_MS. The driver's
+ * socket timeout alone does not bound it: an operation in flight when the database stopped has been
+ * seen to wait on its socket past every other bound (an enqueue held 15 s and more, and every
+ * enqueue group-committed after it waited behind it). Given as the driver's `timeoutMS`.
+ */
+export function operationBoundMs(connection: Connection): number {
+  return 2 * connection.getClient().options.serverSelectionTimeoutMS;
+}
+
 /** True when the database answers a ping within `timeoutMs`. */
 export async function pingDatabase(connection: Connection, timeoutMs: number): Promise<boolean> {
   const db = connection.db;

@@ -5,6 +5,7 @@ import type { Role } from '../model/principal';
 import type { AttemptOutcome, Dedupe, Job, JobError, JobStatus, ResultFile } from '../model/job';
 import type { HeldJob } from '../model/worker';
 import { ConflictError } from '../errors';
+import { operationBoundMs } from './connection';
 import { isDuplicateKeyError } from './errors';
 import { jobModel, type JobDocument, type JobModel } from './job-model';
 import { throttleModel, type ThrottleModel } from './throttle-model';
@@ -287,10 +288,13 @@ function pickedJob<T extends { _id: string }>(doc: T): Omit<T, '_id'> & { jobId:
 export class JobRepository {
   private readonly jobs: JobModel;
   private readonly throttles: ThrottleModel;
+  /** Bounds each operation of the hot path (inserts, claims, reports) as a whole: see operationBoundMs. */
+  private readonly bounded: { timeoutMS: number };
 
   constructor(connection: Connection) {
     this.jobs = jobModel(connection);
     this.throttles = throttleModel(connection);
+    this.bounded = { timeoutMS: operationBoundMs(connection) };
   }
 
   /** The driver's collection behind the model, typed with the stored shape. */
@@ -307,7 +311,7 @@ export class JobRepository {
     const doc = newJobDocument(job);
     for (let round = 0; ; round += 1) {
       try {
-        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
+        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>, this.bounded);
         return { job: toJob(doc), created: true };
       } catch (err) {
         if (!isDuplicateKeyError(err)) throw err;
@@ -371,7 +375,7 @@ export class JobRepository {
   /** Inserts a job whose id another caller may insert too: the second gets the first's job. */
   private async insertWithId(job: NewJob): Promise<InsertResult> {
     try {
-      await this.jobs.collection.insertOne(newJobDocument(job) as unknown as Record<string, unknown>);
+      await this.jobs.collection.insertOne(newJobDocument(job) as unknown as Record<string, unknown>, this.bounded);
       return { job: toJob(newJobDocument(job)), created: true };
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
@@ -408,7 +412,7 @@ export class JobRepository {
       if (holder) continue;
       try {
         const doc = newJobDocument(job);
-        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>);
+        await this.jobs.collection.insertOne(doc as unknown as Record<string, unknown>, this.bounded);
         return { job: toJob(doc), created: true };
       } catch (err) {
         if (!isDuplicateKeyError(err)) throw err;
@@ -426,7 +430,7 @@ export class JobRepository {
     const docs = jobs.map(newJobDocument);
     const duplicates = new Set<number>();
     try {
-      await this.jobs.collection.insertMany(docs as unknown as Record<string, unknown>[], { ordered: false });
+      await this.jobs.collection.insertMany(docs as unknown as Record<string, unknown>[], { ordered: false, ...this.bounded });
     } catch (err) {
       const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
       const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
@@ -688,7 +692,7 @@ export class JobRepository {
           },
         },
       })),
-      { ordered: false },
+      { ordered: false, ...this.bounded },
     );
     const won = (job: Job, request: ClaimRequest): Job => ({
       ...job,
@@ -811,6 +815,7 @@ export class JobRepository {
       // The document before the update: the caller needs the slot it held.
       returnDocument: 'before',
       projection: SUCCEEDED_FIELDS,
+      ...this.bounded,
     })) as Before | null;
     if (!before) return null;
     return { ...pickedJob(before), tenant: before.tenant ?? null, slotId: before.slotId ?? null, keySlotId: before.keySlotId ?? null, hasChildren: before.hasChildren ?? false };
@@ -843,7 +848,7 @@ export class JobRepository {
   async findReportTargets(jobIds: readonly string[]): Promise<Map<string, ReportTarget>> {
     if (jobIds.length === 0) return new Map();
     const docs = await this.rawJobs()
-      .find({ _id: { $in: [...new Set(jobIds)] } }, { projection: REPORT_TARGET_FIELDS })
+      .find({ _id: { $in: [...new Set(jobIds)] } }, { projection: REPORT_TARGET_FIELDS, ...this.bounded })
       .toArray();
     return new Map(
       docs.map((doc) => [
@@ -878,7 +883,7 @@ export class JobRepository {
     const ops = reports.map((report) => reportUpdate({ ...report, now }));
     const result = await this.rawJobs().bulkWrite(
       ops.map((op) => ({ updateOne: { filter: op.filter, update: op.update, arrayFilters: op.arrayFilters } })),
-      { ordered: false },
+      { ordered: false, ...this.bounded },
     );
     if (result.matchedCount === reports.length) return new Set(reports.map((r) => r.reportId));
     const docs = await this.rawJobs()

@@ -7,7 +7,7 @@ import request from 'supertest';
 
 import { createApp } from '../../src/app';
 import { createPayouts } from '../../src/payouts/create-payouts';
-import { connectDatabase } from '../../src/storage/connection';
+import { connectDatabase, operationBoundMs } from '../../src/storage/connection';
 import { ensureIndexes } from '../../src/storage/indexes';
 import { jobModel } from '../../src/storage/job-model';
 import { wireApi } from '../../src/wiring';
@@ -27,6 +27,7 @@ interface SeenCommand {
   collection: string;
   writeConcern: unknown;
   readPreference: unknown;
+  maxTimeMS: unknown;
 }
 
 const WRITE_COMMANDS = new Set(['insert', 'update', 'delete', 'findAndModify']);
@@ -56,6 +57,7 @@ beforeAll(async () => {
       collection: String(command[event.commandName]),
       writeConcern: command.writeConcern,
       readPreference: command.$readPreference,
+      maxTimeMS: command.maxTimeMS,
     });
   });
   app = createApp(wireApi({ connection, logger: silentLogger, jwtSecret: TEST_JWT_SECRET, readyTimeoutMs: 1_000, clock, reclaimIntervalMs: 0 }));
@@ -107,8 +109,17 @@ describe('durability settings on the wire', () => {
       expect.arrayContaining(['insert jobs', 'update jobs', 'findAndModify jobs', 'insert sandbox_payout_transfers', 'insert escrows', 'findAndModify escrows']),
     );
     expect([...kinds].some((k) => k.endsWith(' job_slots'))).toBe(true);
-    const wrong = writes.filter((c) => JSON.stringify(c.writeConcern) !== JSON.stringify({ w: 'majority', wtimeout: 5_000 }));
-    expect(wrong).toEqual([]);
+    // The wait is bounded either by wtimeout or, on the hot path's operations (bounded as a whole
+    // with the driver's timeoutMS: operationBoundMs), by the maxTimeMS the driver sends in its place
+    // (the read/write concern spec: no wtimeout under timeoutMS; the server applies maxTimeMS to the wait).
+    const bound = operationBoundMs(connection);
+    const bounded = (c: SeenCommand): boolean =>
+      JSON.stringify(c.writeConcern) === JSON.stringify({ w: 'majority', wtimeout: 5_000 }) ||
+      (JSON.stringify(c.writeConcern) === JSON.stringify({ w: 'majority' }) && typeof c.maxTimeMS === 'number' && c.maxTimeMS > 0 && c.maxTimeMS <= bound);
+    expect(writes.filter((c) => !bounded(c))).toEqual([]);
+    // Both kinds are on the wire: enqueue inserts and claims under the bound, the rest with wtimeout.
+    expect(writes.some((c) => c.name === 'insert' && c.collection === 'jobs' && typeof c.maxTimeMS === 'number')).toBe(true);
+    expect(writes.some((c) => c.maxTimeMS === undefined)).toBe(true);
   });
 
   it('reads that decide a lease go to the primary', async () => {

@@ -86,8 +86,13 @@ async function call(method: string, route: string, options: { role?: 'admin' | '
     body = JSON.stringify(options.body);
   }
   // A hung request fails this test: nothing may take longer than this.
-  const res = await fetch(`${baseUrl}${route}`, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(15_000) });
-  const text = await res.text();
+  const { res, text } = await (async () => {
+    const response = await fetch(`${baseUrl}${route}`, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(15_000) });
+    return { res: response, text: await response.text() };
+  })().catch((err: unknown) => {
+    // Which request hung, and what the API last logged.
+    throw new Error(`${method} ${route}: ${String(err)} after ${Date.now() - started} ms; the API's last lines:\n${(api?.lines ?? []).slice(-15).map((l) => l.slice(0, 300)).join('\n')}`);
+  });
   return { status: res.status, body: (text.startsWith('{') ? JSON.parse(text) : {}) as Answer['body'], ms: Date.now() - started };
 }
 
