@@ -239,12 +239,14 @@ export class Leaser {
         exclude(findings);
         continue;
       }
-      // Every claim won: done, unless calls here reserved candidates while this read was in flight
-      // and the database holds more than it returned.
-      if (claimed.length === gated.requests.length && (won.length >= input.limit || reservation.found < readLimit)) break;
-      // Cut short by other calls here (they held or had just claimed what it read), not by a race
-      // with another instance: it does not spend one of the rounds.
-      if (claimed.length === gated.requests.length && roundsCutShort < MAX_ROUNDS_CUT_SHORT) roundsCutShort += 1;
+      if (claimed.length === gated.requests.length) {
+        // Every claim won: done, unless calls here reserved candidates while this read was in flight
+        // and the database holds more than it returned.
+        if (won.length >= input.limit || reservation.found < readLimit) break;
+        // Cut short by other calls here (they held or had just claimed what it read), not by a race
+        // with another instance: it does not spend one of the rounds.
+        roundsCutShort = Math.min(roundsCutShort + 1, MAX_ROUNDS_CUT_SHORT);
+      }
     }
     await this.flow.giveBack(spare);
     for (const job of won) events.emit('leased', { jobId: job.jobId, type: job.type, attempt: job.attempt, workerId: input.workerId });

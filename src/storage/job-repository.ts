@@ -288,22 +288,18 @@ function pickedJob<T extends { _id: string }>(doc: T): Omit<T, '_id'> & { jobId:
 export class JobRepository {
   private readonly jobs: JobModel;
   private readonly throttles: ThrottleModel;
-  private readonly connection: Connection;
-  private boundedOptions: { timeoutMS: number } | undefined;
 
   constructor(connection: Connection) {
     this.jobs = jobModel(connection);
     this.throttles = throttleModel(connection);
-    this.connection = connection;
   }
 
   /**
    * Bounds each operation of the hot path (inserts, claims, reports) as a whole: see
-   * operationBoundMs. Read at first use: a repository may be built before its connection is open.
+   * operationBoundMs. Read at each use: a repository may be built before its connection is open.
    */
   private get bounded(): { timeoutMS: number } {
-    this.boundedOptions ??= { timeoutMS: operationBoundMs(this.connection) };
-    return this.boundedOptions;
+    return { timeoutMS: operationBoundMs(this.jobs.db) };
   }
 
   /** The driver's collection behind the model, typed with the stored shape. */

@@ -1,5 +1,6 @@
 import type { ScheduleState } from '../../src/model/schedule';
 import { ScheduleRepository } from '../../src/storage/schedule-repository';
+import { hold, type Hold } from './hold';
 
 /**
  * A schedule repository (the real one, on the real database) whose next read by name stops until
@@ -7,24 +8,19 @@ import { ScheduleRepository } from '../../src/storage/schedule-repository';
  * the test changes the schedule under it.
  */
 export class HeldReadRepository extends ScheduleRepository {
-  private hold: { reached: () => void; released: Promise<void> } | undefined;
+  private held: Hold | undefined;
 
   holdNextRead(): { reached: Promise<void>; release: () => void } {
-    let reached!: () => void;
-    let release!: () => void;
-    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    this.hold = { reached, released };
-    return { reached: reachedPromise, release };
+    this.held = hold();
+    return this.held;
   }
 
   override async findByName(name: string): Promise<ScheduleState | null> {
     const doc = await super.findByName(name);
-    const hold = this.hold;
-    if (hold) {
-      this.hold = undefined;
-      hold.reached();
-      await hold.released;
+    const held = this.held;
+    if (held) {
+      this.held = undefined;
+      await held.arrive();
     }
     return doc;
   }

@@ -10,28 +10,9 @@ import { KeySlotRepository } from '../../src/storage/key-slot-repository';
 import { RateWindowRepository } from '../../src/storage/rate-window-repository';
 import { SlotRepository } from '../../src/storage/slot-repository';
 import { useTestDatabase } from '../helpers/database';
+import { hold } from '../helpers/hold';
 
 const db = useTestDatabase();
-
-interface Hold {
-  reached: Promise<void>;
-  release: () => void;
-}
-
-function hold(): Hold & { arrive: () => Promise<void> } {
-  let reached!: () => void;
-  let release!: () => void;
-  const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  return {
-    reached: reachedPromise,
-    release,
-    arrive: async () => {
-      reached();
-      await released;
-    },
-  };
-}
 
 /**
  * The real repository on the real database, whose candidate reads and claims can be stopped (after

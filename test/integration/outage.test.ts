@@ -86,13 +86,15 @@ async function call(method: string, route: string, options: { role?: 'admin' | '
     body = JSON.stringify(options.body);
   }
   // A hung request fails this test: nothing may take longer than this.
-  const { res, text } = await (async () => {
-    const response = await fetch(`${baseUrl}${route}`, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(15_000) });
-    return { res: response, text: await response.text() };
-  })().catch((err: unknown) => {
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`${baseUrl}${route}`, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(15_000) });
+    text = await res.text();
+  } catch (err) {
     // Which request hung, and what the API last logged.
-    throw new Error(`${method} ${route}: ${String(err)} after ${Date.now() - started} ms; the API's last lines:\n${(api?.lines ?? []).slice(-15).map((l) => l.slice(0, 300)).join('\n')}`);
-  });
+    throw new Error(`${method} ${route}: ${String(err)} after ${Date.now() - started} ms; the API's last lines:\n${(api?.lines ?? []).slice(-15).map((l) => l.slice(0, 300)).join('\n')}`, { cause: err });
+  }
   return { status: res.status, body: (text.startsWith('{') ? JSON.parse(text) : {}) as Answer['body'], ms: Date.now() - started };
 }
 
