@@ -583,9 +583,11 @@ export class FaultDrill {
       this.cancelKills += 1;
       this.params.log(`  cancel-then-kill: ${victim.id} frozen holding ${held.length} leases, ${acknowledged} cancels acknowledged, ${held.length - acknowledged} refused; killed (SIGKILL)`);
       await this.startWorker();
-      return;
+      // Every cancel refused (each job a payout past its point of no return, or finished first):
+      // nothing here tested an acknowledged cancel, so another worker is frozen and tried.
+      if (acknowledged > 0) return;
     }
-    throw new Error('could not find a worker holding a lease to cancel and kill');
+    throw new Error('could not find a worker holding a lease whose cancel was acknowledged, to cancel and kill');
   }
 
   private async settledLeases(workerId: string): Promise<StaleLease[]> {
