@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-
 import { ValidationError } from '../errors';
+import { randomHex } from '../random-hex';
 
 const ASSET_ID = /^asset_[0-9a-f]{24}$/;
 
 export function newAssetId(): string {
-  return `asset_${randomBytes(12).toString('hex')}`;
+  return `asset_${randomHex(12)}`;
 }
 
 export function isAssetId(value: unknown): value is string {

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-
 import type { CallbackTargets } from '../callbacks/callback-targets';
 import type { Clock, RandomSource } from '../model/clock';
+import { randomHex } from '../random-hex';
 import type { JobRepository } from '../storage/job-repository';
 import type { KeySlotRepository } from '../storage/key-slot-repository';
 import type { RateWindowRepository } from '../storage/rate-window-repository';
@@ -31,9 +30,9 @@ export interface QueueDeps {
 }
 
 export function newJobId(): string {
-  return `job_${randomBytes(12).toString('hex')}`;
+  return `job_${randomHex(12)}`;
 }
 
 export function newLeaseId(): string {
-  return `lease_${randomBytes(12).toString('hex')}`;
+  return `lease_${randomHex(12)}`;
 }

@@ -1,9 +1,8 @@
 import { inTenant } from '../auth/access';
-import { randomBytes } from 'node:crypto';
-
 import { AppError, LeaseConflictError, NotFoundError, PayloadTooLargeError, UnavailableError, ValidationError } from '../errors';
 import type { Job, JobError, JobStatus } from '../model/job';
 import type { Principal } from '../model/principal';
+import { randomHex } from '../random-hex';
 import type { BatchReportWrite, FailNext, LeaseHolder, ReportChange, ReportTarget as StoredTarget } from '../storage/job-repository';
 import type { Dependencies } from './dependencies';
 import type { QueueDeps } from './queue-deps';
@@ -188,7 +187,7 @@ export class Reporter {
           if (!holds || claimedLeases.has(report.leaseId)) throw new LeaseConflictError();
           const { change, status } = this.changeOf({ report, job, now, random, registry });
           claimedLeases.add(report.leaseId);
-          writes.push({ index, report, job, status, jobId: report.jobId, holder, change, reportId: `report_${randomBytes(9).toString('hex')}` });
+          writes.push({ index, report, job, status, jobId: report.jobId, holder, change, reportId: `report_${randomHex(9)}` });
         } catch (err) {
           if (!(err instanceof AppError) || err instanceof UnavailableError) throw err;
           results[index] = { jobId: report.jobId, error: err instanceof ValidationError ? inBatch(err, index) : err };

@@ -51,3 +51,46 @@ describe('the reusable verifier (secret key object made once)', () => {
     expect(() => verify(token())).toThrow(UnauthenticatedError);
   });
 });
+
+describe('the verifier remembers tokens that verified', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('refuses a remembered token once it expires (the same second as jsonwebtoken)', () => {
+    const verify = createTokenVerifier(secret);
+    const start = Date.now();
+    const exp = Math.floor(start / 1000) + 60;
+    const token = jwt.sign({ sub: 'carol', role: 'service', exp }, secret);
+    expect(verify(token)).toEqual({ sub: 'carol', role: 'service' });
+    jest.spyOn(Date, 'now').mockReturnValue(exp * 1000 - 1);
+    expect(verify(token)).toEqual({ sub: 'carol', role: 'service' });
+    jest.spyOn(Date, 'now').mockReturnValue(exp * 1000);
+    expect(() => verify(token)).toThrow('token has expired');
+    // Still refused after: the expired token is not remembered as valid again.
+    expect(() => verify(token)).toThrow('token has expired');
+  });
+
+  it('answers a remembered token without verifying it again, with a principal no request can change', () => {
+    const verify = createTokenVerifier(secret);
+    const token = mintToken({ secret, sub: 'dave', role: 'worker', extraClaims: { tenant: 'acme' } });
+    const first = verify(token);
+    const spy = jest.spyOn(jwt, 'verify');
+    expect(verify(token)).toBe(first);
+    expect(spy).not.toHaveBeenCalled();
+    expect(Object.isFrozen(first)).toBe(true);
+  });
+
+  it('never remembers a refused token, and keeps a bounded number of tokens', () => {
+    const verify = createTokenVerifier(secret);
+    const bad = jwt.sign({ sub: 'a', role: 'admin' }, 'w'.repeat(40), { algorithm: 'HS256' });
+    expect(() => verify(bad)).toThrow(UnauthenticatedError);
+    expect(() => verify(bad)).toThrow(UnauthenticatedError);
+    const tokens = Array.from({ length: 1_001 }, (_, i) => mintToken({ secret, sub: `svc-${i}`, role: 'service' }));
+    for (const token of tokens) verify(token);
+    // The oldest was let go to make room, so it is verified again; the newest is not.
+    const spy = jest.spyOn(jwt, 'verify');
+    expect(verify(tokens[1_000]!)).toEqual({ sub: 'svc-1000', role: 'service' });
+    expect(spy).not.toHaveBeenCalled();
+    expect(verify(tokens[0]!)).toEqual({ sub: 'svc-0', role: 'service' });
+    expect(spy).toHaveBeenCalledTimes(1);
+  });
+});
