@@ -1,8 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
 import { coerceError } from '../errors';
 import type { Logger } from '../logger';
 import type { Clock, RandomSource } from '../model/clock';
+import { randomHex } from '../random-hex';
 import type { CallbackRepository, TakenCallback } from '../storage/callback-repository';
 import type { CallbackSender } from './callback-sender';
 
@@ -141,12 +142,12 @@ export class CallbackDispatcher {
     let started = 0;
     for (const candidate of due) {
       if (this.inFlight.has(candidate.jobId)) continue;
-      const leaseId = `cbl_${randomBytes(8).toString('hex')}`;
+      const leaseId = `cbl_${randomHex(8)}`;
       const taken = await this.deps.store.take({
         due: candidate,
         leaseId,
         leaseUntil: new Date(now.getTime() + (this.deps.leaseMs ?? 30_000)),
-        newDeliveryId: `dlv_${randomBytes(12).toString('hex')}`,
+        newDeliveryId: `dlv_${randomHex(12)}`,
       });
       if (!taken) continue;
       const abort = new AbortController();

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-
 import { authorize, mayAccess, scopeOf } from '../auth/access';
 import type { Principal, Role } from '../model/principal';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { randomHex } from '../random-hex';
 import { isDuplicateKeyError } from '../storage/errors';
 import type { EscrowRecord } from '../model/escrow';
 import type { EscrowRepository } from '../storage/escrow-repository';
@@ -74,7 +73,7 @@ export class PayoutService {
     this.escrows = deps.escrows;
     this.provider = deps.provider;
     this.now = deps.now ?? (() => new Date());
-    this.generateEscrowId = deps.generateEscrowId ?? (() => `escrow_${randomBytes(12).toString('hex')}`);
+    this.generateEscrowId = deps.generateEscrowId ?? (() => `escrow_${randomHex(12)}`);
   }
 
   /** Creates a held escrow. Invalid input → ValidationError; an escrow id in use → ConflictError. */
