@@ -42,6 +42,11 @@ export interface JsonBody {
   documented?: z.ZodType;
   /** false: an empty body counts as `{}`. */
   required: boolean;
+  /**
+   * A top-level array whose items the route judges one by one, unsafe keys included (a batch whose
+   * bad item never fails the others): the body's own key check leaves them to it.
+   */
+  itemsJudgedAlone?: string;
   /** Ready-to-send bodies: /docs' "Try it out" starts from the first one. */
   examples?: Record<string, Example<unknown>>;
 }

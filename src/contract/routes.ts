@@ -323,6 +323,7 @@ export const ROUTES = {
       schema: batchReportEnvelope,
       documented: batchReportRequest,
       required: true,
+      itemsJudgedAlone: 'reports',
       examples: examples(batchReportRequest, {
         mixed: {
           summary: 'A success, a failure and a snooze',

@@ -9,6 +9,7 @@ import type { JobListing } from '../jobs/job-listing';
 import type { Principal } from '../model/principal';
 import { noTracing, type Tracing } from '../tracing/tracing';
 import { mountRoute } from './mount-route';
+import { unsafeKeyError } from './sanitize';
 import { parseRequest } from './validation';
 import { toEnqueueWire, toFailWire, toHeartbeatWire, toJobWire, toLeaseWire, toQueuePageWire, toSnoozeWire } from './wire';
 
@@ -165,6 +166,9 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing
   mountRoute(router, ROUTES.reportJobs)(async ({ principal, headers, body }) => {
     const reports: (BatchReport | AppError)[] = body.reports.map((item, index) => {
       try {
+        // The body's key check left the items to this one: each is checked as a single endpoint's body.
+        const unsafe = unsafeKeyError(item, 'body');
+        if (unsafe) throw unsafe;
         return toBatchReport(parseRequest(batchReportItem, item, 'body'));
       } catch (err) {
         if (err instanceof ValidationError) {

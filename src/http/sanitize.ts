@@ -16,17 +16,22 @@ export const rejectUnsafeQueryKeys: RequestHandler = (req, _res, next) => {
   next(unsafeKeyError(req.query, 'query'));
 };
 
-/** The 422 for the first unsafe key in a request part, or undefined when there is none. */
-export function unsafeKeyError(value: unknown, path: 'body' | 'query'): ValidationError | undefined {
-  const problem = findUnsafeKey(value, path, 0);
+/**
+ * The 422 for the first unsafe key in a request part, or undefined when there is none.
+ * `itemsJudgedAlone`: a top-level array whose items the route checks one by one with this same
+ * function (a batch whose bad item must not fail the others); they are skipped here.
+ */
+export function unsafeKeyError(value: unknown, path: 'body' | 'query', options: { itemsJudgedAlone?: string } = {}): ValidationError | undefined {
+  const problem = findUnsafeKey(value, path, 0, options.itemsJudgedAlone);
   return problem ? new ValidationError(problem.message, [problem]) : undefined;
 }
 
-function findUnsafeKey(value: unknown, path: string, depth: number): { field: string; message: string } | undefined {
+function findUnsafeKey(value: unknown, path: string, depth: number, skipArray?: string): { field: string; message: string } | undefined {
   if (depth > MAX_DEPTH) return { field: path, message: `nesting deeper than ${MAX_DEPTH} levels is not accepted` };
   if (value === null || typeof value !== 'object') return undefined;
   if (Buffer.isBuffer(value)) return undefined;
   for (const key of Object.keys(value)) {
+    if (key === skipArray && Array.isArray((value as Record<string, unknown>)[key])) continue;
     const field = `${path}.${key}`;
     // BSON cannot store a key with a NUL character: the driver would throw at the write (a 500).
     if (key.startsWith('$') || key.includes('.') || key.includes('\u0000') || FORBIDDEN_KEYS.has(key)) {

@@ -134,6 +134,21 @@ describe('authentication and role before the body', () => {
     }
   });
 
+  it('answers an allowed caller that announces a body over 1 MB 413 at once, from the announced length, and closes the connection', async () => {
+    for (const length of [String(2 * 1024 * 1024), '99999999999']) {
+      const client = new RawClient(port);
+      try {
+        client.write(head({ method: 'POST', path: '/jobs', headers: { Authorization: `Bearer ${tokenFor('service')}`, 'Content-Type': 'application/json', 'Content-Length': length } }));
+        // Nothing of the body is sent: without the early check the answer was the idle timeout's 408.
+        const res = await client.response();
+        expect(res).toMatchObject({ status: 413, headers: { connection: 'close' }, body: { error: { code: 'payload_too_large' } } });
+        await client.serverClosed();
+      } finally {
+        client.end();
+      }
+    }
+  });
+
   it('answers a wrong role 403 whatever its body: malformed, invalid, unsafe or oversized', async () => {
     expectError(await request(app).post('/jobs').set(bearer('worker')).set('Content-Type', 'application/json').send('{"type":'), 403, 'permission_denied');
     expectError(await request(app).post('/jobs/batch').set(bearer('user')).send({ jobs: 'nope', $set: 1 }), 403, 'permission_denied');

@@ -115,6 +115,45 @@ describe('POST /jobs/reports', () => {
     expect(history.map((a) => a.outcome)).toEqual(['snoozed']);
   });
 
+  it('answers an item with unsafe keys or too deep nesting in its own result, as its single endpoint would, and applies the others', async () => {
+    await enqueue(6);
+    const leased = await leaseOver(api.baseUrl, { workerId: WORKER, limit: 6 });
+    expect(leased).toHaveLength(6);
+    const [good, dollar, proto, deep, detailsKey, lastGood] = leased as [(typeof leased)[0], ...typeof leased];
+    let nested: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 40; i += 1) nested = { n: nested };
+    const item = (job: { jobId: string; leaseId: string }, rest: Record<string, unknown>) => ({ jobId: job.jobId, leaseId: job.leaseId, ...rest });
+    // `__proto__` as an own key, as JSON.parse makes it (an object literal would set the prototype).
+    const protoResult = JSON.parse('{"__proto__": {"polluted": true}}') as unknown;
+    const answer = await reports([
+      item(good, { outcome: 'succeeded', result: { ok: true } }),
+      item(dollar!, { outcome: 'succeeded', result: { $where: 1 } }),
+      item(proto!, { outcome: 'succeeded', result: protoResult }),
+      item(deep!, { outcome: 'succeeded', result: nested }),
+      item(detailsKey!, { outcome: 'failed', error: { message: 'x', details: { $gt: 1 } } }),
+      item(lastGood!, { outcome: 'failed', error: { message: 'again' } }),
+    ]);
+    expect(answer.status).toBe(200);
+    const results = answer.body.results as { jobId: string; status?: string; error?: { code: string; details?: { field: string }[] } }[];
+    expect(results.map((r) => r.status ?? r.error!.code)).toEqual(['succeeded', 'validation_error', 'validation_error', 'validation_error', 'validation_error', 'queued']);
+    expect(results[1]!.error!.details).toEqual([expect.objectContaining({ field: 'body.reports.1.result.$where' })]);
+    expect(results[2]!.error!.details).toEqual([expect.objectContaining({ field: 'body.reports.2.result.__proto__' })]);
+    expect(results[4]!.error!.details).toEqual([expect.objectContaining({ field: 'body.reports.4.error.details.$gt' })]);
+    expect(await stored(good.jobId)).toMatchObject({ status: 'succeeded', result: { ok: true } });
+    expect(await stored(lastGood!.jobId)).toMatchObject({ status: 'queued', attempt: 1 });
+    for (const job of [dollar, proto, deep, detailsKey]) expect(await stored(job!.jobId)).toMatchObject({ status: 'leased', leaseId: job!.leaseId });
+    // The single endpoint answers the same item the same way.
+    const single = await call(api.baseUrl, { method: 'POST', path: `/jobs/${dollar!.jobId}/succeed`, token: workerToken, workerId: WORKER, body: { leaseId: dollar!.leaseId, result: { $where: 1 } } });
+    expect(single.status).toBe(422);
+    expect(single.body.error.code).toBe('validation_error');
+  });
+
+  it('still refuses unsafe keys in the envelope itself', async () => {
+    const answer = await call(api.baseUrl, { method: 'POST', path: '/jobs/reports', token: workerToken, workerId: WORKER, body: { reports: [{ jobId: 'job_1', leaseId: 'l', outcome: 'succeeded' }], $x: 1 } });
+    expect(answer.status).toBe(422);
+    expect(answer.body.error.details).toEqual([expect.objectContaining({ field: 'body.$x' })]);
+  });
+
   it('writes a batch of 50 reports in a fixed handful of round trips, not one per job', async () => {
     await enqueue(50);
     const leased = await leaseOver(api.baseUrl, { workerId: WORKER, limit: 50 });
