@@ -121,7 +121,8 @@ export const jobDocument = z
 // ---- Enqueue ---------------------------------------------------------------------------------
 
 export const enqueueRequest = z.strictObject({
-  type: z.string({ error: 'type must be a string' }).min(1).max(128).meta({ description: 'A registered job type (else 404 `job_type_not_found`).' }),
+  // Any string: one that is not registered (the empty string included) is a 404, as API.md orders it.
+  type: z.string({ error: 'type must be a string' }).meta({ description: 'A registered job type (else 404 `job_type_not_found`).' }),
   payload: anyJson.optional().meta({ description: "Validated against the type's schema (else 422 `payload_invalid`)." }),
   priority: z.number().int().min(0).max(100).optional().meta({ description: `Higher runs first; default ${DEFAULT_PRIORITY}.` }),
   scheduleAt: requestDate('scheduleAt').optional().meta({ description: 'Delays the first run until then.' }),

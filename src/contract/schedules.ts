@@ -38,7 +38,8 @@ const timeZone = z
   })
   .meta({ description: 'IANA time zone the cron expression is read in; DST is honoured. A UTC offset is refused (write `Etc/GMT-2` for +02:00).', examples: ['Europe/Berlin'] });
 
-const type = z.string({ error: 'type must be a string' }).min(1).max(128).meta({ description: 'A registered job type.' });
+// As POST /jobs: any string, and one that is not registered is a 404.
+const type = z.string({ error: 'type must be a string' }).meta({ description: 'A registered job type (else 404 `job_type_not_found`).' });
 const catchUp = z.enum(CATCH_UP_POLICIES, { error: `catchUp must be one of ${CATCH_UP_POLICIES.join(', ')}` }).meta({
   description:
     'What happens to occurrences missed beyond the misfire grace (SCHEDULER_MISFIRE_GRACE_MS), e.g. after a restart: `none` skips them (the next future one runs), `last` enqueues the most recent one once.',

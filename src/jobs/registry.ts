@@ -126,7 +126,8 @@ export class JobRegistry {
 
   private entry(type: string): Entry {
     const entry = this.types.get(type);
-    if (!entry) throw new NotFoundError('job_type_not_found', `job type "${type}" is not registered`);
+    // A hostile type may be long: the message echoes a short prefix of it.
+    if (!entry) throw new NotFoundError('job_type_not_found', `job type "${type.length > 64 ? `${type.slice(0, 64)}…` : type}" is not registered`);
     return entry;
   }
 }

@@ -86,6 +86,24 @@ describe('POST /jobs', () => {
     expect(res.body.error.code).toBe('job_type_not_found');
   });
 
+  it('answers 404 job_type_not_found for any string that is not registered: empty, or long (echoed in short), and 422 for a type that is not a string', async () => {
+    const empty = await request(app).post('/jobs').set(service).send({ type: '', payload: {} });
+    expect(empty.status).toBe(404);
+    expect(empty.body.error).toEqual({ code: 'job_type_not_found', message: 'job type "" is not registered' });
+    const long = await request(app).post('/jobs').set(service).send({ type: 'x'.repeat(5_000), payload: {} });
+    expect(long.status).toBe(404);
+    expect(long.body.error.code).toBe('job_type_not_found');
+    expect(long.body.error.message.length).toBeLessThan(120);
+    const batch = await request(app).post('/jobs/batch').set(service).send({ jobs: [{ type: '', payload: {} }] });
+    expect(batch.status).toBe(200);
+    expect(batch.body.results[0]).toMatchObject({ error: { code: 'job_type_not_found' } });
+    for (const type of [42, null, ['noop']]) {
+      const res = await request(app).post('/jobs').set(service).send({ type, payload: {} });
+      expect(res.status).toBe(422);
+      expect(res.body.error.code).toBe('validation_error');
+    }
+  });
+
   it.each([
     ['a missing required field', { versionNumber: 1 }, ['payload.assetId']],
     ['a wrong type', { assetId: 'a', versionNumber: '1' }, ['payload.versionNumber']],
