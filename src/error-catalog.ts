@@ -28,6 +28,7 @@ export const ERROR_CATALOG = {
   invalid_state: { status: 409, description: 'The resource is in a state that does not allow this (a finished job cannot be cancelled, only finished jobs can be requeued, ...).' },
   conflict: { status: 409, description: 'The name or id is taken, or the resource kept changing during the edit; retry.' },
   payload_too_large: { status: 413, description: 'The body (or a job payload as JSON) is over its size limit.' },
+  headers_too_large: { status: 431, description: "The request line and headers are over Node's size limit (16 KiB); the connection is closed." },
   unsupported_media_type: { status: 415, description: 'Not an accepted media type, charset or content encoding.' },
   validation_error: { status: 422, description: 'Input validation failed; `details` lists every failing field as `{ field, message }`.' },
   payload_invalid: { status: 422, description: "The payload does not match its job type's schema; `details` lists the failing fields." },

@@ -49,6 +49,8 @@ const CLASS_BY_STATUS: Readonly<Record<ErrorStatus | 502 | 504, ApiErrorClass>> 
   409: ConflictApiError,
   413: PayloadTooLargeApiError,
   415: UnsupportedMediaTypeApiError,
+  // Headers over the limit: too large, as a body over its limit is.
+  431: PayloadTooLargeApiError,
   422: ValidationApiError,
   429: RateLimitedApiError,
   500: InternalApiError,

@@ -309,10 +309,35 @@ describe('server timeouts from the configuration', () => {
       client.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
       await client.serverClosed(HEADERS_TIMEOUT_MS + 5_000);
       expect(client.text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(await client.response()).toMatchObject({ status: 408, body: { error: { code: 'request_timeout' } } });
       expect(client.openForMs).toBeLessThan(HEADERS_TIMEOUT_MS + 1_500);
     } finally {
       clearInterval(drip);
       client.end();
+    }
+  });
+
+  it("answers what Node's parser refuses with its status and the contract's error body, and closes the connection", async () => {
+    const auth = `Authorization: Bearer ${tokenFor('service')}\r\n`;
+    const cases: [string, string, number, string][] = [
+      ['a length and chunked', `POST /jobs HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n`, 400, 'bad_request'],
+      ['two lengths', `POST /jobs HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 5\r\nContent-Length: 6\r\n\r\n`, 400, 'bad_request'],
+      ['a negative length', `POST /jobs HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: -1\r\n\r\n`, 400, 'bad_request'],
+      ['a header name with a space', `GET /jobs HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n`, 400, 'bad_request'],
+      ['a garbage request line', 'NOT HTTP AT ALL\r\n\r\n', 400, 'bad_request'],
+      ['headers over the limit', `GET /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    ];
+    for (const [what, bytes, status, code] of cases) {
+      const client = new RawClient(api.port);
+      try {
+        client.write(bytes);
+        const res = await client.response();
+        expect({ what, status: res.status, body: res.body }).toEqual({ what, status, body: { error: { code, message: expect.any(String) } } });
+        expect(res.headers['content-type']).toMatch(/^application\/json/);
+        await client.serverClosed();
+      } finally {
+        client.end();
+      }
     }
   });
 
