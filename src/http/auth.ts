@@ -5,7 +5,8 @@ import { createTokenVerifier } from '../auth/tokens';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors';
 import './request-context';
 
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/;
+// The scheme is case-insensitive (RFC 9110 §11.1) and may be followed by more than one space.
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/i;
 
 /** Verifies `Authorization: Bearer <JWT>` and sets `req.principal`; 401 otherwise. */
 export function authenticate(secret: string): RequestHandler {

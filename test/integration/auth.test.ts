@@ -44,6 +44,12 @@ describe('authentication and roles', () => {
     expect(res.body).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) } });
   });
 
+  it.each(['bearer', 'BEARER', 'Bearer  '])('reads the scheme case-insensitively, with any spaces after it (%j)', async (scheme) => {
+    const token = bearer('admin').Authorization.slice('Bearer '.length);
+    const res = await request(app).get('/t/admin').set('Authorization', `${scheme.trimEnd()}${scheme.endsWith('  ') ? '  ' : ' '}${token}`);
+    expect(res.status).toBe(200);
+  });
+
   it('tells a caller who it is', async () => {
     const res = await request(app).get('/auth/whoami').set(bearer('service', 'billing'));
     expect(res.body).toEqual({ sub: 'billing', role: 'service' });
