@@ -403,7 +403,10 @@ export class JobRepository {
       const replaced = await this.jobs
         .findOneAndUpdate(
           { debounceKey, status: 'queued', attempt: 0 },
-          { $set: { payload: job.payload, priority: job.priority, nextRunAt: job.nextRunAt, updatedAt: job.now } },
+          // payload, priority and tags are replaced (API.md), tags by none when the new enqueue has none.
+          job.tags && job.tags.length > 0
+            ? { $set: { payload: job.payload, priority: job.priority, tags: [...job.tags], nextRunAt: job.nextRunAt, updatedAt: job.now } }
+            : { $set: { payload: job.payload, priority: job.priority, nextRunAt: job.nextRunAt, updatedAt: job.now }, $unset: { tags: '' } },
           { new: true },
         )
         .lean<JobDocument>();

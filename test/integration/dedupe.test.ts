@@ -144,13 +144,21 @@ describe('dedupe: debounce', () => {
     expect(job!.priority).toBe(10 + sleepMs);
   });
 
-  it('replaces payload and priority and pushes the run back; a job leased once is never changed: a new one is created', async () => {
-    const first = await enqueue(a, { payload: { sleepMs: 1 }, dedupe: { key: 'd', mode: 'debounce', seconds: 10 } });
+  it('replaces payload, priority and tags and pushes the run back; a job leased once is never changed: a new one is created', async () => {
+    const first = await enqueue(a, { payload: { sleepMs: 1 }, tags: ['first'], dedupe: { key: 'd', mode: 'debounce', seconds: 10 } });
     clock.advance(4_000);
-    const second = await enqueue(b, { payload: { sleepMs: 2 }, priority: 80, dedupe: { key: 'd', mode: 'debounce', seconds: 10 } });
+    const second = await enqueue(b, { payload: { sleepMs: 2 }, priority: 80, tags: ['second', 'more'], dedupe: { key: 'd', mode: 'debounce', seconds: 10 } });
     expect(second.body).toMatchObject({ jobId: first.body.jobId, deduplicated: true, nextRunAt: new Date(clock.now().getTime() + 10_000).toISOString() });
     const stored = await request(a.app).get(`/jobs/${String(first.body.jobId)}`).set('Authorization', `Bearer ${adminToken}`);
-    expect(stored.body).toMatchObject({ payload: { sleepMs: 2 }, priority: 80, status: 'queued' });
+    expect(stored.body).toMatchObject({ payload: { sleepMs: 2 }, priority: 80, tags: ['second', 'more'], status: 'queued' });
+    // The listing finds it by its new tags, not by its old one.
+    const byTag = async (tag: string) => ((await request(a.app).get(`/jobs?tag=${tag}`).set('Authorization', `Bearer ${adminToken}`)).body.data as { jobId: string }[]).map((j) => j.jobId);
+    expect(await byTag('second')).toEqual([first.body.jobId]);
+    expect(await byTag('first')).toEqual([]);
+    // An enqueue without tags leaves the job with none.
+    await enqueue(a, { payload: { sleepMs: 2 }, priority: 80, dedupe: { key: 'd', mode: 'debounce', seconds: 10 } });
+    const untagged = await request(a.app).get(`/jobs/${String(first.body.jobId)}`).set('Authorization', `Bearer ${adminToken}`);
+    expect(untagged.body.tags).toEqual([]);
     // Not due yet: nothing to lease until 10 s after the last enqueue.
     expect(await leaseOver(a.baseUrl, { workerId: 'dedupe-worker', type: 'noop' })).toEqual([]);
     clock.advance(10_000);
