@@ -425,7 +425,7 @@ export const ROUTES = {
     access: 'admin',
     body: { schema: escrowRequest, required: true },
     responses: { 201: { description: 'Created, status `held`.', json: escrow } },
-    errors: { conflict: 'The escrow id is in use.' },
+    errors: { conflict: 'The escrow id is in use. Escrow ids are global, like schedule names: one taken in another tenant answers the same 409, without saying where.' },
   }),
   listEscrows: defineRoute({
     method: 'get',
