@@ -8,7 +8,8 @@ import { commaList, jobId, requestDate, wholeNumberQuery, wireDate } from './sch
 
 export const MAX_PER_PAGE = 100;
 export const DEFAULT_PER_PAGE = 20;
-export const MAX_PAGE = 1_000_000;
+/** API.md sets no upper bound on `page`; this one keeps (page − 1) × per_page an exact integer. */
+export const MAX_PAGE = Math.floor(Number.MAX_SAFE_INTEGER / MAX_PER_PAGE);
 export const MAX_THROUGHPUT_MINUTES = 1_440;
 export const DEFAULT_THROUGHPUT_MINUTES = 60;
 

@@ -53,7 +53,8 @@ export const anyJson = z.unknown().meta({ description: 'Any JSON value.' });
 export function wholeNumberQuery(field: string, min: number, max: number, defaultValue?: number) {
   const schema = z
     .string()
-    .regex(/^\d{1,9}$/, `${field} must be a whole number from ${min} to ${max}`)
+    // Up to 16 digits: every safe integer (a larger one is refused by the bounds, not rounded).
+    .regex(/^\d{1,16}$/, `${field} must be a whole number from ${min} to ${max}`)
     .transform(Number)
     .pipe(z.number().int().min(min, `${field} must be from ${min} to ${max}`).max(max, `${field} must be from ${min} to ${max}`));
   return documentAs(schema, { type: 'integer', minimum: min, maximum: max, ...(defaultValue === undefined ? {} : { default: defaultValue }) });

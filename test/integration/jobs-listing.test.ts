@@ -156,6 +156,11 @@ describe('pagination', () => {
     expect(pages.flatMap((p) => p.ids)).toEqual(newestFirst);
     expect(pages.map((p) => p.meta)).toEqual([1, 2, 3].map((n) => ({ page: n, per_page: 3, total: 7, total_pages: 3 })));
     expect(await page(4, 3)).toEqual({ meta: { page: 4, per_page: 3, total: 7, total_pages: 3 }, ids: [] });
+    // API.md: page ≥ 1, no upper bound; any page past the end is empty (up to where page × per_page stays exact).
+    expect(await page(99_999_999_999, 100)).toEqual({ meta: { page: 99_999_999_999, per_page: 100, total: 7, total_pages: 1 }, ids: [] });
+    const admin = await request(app).get('/admin/jobs/queue?page=90071992547409&per_page=100').set(auth(ADMIN));
+    expect(admin.status).toBe(200);
+    expect(admin.body.data).toEqual([]);
     expect(await page(1, 100)).toEqual({ meta: { page: 1, per_page: 100, total: 7, total_pages: 1 }, ids: newestFirst });
     expect(await page(7, 1)).toEqual({ meta: { page: 7, per_page: 1, total: 7, total_pages: 7 }, ids: [ids[0]] });
     expect(await page(1, 1)).toEqual({ meta: { page: 1, per_page: 1, total: 7, total_pages: 7 }, ids: [ids[6]] });
