@@ -230,6 +230,7 @@ export const ROUTES = {
       schema: batchEnqueueEnvelope,
       documented: batchEnqueueRequest,
       required: true,
+      itemsJudgedAlone: 'jobs',
       examples: examples(batchEnqueueRequest, {
         mixed: {
           summary: 'Three jobs in one request',

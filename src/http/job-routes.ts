@@ -59,6 +59,23 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
   };
 }
 
+/**
+ * One item of a batch, judged as its single endpoint judges its body: unsafe keys (the body's own
+ * check left the items to this one), then the schema. A 422 names its fields inside the batch
+ * (`at`: `body.jobs.3`) and is the item's answer alone.
+ */
+function parseBatchItem<S extends z.ZodType>(schema: S, item: unknown, at: string): z.output<S> | ValidationError {
+  try {
+    const unsafe = unsafeKeyError(item, 'body');
+    if (unsafe) throw unsafe;
+    return parseRequest(schema, item, 'body');
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, at) }));
+    return new ValidationError(err.message, details);
+  }
+}
+
 /** Enqueue, lease, report, cancel and read jobs (API.md). Each route maps onto one JobService call. */
 export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing?: Tracing }): Router {
   const { jobs, listing } = deps;
@@ -85,15 +102,8 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing
   mountRoute(router, ROUTES.enqueueJobs)(async ({ principal, body }) => {
     const traceparent = tracing.currentTraceparent();
     const inputs: (EnqueueInput | AppError)[] = body.jobs.map((item, index) => {
-      try {
-        return toEnqueueInput(parseRequest(enqueueRequest, item, 'body'), traceparent);
-      } catch (err) {
-        if (err instanceof ValidationError) {
-          const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.jobs.${index}`) }));
-          return new ValidationError(err.message, details);
-        }
-        throw err;
-      }
+      const parsed = parseBatchItem(enqueueRequest, item, `body.jobs.${index}`);
+      return parsed instanceof AppError ? parsed : toEnqueueInput(parsed, traceparent);
     });
     const valid = inputs.flatMap((input, index) => (input instanceof AppError ? [] : [{ input, index }]));
     const outcomes = await jobs.enqueueBatch(principal, valid.map((v) => v.input));
@@ -165,18 +175,8 @@ export function jobRoutes(deps: { jobs: JobService; listing: JobListing; tracing
   // Up to 100 reports, each validated and judged on its own; 200 with one result per report, in order.
   mountRoute(router, ROUTES.reportJobs)(async ({ principal, headers, body }) => {
     const reports: (BatchReport | AppError)[] = body.reports.map((item, index) => {
-      try {
-        // The body's key check left the items to this one: each is checked as a single endpoint's body.
-        const unsafe = unsafeKeyError(item, 'body');
-        if (unsafe) throw unsafe;
-        return toBatchReport(parseRequest(batchReportItem, item, 'body'));
-      } catch (err) {
-        if (err instanceof ValidationError) {
-          const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, `body.reports.${index}`) }));
-          return new ValidationError(err.message, details);
-        }
-        throw err;
-      }
+      const parsed = parseBatchItem(batchReportItem, item, `body.reports.${index}`);
+      return parsed instanceof AppError ? parsed : toBatchReport(parsed);
     });
     const results = await jobs.reportBatch({ workerId: headers['x-worker-id'], principal, reports });
     const jobIdOf = (i: number): string | null => {

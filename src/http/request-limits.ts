@@ -3,7 +3,8 @@ import { Router, type Request, type RequestHandler } from 'express';
 import { MAX_JOB_PAYLOAD_BYTES } from '../contract/jobs';
 import { PayloadTooLargeError } from '../errors';
 import { requirePermission } from './auth';
-import { readJsonBody } from './body';
+import { ROUTES } from '../contract/routes';
+import { readJsonBody, readJsonBodyWith } from './body';
 import { rateLimit, TokenBuckets } from './rate-limit';
 
 // The limit is part of the contract (docs/api.md states it); re-exported for the guards' callers.
@@ -59,7 +60,9 @@ export function requestLimitRoutes(limits: RequestLimits = {}): Router {
   const enqueue = requirePermission('jobs:enqueue');
   // The body is read after the permission and the (per-call) rate limit; a batch's cost needs its body.
   router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), readJsonBody, limitJobPayloadSize);
-  router.post('/jobs/batch', enqueue, readJsonBody, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
+  // Its items are judged one by one (unsafe keys too) by the route, as the contract's body says.
+  const readBatchBody = readJsonBodyWith({ itemsJudgedAlone: ROUTES.enqueueJobs.body.itemsJudgedAlone });
+  router.post('/jobs/batch', enqueue, readBatchBody, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
   if (leaseBuckets) router.get('/jobs/lease', requirePermission('jobs:work'), rateLimit(leaseBuckets));
   return router;
 }

@@ -45,6 +45,25 @@ describe('POST /jobs/batch', () => {
     expect(await db.connection.collection('jobs').countDocuments()).toBe(3);
   });
 
+  it('answers a job with unsafe keys or too deep nesting in its own result and creates the others; unsafe keys in the envelope refuse it', async () => {
+    let nested: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 40; i += 1) nested = { n: nested };
+    const res = await request(app)
+      .post('/jobs/batch')
+      .set(service)
+      .send({ jobs: [thumb(), { type: 'noop', payload: { $where: '1' } }, { type: 'noop', payload: nested }, { type: 'noop', payload: {}, tags: { 'a.b': 1 } }, thumb()] });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ created: 2, existing: 0, rejected: 3 });
+    const results = res.body.results as { created?: boolean; error?: { code: string; details?: { field: string }[] } }[];
+    expect(results.map((r) => r.error?.code ?? r.created)).toEqual([true, 'validation_error', 'validation_error', 'validation_error', true]);
+    expect(results[1]!.error!.details).toEqual([expect.objectContaining({ field: 'body.jobs.1.payload.$where' })]);
+    expect(results[3]!.error!.details).toEqual([expect.objectContaining({ field: 'body.jobs.3.tags.a.b' })]);
+    expect(await db.connection.collection('jobs').countDocuments()).toBe(2);
+    const envelope = await request(app).post('/jobs/batch').set(service).send({ jobs: [thumb()], $set: { x: 1 } });
+    expect(envelope.status).toBe(422);
+    expect(await db.connection.collection('jobs').countDocuments()).toBe(2);
+  });
+
   it('honours idempotency keys per job, against earlier jobs and within the batch', async () => {
     const earlier = await enqueueJob(app, thumb({ idempotencyKey: 'k-1' }), 'svc-batch');
     const res = await request(app)
