@@ -16,8 +16,11 @@ export interface JobPolicy {
   backoffCapSeconds: number;
 }
 
-/** The largest `rateLimit.jobs`: the grants of one window are kept in one document. */
-export const MAX_RATE_LIMIT_JOBS = 1_000;
+/**
+ * The largest `rateLimit.jobs` (API.md sets none): the grants of two windows are kept in one
+ * document, about 70 bytes each, so 2 × 50,000 of them stay far below MongoDB's 16 MB.
+ */
+export const MAX_RATE_LIMIT_JOBS = 50_000;
 export const MAX_RATE_LIMIT_PER_SECONDS = 3_600;
 export const MAX_CONCURRENCY_LIMIT = 10_000;
 

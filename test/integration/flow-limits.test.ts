@@ -267,6 +267,11 @@ describe('pause and run-time settings', () => {
     expect((await patch('/admin/types/noop', { paused: true }, serviceToken())).status).toBe(403);
     expect((await patch('/admin/types/noop', {})).status).toBe(200);
     expect(await db.connection.collection('job_types').countDocuments()).toBe(0);
+    // API.md bounds rateLimit.jobs only from below: a high limit ("5,000 a minute") is taken; past what one window document holds, 422.
+    const high = await patch('/admin/types/noop', { rateLimit: { jobs: 5_000, perSeconds: 60 } });
+    expect({ status: high.status, rateLimit: (high.body as { policy?: { rateLimit?: unknown } }).policy?.rateLimit }).toEqual({ status: 200, rateLimit: { jobs: 5_000, perSeconds: 60 } });
+    expect((await patch('/admin/types/noop', { rateLimit: { jobs: 50_001, perSeconds: 60 } })).status).toBe(422);
+    expect((await patch('/admin/types/noop', { rateLimit: null })).status).toBe(200);
     // A tenant admin reads the settings and its own tenant's counts.
     await call(a.baseUrl, { method: 'POST', path: '/jobs', token: serviceToken('svc', 'acme'), body: { type: 'noop', payload: {} } });
     await call(a.baseUrl, { method: 'POST', path: '/jobs', token: serviceToken('svc', 'globex'), body: { type: 'noop', payload: {} } });

@@ -34,6 +34,15 @@ describe('RateWindowRepository', () => {
     expect((await windows.take({ type: 'noop', limit, leaseIds: ids(5), now: clock.now() })).granted).toHaveLength(3);
   });
 
+  it('holds a high limit: 2,000 grants in one window, the rest refused until the window slides', async () => {
+    const high = { jobs: 2_000, perSeconds: 60 };
+    let granted = 0;
+    for (let call = 0; call < 130; call += 1) granted += (await windows.take({ type: 'noop', limit: high, leaseIds: ids(16), now: clock.now() })).granted.length;
+    expect(granted).toBe(2_000);
+    clock.advance(60_000);
+    expect((await windows.take({ type: 'noop', limit: high, leaseIds: ids(16), now: clock.now() })).granted).toHaveLength(16);
+  });
+
   it('racing takers on two connections never grant more than the window holds', async () => {
     const repositories = [windows, new RateWindowRepository(other.connection)];
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => repositories[i % 2]!.take({ type: 'noop', limit, leaseIds: ids(2), now: clock.now() })));
