@@ -92,6 +92,28 @@ export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): Reques
   };
 }
 
+/**
+ * For routes that take no body: one sent as JSON is still read, so that malformed JSON is the 400
+ * API.md gives any request, and a request with it does nothing; its content is then ignored.
+ * Bodies of other media types are left unread (Node drains or closes them after the answer).
+ */
+export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
+  // Whether it has arrived yet or not (a small body comes with the headers).
+  const announced = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (!announced || req.readableEnded) {
+    next();
+    return;
+  }
+  if (declaredLengthOverLimit(req)) {
+    next(new PayloadTooLargeError('request body exceeds the size limit'));
+    return;
+  }
+  parseJson(req, res, (err?: unknown) => {
+    req.body = undefined;
+    next(err);
+  });
+};
+
 /** A Content-Length above BODY_LIMIT on an uncompressed body (a compressed one's limit is on what it inflates to). */
 function declaredLengthOverLimit(req: IncomingMessage): boolean {
   const encoding = req.headers['content-encoding'];

@@ -175,6 +175,17 @@ describe('authentication and role before the body', () => {
     expect((await request(app).post('/jobs').set(bearer('service')).send({ type: 'noop', payload: {} })).status).toBe(201);
   });
 
+  it('answers malformed JSON sent to a route that takes no body 400, and does nothing; a valid or non-JSON body is ignored', async () => {
+    const enqueued = await request(app).post('/jobs').set(bearer('service')).send({ type: 'noop', payload: {} });
+    const jobId = enqueued.body.jobId as string;
+    const cancel = () => request(app).post(`/jobs/${jobId}/cancel`).set(bearer('service'));
+    expectError(await cancel().set('Content-Type', 'application/json').send('{x'), 400, 'bad_request');
+    expect((await request(app).get(`/jobs/${jobId}`).set(bearer('service'))).body.status).toBe('queued');
+    expect((await cancel().set('Content-Type', 'text/plain').send('{x')).status).toBe(200);
+    expect((await cancel().send({ reason: 'ignored' })).status).toBe(200);
+    expect((await request(app).get(`/jobs/${jobId}`).set(bearer('service'))).body.status).toBe('cancelled');
+  });
+
   it('keeps the connection of a small unread body usable (drained, not closed)', async () => {
     const client = new RawClient(port);
     try {
