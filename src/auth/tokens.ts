@@ -46,8 +46,13 @@ export function verifyToken(token: string, secret: string | KeyObject): Principa
 function verifyClaims(token: string, secret: string | KeyObject): { principal: Principal; expiresAt: number | undefined } {
   let claims: unknown;
   try {
-    claims = jwt.verify(token, secret, { algorithms: [ALGORITHM] });
+    const verified = jwt.verify(token, secret, { algorithms: [ALGORITHM], complete: true });
+    // RFC 7515 §4.1.11: a token whose `crit` names extensions the recipient does not understand is
+    // invalid, and this service understands none (jsonwebtoken ignores `crit`).
+    if ((verified.header as { crit?: unknown }).crit !== undefined) throw new UnauthenticatedError('token names critical header parameters this service does not support');
+    claims = verified.payload;
   } catch (err) {
+    if (err instanceof UnauthenticatedError) throw err;
     const reason = err instanceof jwt.TokenExpiredError ? 'token has expired' : 'token is invalid';
     throw new UnauthenticatedError(reason);
   }

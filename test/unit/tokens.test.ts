@@ -30,6 +30,7 @@ describe('token verification', () => {
     ['no role', () => jwt.sign({ sub: 'a' }, secret)],
     ['an unknown role', () => jwt.sign({ sub: 'a', role: 'root' }, secret)],
     ['a string payload', () => jwt.sign('hello', secret)],
+    ['a critical header parameter it does not support', () => jwt.sign({ sub: 'a', role: 'admin' }, secret, { algorithm: 'HS256', header: { alg: 'HS256', crit: ['exp'] } as jwt.JwtHeader })],
   ])('rejects %s', (_name, token) => {
     expect(() => verifyToken(token(), secret)).toThrow(UnauthenticatedError);
   });
