@@ -3,7 +3,7 @@ import type { z } from 'zod';
 
 import { batchReportItem, enqueueRequest, type batchEnqueueResponse, type batchReportResponse } from '../contract/jobs';
 import { ROUTES } from '../contract/routes';
-import { AppError, ValidationError, type FieldError } from '../errors';
+import { AppError, PayloadInvalidError, ValidationError, type FieldError } from '../errors';
 import type { BatchReport, EnqueueInput, JobService, ReportTarget } from '../jobs/job-service';
 import type { JobListing } from '../jobs/job-listing';
 import type { Principal } from '../model/principal';
@@ -64,9 +64,11 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
  * check left the items to this one), then the schema. A 422 names its fields inside the batch
  * (`at`: `body.jobs.3`) and is the item's answer alone.
  */
-function parseBatchItem<S extends z.ZodType>(schema: S, item: unknown, at: string): z.output<S> | ValidationError {
+function parseBatchItem<S extends z.ZodType>(schema: S, item: unknown, at: string): z.output<S> | AppError {
   try {
     const unsafe = unsafeKeyError(item, 'body');
+    // A payload's problem names its fields from the payload, as its type's schema does in a batch.
+    if (unsafe instanceof PayloadInvalidError) return unsafe;
     if (unsafe) throw unsafe;
     return parseRequest(schema, item, 'body');
   } catch (err) {

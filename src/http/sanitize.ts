@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 
-import { ValidationError } from '../errors';
+import { PayloadInvalidError, ValidationError } from '../errors';
 
 const MAX_DEPTH = 32;
 const MAX_SHOWN_KEY = 64;
@@ -21,9 +21,16 @@ export const rejectUnsafeQueryKeys: RequestHandler = (req, _res, next) => {
  * `itemsJudgedAlone`: a top-level array whose items the route checks one by one with this same
  * function (a batch whose bad item must not fail the others); they are skipped here.
  */
-export function unsafeKeyError(value: unknown, path: 'body' | 'query', options: { itemsJudgedAlone?: string } = {}): ValidationError | undefined {
+export function unsafeKeyError(value: unknown, path: 'body' | 'query', options: { itemsJudgedAlone?: string } = {}): ValidationError | PayloadInvalidError | undefined {
   const problem = findUnsafeKey(value, path, 0, options.itemsJudgedAlone);
-  return problem ? new ValidationError(problem.message, [problem]) : undefined;
+  if (!problem) return undefined;
+  // In a body's `payload` (a job's, on every route that takes one) it is the payload's problem:
+  // 422 payload_invalid naming the field, as a failure of its type's schema is (API.md).
+  const payload = `${path}.payload`;
+  if (path === 'body' && (problem.field === payload || problem.field.startsWith(`${payload}.`))) {
+    return new PayloadInvalidError([{ field: problem.field.slice(path.length + 1), message: problem.message }]);
+  }
+  return new ValidationError(problem.message, [problem]);
 }
 
 function findUnsafeKey(value: unknown, path: string, depth: number, skipArray?: string): { field: string; message: string } | undefined {

@@ -55,8 +55,9 @@ describe('POST /jobs/batch', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ created: 2, existing: 0, rejected: 3 });
     const results = res.body.results as { created?: boolean; error?: { code: string; details?: { field: string }[] } }[];
-    expect(results.map((r) => r.error?.code ?? r.created)).toEqual([true, 'validation_error', 'validation_error', 'validation_error', true]);
-    expect(results[1]!.error!.details).toEqual([expect.objectContaining({ field: 'body.jobs.1.payload.$where' })]);
+    // In a payload, as its type's schema failing would be: payload_invalid, the field named from the payload.
+    expect(results.map((r) => r.error?.code ?? r.created)).toEqual([true, 'payload_invalid', 'payload_invalid', 'validation_error', true]);
+    expect(results[1]!.error!.details).toEqual([expect.objectContaining({ field: 'payload.$where' })]);
     expect(results[3]!.error!.details).toEqual([expect.objectContaining({ field: 'body.jobs.3.tags.a.b' })]);
     expect(await db.connection.collection('jobs').countDocuments()).toBe(2);
     const envelope = await request(app).post('/jobs/batch').set(service).send({ jobs: [thumb()], $set: { x: 1 } });

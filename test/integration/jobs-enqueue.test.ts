@@ -86,6 +86,20 @@ describe('POST /jobs', () => {
     expect(res.body.error.code).toBe('job_type_not_found');
   });
 
+  it('answers an unsafe key or too deep nesting in a payload 422 payload_invalid, naming the field', async () => {
+    let nested: Record<string, unknown> = {};
+    for (let i = 0; i < 40; i += 1) nested = { n: nested };
+    for (const [payload, field] of [
+      [{ 'a.b': 1 }, 'payload.a.b'],
+      [{ $where: '1' }, 'payload.$where'],
+      [JSON.parse('{"__proto__": {"x": 1}}') as unknown, 'payload.__proto__'],
+      [nested, expect.stringMatching(/^payload\.n\.n/)],
+    ] as const) {
+      const res = await request(app).post('/jobs').set(service).send({ type: 'noop', payload });
+      expect({ status: res.status, code: res.body.error.code, fields: (res.body.error.details as { field: string }[]).map((d) => d.field) }).toEqual({ status: 422, code: 'payload_invalid', fields: [field] });
+    }
+  });
+
   it('answers 404 job_type_not_found for any string that is not registered: empty, or long (echoed in short), and 422 for a type that is not a string', async () => {
     const empty = await request(app).post('/jobs').set(service).send({ type: '', payload: {} });
     expect(empty.status).toBe(404);
