@@ -134,7 +134,7 @@ export const bulkFilter = z
   .meta({ description: 'Which jobs: `status` or `type` (or both) must be given; the fields combine with AND.' });
 
 export const bulkRequest = z.strictObject({
-  action: z.enum(BULK_ACTION_NAMES).meta({ description: '`requeue` (failed, dlq, cancelled → queued), `cancel` (waiting, queued → cancelled; leased → cancel requested), `delete` (finished jobs only).' }),
+  action: z.enum(BULK_ACTION_NAMES).meta({ description: '`requeue` (failed, dlq, cancelled → queued; a job with `dependsOn` → waiting while a parent has not succeeded), `cancel` (waiting, queued → cancelled; leased → cancel requested), `delete` (finished jobs only).' }),
   filter: bulkFilter,
   dryRun: z.boolean().optional().meta({ description: 'Count only: nothing changes, `affected` is 0.' }),
 });
@@ -165,4 +165,7 @@ export const workerView = z
 export const workerList = z.strictObject({ data: z.array(workerView).meta({ description: 'Most recently seen first.' }) });
 
 export const requeueParams = z.object({ jobId });
-export const requeueResponse = z.strictObject({ jobId, status: z.literal('queued') });
+export const requeueResponse = z.strictObject({
+  jobId,
+  status: z.enum(['queued', 'waiting']).meta({ description: '`waiting` for a job with `dependsOn` while a parent has not succeeded (requeue that parent too); `queued` otherwise.' }),
+});

@@ -591,7 +591,8 @@ export const ROUTES = {
     path: '/admin/jobs/:jobId/requeue',
     tag: 'admin',
     summary: 'Put a failed, dead-lettered or cancelled job back in the queue (admin)',
-    description: '`attempt` resets to 0 (a fresh attempt budget), `nextRunAt` is now, the attempt history is kept.',
+    description:
+      '`attempt` resets to 0 (a fresh attempt budget), `nextRunAt` is now, the attempt history is kept. A job with `dependsOn` whose parents have not all succeeded goes back to `waiting` on them instead (requeue the parent too; its success releases the job); one whose parent no longer exists (retention deleted it) is refused (409).',
     access: 'admin',
     params: requeueParams,
     responses: { 200: { description: 'Queued again.', json: requeueResponse } },

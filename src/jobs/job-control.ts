@@ -105,15 +105,35 @@ export class JobControl {
     throw new UnavailableError('the job kept changing state while it was being cancelled; retry');
   }
 
-  /** failed, dlq or cancelled → queued now, with a fresh attempt budget (an admin's, within its tenant). */
+  /**
+   * failed, dlq or cancelled → queued now, with a fresh attempt budget (an admin's, within its
+   * tenant). A job with dependsOn whose parents have not all succeeded goes back to `waiting` on
+   * those instead (requeue them too): its parents' success releases it, as at enqueue.
+   */
   async requeue(params: { jobId: string; tenant?: string | undefined }): Promise<{ jobId: string; status: JobStatus }> {
     const { jobId } = params;
     const now = this.deps.clock.now();
     const before = await this.deps.jobs.findById(jobId);
     if (!before || (params.tenant !== undefined && before.tenant !== params.tenant)) throw new NotFoundError('job_not_found', `job ${jobId} does not exist`);
-    const requeued = await this.deps.jobs.requeue({ jobId, now, rearmCallback: before.callbackUrl !== null });
+    const pendingParents = await this.unsucceededParents(before);
+    const requeued = await this.deps.jobs.requeue({ jobId, now, rearmCallback: before.callbackUrl !== null, pendingParents });
     if (!requeued) throw new InvalidStateError(`job is ${before.status}; only failed, dlq or cancelled jobs can be requeued`);
     this.deps.events.emit('requeued', { jobId, type: requeued.type, from: before.status, tenant: requeued.tenant });
-    return { jobId, status: 'queued' };
+    if (requeued.status !== 'waiting') return { jobId, status: 'queued' };
+    // A parent that succeeded after the read above found the job not yet waiting, so it released
+    // nothing: read them again now that the job waits (one of the two reads sees the other's write).
+    const succeeded = (await this.deps.jobs.findByIds(pendingParents)).filter((p) => p.status === 'succeeded').map((p) => p.jobId);
+    if (succeeded.length > 0) await this.dependencies.releaseChild({ childId: jobId, succeededParents: succeeded, nextRunAt: now, now });
+    const current = await this.deps.jobs.findById(jobId);
+    return { jobId, status: current?.status === 'queued' ? 'queued' : 'waiting' };
+  }
+
+  /** Of a job's dependsOn, the parents that have not succeeded; a parent that no longer exists (retention) cannot say, so it is refused. */
+  private async unsucceededParents(job: Job): Promise<string[]> {
+    if (job.dependsOn.length === 0) return [];
+    const parents = new Map((await this.deps.jobs.findByIds(job.dependsOn)).map((p) => [p.jobId, p]));
+    const gone = job.dependsOn.filter((id) => !parents.has(id));
+    if (gone.length > 0) throw new InvalidStateError(`job ${gone[0]!} it depends on no longer exists, so whether it succeeded is unknown; enqueue a new job instead`);
+    return job.dependsOn.filter((id) => parents.get(id)!.status !== 'succeeded');
   }
 }

@@ -968,13 +968,23 @@ export class JobRepository {
    * `rearmCallback` (the job has a callbackUrl): its next ending is notified again, under a new
    * delivery (one still pending from the last ending is replaced by it).
    */
-  async requeue(params: { jobId: string; now: Date; rearmCallback?: boolean }): Promise<Job | null> {
+  /**
+   * failed, dlq or cancelled → queued, or → waiting on `pendingParents` when it has parents that
+   * have not succeeded (a job that depends on others never runs before they have).
+   */
+  async requeue(params: { jobId: string; now: Date; rearmCallback?: boolean; pendingParents?: readonly string[] }): Promise<Job | null> {
     const { jobId, now } = params;
     const current = await this.jobs.findById(jobId, { _id: 1, type: 1, tenant: 1, dedupe: 1 }).lean<Pick<JobDocument, '_id' | 'type' | 'tenant' | 'dedupe'>>();
     const activeKey = current?.dedupe?.mode === 'active' ? dedupeScope({ tenant: current.tenant ?? null, type: current.type }, current.dedupe.key) : undefined;
     for (let round = 0; ; round += 1) {
       try {
-        return await this.requeueOnce({ jobId, now, ...(activeKey === undefined ? {} : { activeKey }), ...(params.rearmCallback ? { rearmCallback: true } : {}) });
+        return await this.requeueOnce({
+          jobId,
+          now,
+          pendingParents: params.pendingParents ?? [],
+          ...(activeKey === undefined ? {} : { activeKey }),
+          ...(params.rearmCallback ? { rearmCallback: true } : {}),
+        });
       } catch (err) {
         if (activeKey === undefined || !isDuplicateKeyError(err)) throw err;
         if (round >= MAX_DEDUPE_ROUNDS || (await this.activeHolder(activeKey))) {
@@ -984,7 +994,7 @@ export class JobRepository {
     }
   }
 
-  private async requeueOnce(params: { jobId: string; now: Date; activeKey?: string; rearmCallback?: boolean }): Promise<Job | null> {
+  private async requeueOnce(params: { jobId: string; now: Date; pendingParents: readonly string[]; activeKey?: string; rearmCallback?: boolean }): Promise<Job | null> {
     const { jobId, now } = params;
     const requeued = await this.jobs
       .findOneAndUpdate(
@@ -995,7 +1005,8 @@ export class JobRepository {
             ...(params.activeKey === undefined ? {} : { activeKey: params.activeKey }),
             ...(params.rearmCallback ? { callbackDueAt: CALLBACK_ARMED } : {}),
             ...CLEARED_LEASE,
-            status: 'queued',
+            status: params.pendingParents.length > 0 ? 'waiting' : 'queued',
+            pendingParents: [...params.pendingParents],
             attempt: 0,
             nextRunAt: now,
             workerId: null,

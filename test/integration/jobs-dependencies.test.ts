@@ -56,6 +56,52 @@ describe('dependsOn', () => {
     expect(await status(grandchild)).toMatchObject({ status: 'cancelled', lastError: { code: 'dependency_failed' } });
   });
 
+  it('a requeued child whose parent ended badly waits for it again, and runs only once the parent, requeued too, has succeeded', async () => {
+    const parent = await enqueueJob(app, noop());
+    const child = await enqueueJob(app, noop({ dependsOn: [parent] }));
+    await runToEnd(parent, 'fail');
+    expect(await status(child)).toMatchObject({ status: 'cancelled', lastError: { code: 'dependency_failed' } });
+
+    const requeue = (jobId: string) => request(app).post(`/admin/jobs/${jobId}/requeue`).set(bearer('admin'));
+    const requeuedChild = await requeue(child);
+    expect(requeuedChild.status).toBe(200);
+    expect(requeuedChild.body).toEqual({ jobId: child, status: 'waiting' });
+    expect(await status(child)).toMatchObject({ status: 'waiting', pendingParents: [parent] });
+    // Nothing to lease: the parent failed and the child waits.
+    expect(await leaseJobs(app)).toEqual([]);
+
+    expect((await requeue(parent)).body).toEqual({ jobId: parent, status: 'queued' });
+    await runToEnd(parent, 'succeed');
+    expect(await status(child)).toMatchObject({ status: 'queued', pendingParents: [] });
+    expect((await leaseJobs(app)).map((j) => j.jobId)).toEqual([child]);
+  });
+
+  it('a requeued child whose parents all succeeded is queued; one whose parent was deleted is refused (409)', async () => {
+    const parent = await enqueueJob(app, noop());
+    await runToEnd(parent, 'succeed');
+    const child = await enqueueJob(app, noop({ dependsOn: [parent] }));
+    await runToEnd(child, 'fail');
+    const again = await request(app).post(`/admin/jobs/${child}/requeue`).set(bearer('admin'));
+    expect(again.body).toEqual({ jobId: child, status: 'queued' });
+    await runToEnd(child, 'fail');
+    await db.connection.collection('jobs').deleteOne({ _id: parent as never });
+    const orphan = await request(app).post(`/admin/jobs/${child}/requeue`).set(bearer('admin'));
+    expect({ status: orphan.status, code: orphan.body.error?.code }).toEqual({ status: 409, code: 'invalid_state' });
+    expect(await status(child)).toMatchObject({ status: 'failed' });
+  });
+
+  it('a bulk requeue of a cancelled parent and its dependency-cancelled child queues the parent and keeps the child waiting for it', async () => {
+    const parent = await enqueueJob(app, noop({ tags: ['bulkdep'] }));
+    const child = await enqueueJob(app, noop({ dependsOn: [parent], tags: ['bulkdep'] }));
+    expect((await request(app).post(`/jobs/${parent}/cancel`).set(bearer('admin'))).status).toBe(200);
+    expect(await status(child)).toMatchObject({ status: 'cancelled' });
+    const bulk = await request(app).post('/admin/jobs/bulk').set(bearer('admin')).send({ action: 'requeue', filter: { type: 'noop', tag: 'bulkdep' } });
+    expect(bulk.status).toBe(200);
+    expect(await status(parent)).toMatchObject({ status: 'queued' });
+    expect(await status(child)).toMatchObject({ status: 'waiting', pendingParents: [parent] });
+    expect((await leaseJobs(app)).map((j) => j.jobId)).toEqual([parent]);
+  });
+
   it('cancels children when a queued parent is cancelled', async () => {
     const parent = await enqueueJob(app, noop());
     const child = await enqueueJob(app, noop({ dependsOn: [parent] }));
