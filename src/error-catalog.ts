@@ -34,7 +34,11 @@ export const ERROR_CATALOG = {
   payload_invalid: { status: 422, description: "The payload does not match its job type's schema; `details` lists the failing fields." },
   rate_limited: { status: 429, description: 'Too many requests; retry after the `Retry-After` seconds.' },
   internal: { status: 500, description: 'An unexpected error; the body never carries its cause. Never the answer to anything a client sends.' },
-  unavailable: { status: 503, description: 'The database (or another dependency) does not answer; retry later.' },
+  unavailable: {
+    status: 503,
+    description:
+      'The database (or another dependency) does not answer; retry later. A write it cut short may still have been applied once the database answers: retry an enqueue with the same `idempotencyKey` (or `dedupe` key), so the retry cannot make a second job.',
+  },
 } as const satisfies Record<string, ErrorCatalogEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

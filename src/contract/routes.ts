@@ -203,7 +203,11 @@ export const ROUTES = {
       }),
     },
     responses: {
-      201: { description: 'Created: status `queued` (or `waiting` with dependsOn), attempt 0 (with `dedupe`: `deduplicated: false`).', json: enqueueResponse },
+      201: {
+        description:
+          'Created: status `queued` (or `waiting` with dependsOn; `cancelled`, with lastError `dependency_failed`, when a parent has already failed, gone to the dead letter or been cancelled), attempt 0 (with `dedupe`: `deduplicated: false`).',
+        json: enqueueResponse,
+      },
       200: {
         description: 'The idempotency key was used before for this type: the first job. With `dedupe`: the job its key names (`deduplicated: true`; debounce: updated).',
         json: enqueueResponse,
