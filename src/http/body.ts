@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import express, { type RequestHandler } from 'express';
 
 import { JSON_BODY_LIMIT_BYTES } from '../contract/jobs';
-import { PayloadTooLargeError, RequestTimeoutError } from '../errors';
+import { PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors';
 import { sendError } from './error-handler';
 import { hasPendingBody } from './pending-body';
 import { unsafeKeyError } from './sanitize';
@@ -82,6 +82,12 @@ export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): Reques
       next(new PayloadTooLargeError('request body exceeds the size limit'));
       return;
     }
+    // A body of another media type would be left unread and answered as a missing body (422).
+    if (announcesBody(req) && req.is('application/json') === false) {
+      const stated = req.headers['content-type'];
+      next(new UnsupportedMediaTypeError(`the body must be application/json, not ${stated === undefined ? 'of no stated type' : JSON.stringify(stated.slice(0, 80))}`));
+      return;
+    }
     parseJson(req, res, (err?: unknown) => {
       if (err !== undefined) {
         next(err);
@@ -98,9 +104,7 @@ export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): Reques
  * Bodies of other media types are left unread (Node drains or closes them after the answer).
  */
 export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
-  // Whether it has arrived yet or not (a small body comes with the headers).
-  const announced = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (!announced || req.readableEnded) {
+  if (!announcesBody(req) || req.readableEnded) {
     next();
     return;
   }
@@ -113,6 +117,11 @@ export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
     next(err);
   });
 };
+
+/** Whether the request has a body, arrived yet or not (a small one comes with the headers). */
+function announcesBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
 
 /** A Content-Length above BODY_LIMIT on an uncompressed body (a compressed one's limit is on what it inflates to). */
 function declaredLengthOverLimit(req: IncomingMessage): boolean {

@@ -177,6 +177,22 @@ describe('authentication and role before the body', () => {
     expect((await request(app).post('/jobs').set(bearer('service')).send({ type: 'noop', payload: {} })).status).toBe(201);
   });
 
+  it('answers a JSON route a body of another media type, or of none stated, 415 (not a 422 for a missing body)', async () => {
+    const json = '{"type":"noop","payload":{}}';
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+      expectError(await request(app).post('/jobs').set(bearer('service')).set('Content-Type', type).send(json), 415, 'unsupported_media_type');
+    }
+    const client = new RawClient(port);
+    try {
+      client.write(head({ method: 'POST', path: '/jobs', headers: { Authorization: `Bearer ${tokenFor('service')}`, 'Content-Length': String(json.length) } }) + json);
+      expect(await client.response()).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+    } finally {
+      client.end();
+    }
+    // No body at all is still a missing body.
+    expectError(await request(app).post('/jobs').set(bearer('service')), 422, 'validation_error');
+  });
+
   it('answers malformed JSON sent to a route that takes no body 400, and does nothing; a valid or non-JSON body is ignored', async () => {
     const enqueued = await request(app).post('/jobs').set(bearer('service')).send({ type: 'noop', payload: {} });
     const jobId = enqueued.body.jobId as string;
