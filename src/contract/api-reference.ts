@@ -198,6 +198,7 @@ export function renderApiReference(): string {
     '- Request and response bodies are JSON (`Content-Type: application/json`, at most 1 MB) except asset and result file uploads and downloads, which are raw bytes (images; any file).',
     '- Dates are ISO-8601 strings; the service writes them in UTC with milliseconds (`2030-01-01T09:00:00.000Z`) and accepts any offset.',
     '- Unknown body fields are refused (422); unknown query parameters are ignored. Query values are strings: numbers are parsed, lists are comma-separated.',
+    '- A route that takes no body (cancel, requeue, ...) accepts none, `{}`, or a body of another media type (ignored); a JSON body with any field is 422, malformed JSON 400, and such a request changes nothing. A route that takes a JSON body answers a body of another media type 415.',
     '- JSON values the service stores (payloads, results, checkpoints, error details), like every body and query, may not use object keys that start with `$`, contain `.` or NUL, or are `__proto__`, `constructor` or `prototype`, nor nest deeper than 32 levels: such a request is answered 422 `validation_error` naming the key (`payload_invalid` when the key is in the `payload` of a job; the batch routes answer it for that job or report alone). Nothing a client sends can then be read as a database operator.',
     '- Paginated listings take `page` (≥ 1) and `per_page` (1–100, default 20) and answer `{ meta: { page, per_page, total, total_pages }, data }`.',
     '',

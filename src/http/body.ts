@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import express, { type RequestHandler } from 'express';
 
 import { JSON_BODY_LIMIT_BYTES } from '../contract/jobs';
-import { PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors';
+import { PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import { sendError } from './error-handler';
 import { hasPendingBody } from './pending-body';
 import { unsafeKeyError } from './sanitize';
@@ -100,7 +100,8 @@ export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): Reques
 
 /**
  * For routes that take no body: one sent as JSON is still read, so that malformed JSON is the 400
- * API.md gives any request, and a request with it does nothing; its content is then ignored.
+ * API.md gives any request, and a request with it does nothing. Only `{}` (or `null`) is accepted:
+ * anything else is a field the route does not take (422, as unknown body fields are everywhere).
  * Bodies of other media types are left unread (Node drains or closes them after the answer).
  */
 export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
@@ -113,8 +114,14 @@ export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
     return;
   }
   parseJson(req, res, (err?: unknown) => {
+    const body: unknown = req.body;
     req.body = undefined;
-    next(err);
+    if (err !== undefined) {
+      next(err);
+      return;
+    }
+    const empty = body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
+    next(empty ? undefined : new ValidationError('this route takes no body (send none, or {})', [{ field: 'body', message: 'this route takes no body' }]));
   });
 };
 
