@@ -302,6 +302,6 @@ function checkSignature(head: Buffer, declared: ImageContentType): void {
   if (head.length === 0) throw new ValidationError('the body must be the image bytes', [{ field: 'body', message: 'is empty' }]);
   const actual = sniffImageType(head);
   if (actual !== declared) {
-    throw new UnsupportedMediaTypeError(`the body is not a ${declared} image${actual ? ` (its bytes are ${actual})` : ''}`);
+    throw new UnsupportedMediaTypeError(`the body is not an image of type ${declared}${actual ? ` (its bytes are ${actual})` : ''}`);
   }
 }

@@ -30,8 +30,9 @@ const cron = z
 
 const timeZone = z
   .string({ error: 'timeZone must be a string' })
-  .min(1)
-  .max(64)
+  // Each check its own message: the string's `error` would otherwise answer for these too.
+  .min(1, 'timeZone must not be empty')
+  .max(64, 'timeZone must be at most 64 characters (an IANA zone name)')
   .superRefine((value, ctx) => {
     const problem = timeZoneProblem(value);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });

@@ -138,6 +138,12 @@ describe('POST /admin/schedules', () => {
     expect(res.body.error.details).toEqual([{ field, message: expect.any(String) }]);
   });
 
+  it('names what is wrong with a time zone that is too long, not its type', async () => {
+    const res = await create(nightly({ timeZone: 'x'.repeat(65) }));
+    expect(res.status).toBe(422);
+    expect(res.body.error.details).toEqual([{ field: 'body.timeZone', message: expect.stringContaining('at most 64 characters') }]);
+  });
+
   it('answers 422 when required fields are missing', async () => {
     const res = await create({ type: 'thumbnail.create' });
     expect(res.status).toBe(422);
