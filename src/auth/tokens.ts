@@ -44,18 +44,17 @@ export function verifyToken(token: string, secret: string | KeyObject): Principa
 }
 
 function verifyClaims(token: string, secret: string | KeyObject): { principal: Principal; expiresAt: number | undefined } {
-  let claims: unknown;
+  let verified: jwt.Jwt;
   try {
-    const verified = jwt.verify(token, secret, { algorithms: [ALGORITHM], complete: true });
-    // RFC 7515 §4.1.11: a token whose `crit` names extensions the recipient does not understand is
-    // invalid, and this service understands none (jsonwebtoken ignores `crit`).
-    if ((verified.header as { crit?: unknown }).crit !== undefined) throw new UnauthenticatedError('token names critical header parameters this service does not support');
-    claims = verified.payload;
+    verified = jwt.verify(token, secret, { algorithms: [ALGORITHM], complete: true });
   } catch (err) {
-    if (err instanceof UnauthenticatedError) throw err;
     const reason = err instanceof jwt.TokenExpiredError ? 'token has expired' : 'token is invalid';
     throw new UnauthenticatedError(reason);
   }
+  // RFC 7515 §4.1.11: a token whose `crit` names extensions the recipient does not understand is
+  // invalid, and this service understands none (jsonwebtoken ignores `crit`).
+  if ((verified.header as { crit?: unknown }).crit !== undefined) throw new UnauthenticatedError('token names critical header parameters this service does not support');
+  const claims: unknown = verified.payload;
   if (typeof claims !== 'object' || claims === null) throw new UnauthenticatedError('token claims are not an object');
   const { sub, role, tenant, exp } = claims as Record<string, unknown>;
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {

@@ -72,7 +72,7 @@ export function adminRoutes(deps: { admin: AdminService; bulk?: BulkActions; wor
 
   mountRoute(router, ROUTES.requeueJob)(async ({ principal, params }) => {
     const requeued = await admin.requeue(params.jobId, principal.tenant);
-    return { status: 200, body: { jobId: requeued.jobId, status: requeued.status === 'waiting' ? 'waiting' : 'queued' } };
+    return { status: 200, body: requeued };
   });
 
   return router;

@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 
-import express, { type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 
 import { JSON_BODY_LIMIT_BYTES } from '../contract/jobs';
+import type { JsonBody } from '../contract/route';
 import { PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import { sendError } from './error-handler';
 import { hasPendingBody } from './pending-body';
@@ -69,17 +70,22 @@ const parseJson = express.json({ limit: BODY_LIMIT, strict: false });
  */
 export const readJsonBody: RequestHandler = readJsonBodyWith({});
 
+/** The body reader a route's contract asks for (its batch items judged alone, or the whole body). */
+export function jsonBodyReader(body: JsonBody): RequestHandler {
+  return body.itemsJudgedAlone === undefined ? readJsonBody : readJsonBodyWith({ itemsJudgedAlone: body.itemsJudgedAlone });
+}
+
+/** Requests whose body has been read and checked: a guard that read it first spares the route a second key walk. */
+const checkedBodies = new WeakSet<IncomingMessage>();
+
 /**
  * The same, leaving the items of the top-level array `itemsJudgedAlone` to the route, which checks
  * each with `unsafeKeyError` on its own (one bad item of a batch never fails the others).
  */
-export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): RequestHandler {
+function readJsonBodyWith(options: { itemsJudgedAlone?: string }): RequestHandler {
   return (req, res, next) => {
-    // A declared length over the limit is refused before a byte is read: body-parser would read
-    // (and drop) the whole announced body before answering, so a client that announces much and
-    // sends little waited for the idle timeout (408) instead of the 413.
-    if (declaredLengthOverLimit(req)) {
-      next(new PayloadTooLargeError('request body exceeds the size limit'));
+    if (checkedBodies.has(req)) {
+      next();
       return;
     }
     // A body of another media type would be left unread and answered as a missing body (422).
@@ -88,12 +94,9 @@ export function readJsonBodyWith(options: { itemsJudgedAlone?: string }): Reques
       next(new UnsupportedMediaTypeError(`the body must be application/json, not ${stated === undefined ? 'of no stated type' : JSON.stringify(stated.slice(0, 80))}`));
       return;
     }
-    parseJson(req, res, (err?: unknown) => {
-      if (err !== undefined) {
-        next(err);
-        return;
-      }
-      next(unsafeKeyError(req.body, 'body', options));
+    parseJsonBody(req, res, next, () => {
+      checkedBodies.add(req);
+      return unsafeKeyError(req.body, 'body', options);
     });
   };
 }
@@ -109,21 +112,28 @@ export const refuseMalformedJsonBody: RequestHandler = (req, res, next) => {
     next();
     return;
   }
+  parseJsonBody(req, res, next, () => {
+    const body: unknown = req.body;
+    req.body = undefined;
+    const empty = body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
+    return empty ? undefined : new ValidationError('this route takes no body (send none, or {})', [{ field: 'body', message: 'this route takes no body' }]);
+  });
+};
+
+/**
+ * body-parser's JSON read, after refusing a declared length over the limit before a byte is read
+ * (body-parser would read and drop the whole announced body first, so a client that announces much
+ * and sends little waited for the idle timeout's 408 instead of the 413). `judge` sees the parsed body.
+ */
+function parseJsonBody(req: Request, res: Response, next: NextFunction, judge: () => Error | undefined): void {
   if (declaredLengthOverLimit(req)) {
     next(new PayloadTooLargeError('request body exceeds the size limit'));
     return;
   }
   parseJson(req, res, (err?: unknown) => {
-    const body: unknown = req.body;
-    req.body = undefined;
-    if (err !== undefined) {
-      next(err);
-      return;
-    }
-    const empty = body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
-    next(empty ? undefined : new ValidationError('this route takes no body (send none, or {})', [{ field: 'body', message: 'this route takes no body' }]));
+    next(err !== undefined ? err : judge());
   });
-};
+}
 
 /** Whether the request has a body, arrived yet or not (a small one comes with the headers). */
 function announcesBody(req: IncomingMessage): boolean {

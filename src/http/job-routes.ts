@@ -65,17 +65,22 @@ function reportTarget(params: { jobId: string; workerId: string; principal: Prin
  * (`at`: `body.jobs.3`) and is the item's answer alone.
  */
 function parseBatchItem<S extends z.ZodType>(schema: S, item: unknown, at: string): z.output<S> | AppError {
+  const unsafe = unsafeKeyError(item, 'body');
+  // A payload's problem names its fields from the payload, as its type's schema does in a batch.
+  if (unsafe instanceof PayloadInvalidError) return unsafe;
+  if (unsafe) return insideBatch(unsafe, at);
   try {
-    const unsafe = unsafeKeyError(item, 'body');
-    // A payload's problem names its fields from the payload, as its type's schema does in a batch.
-    if (unsafe instanceof PayloadInvalidError) return unsafe;
-    if (unsafe) throw unsafe;
     return parseRequest(schema, item, 'body');
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
-    const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, at) }));
-    return new ValidationError(err.message, details);
+    return insideBatch(err, at);
   }
+}
+
+/** The same 422 with its fields named inside the batch (`body.x` → `body.jobs.3.x`). */
+function insideBatch(err: ValidationError, at: string): ValidationError {
+  const details = (err.details as FieldError[] | undefined)?.map((d) => ({ ...d, field: d.field.replace(/^body/, at) }));
+  return new ValidationError(err.message, details);
 }
 
 /** Enqueue, lease, report, cancel and read jobs (API.md). Each route maps onto one JobService call. */

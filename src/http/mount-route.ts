@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { RouteDef } from '../contract/route';
 import type { Principal } from '../model/principal';
 import { requirePermission } from './auth';
-import { readJsonBody, readJsonBodyWith, refuseMalformedJsonBody } from './body';
+import { jsonBodyReader, refuseMalformedJsonBody } from './body';
 import { principalOf } from './request-context';
 import { parseRequest } from './validation';
 
@@ -77,7 +77,7 @@ function register<R extends RouteDef>(router: Router, route: R, handler: RouteHa
     });
   }
   chain.push(...(options.before ?? []));
-  if (route.body) chain.push(route.body.itemsJudgedAlone ? readJsonBodyWith({ itemsJudgedAlone: route.body.itemsJudgedAlone }) : readJsonBody);
+  if (route.body) chain.push(jsonBodyReader(route.body));
   else if (!route.rawBody) chain.push(refuseMalformedJsonBody);
 
   // The first part that fails answers the 422, in this order. A JSON body has been read by now (as it

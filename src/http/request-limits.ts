@@ -1,10 +1,10 @@
 import { Router, type Request, type RequestHandler } from 'express';
 
 import { MAX_JOB_PAYLOAD_BYTES } from '../contract/jobs';
+import { ROUTES } from '../contract/routes';
 import { PayloadTooLargeError } from '../errors';
 import { requirePermission } from './auth';
-import { ROUTES } from '../contract/routes';
-import { readJsonBody, readJsonBodyWith } from './body';
+import { jsonBodyReader } from './body';
 import { rateLimit, TokenBuckets } from './rate-limit';
 
 // The limit is part of the contract (docs/api.md states it); re-exported for the guards' callers.
@@ -59,10 +59,9 @@ export function requestLimitRoutes(limits: RequestLimits = {}): Router {
 
   const enqueue = requirePermission('jobs:enqueue');
   // The body is read after the permission and the (per-call) rate limit; a batch's cost needs its body.
-  router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), readJsonBody, limitJobPayloadSize);
-  // Its items are judged one by one (unsafe keys too) by the route, as the contract's body says.
-  const readBatchBody = readJsonBodyWith({ itemsJudgedAlone: ROUTES.enqueueJobs.body.itemsJudgedAlone });
-  router.post('/jobs/batch', enqueue, readBatchBody, ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
+  // Each read as its route's contract says (the batch's items are judged one by one by the route).
+  router.post('/jobs', enqueue, ...(enqueueBuckets ? [rateLimit(enqueueBuckets)] : []), jsonBodyReader(ROUTES.enqueueJob.body), limitJobPayloadSize);
+  router.post('/jobs/batch', enqueue, jsonBodyReader(ROUTES.enqueueJobs.body), ...(enqueueBuckets ? [rateLimit(enqueueBuckets, (req) => batchItems(req).length)] : []), limitBatchPayloadSizes);
   if (leaseBuckets) router.get('/jobs/lease', requirePermission('jobs:work'), rateLimit(leaseBuckets));
   return router;
 }

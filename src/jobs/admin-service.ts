@@ -1,6 +1,7 @@
 import { FINISHED_STATUSES, type JobListFilter, type JobQueryRepository } from '../storage/job-query-repository';
 import { JOB_STATUSES, type Job, type JobStatus } from '../model/job';
 import { type Clock } from '../model/clock';
+import type { RequeueOutcome } from './job-control';
 import type { JobService } from './job-service';
 import type { JobRegistry } from './registry';
 
@@ -153,7 +154,7 @@ export class AdminService {
   }
 
   /** failed/dlq/cancelled → queued (404 job_not_found, 409 invalid_state otherwise). */
-  requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {
+  requeue(jobId: string, tenant?: string): Promise<RequeueOutcome> {
     return this.deps.jobs.requeue(jobId, tenant);
   }
 }

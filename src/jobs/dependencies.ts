@@ -16,9 +16,11 @@ export function dependencyError(parentId: string, status: JobStatus): JobError {
 export class Dependencies {
   constructor(private readonly deps: Pick<QueueDeps, 'jobs' | 'events'>) {}
 
-  async releaseChild(params: { childId: string; succeededParents: readonly string[]; nextRunAt: Date; now: Date }): Promise<void> {
+  /** Whether this call released the child (its last pending parent succeeded). */
+  async releaseChild(params: { childId: string; succeededParents: readonly string[]; nextRunAt: Date; now: Date }): Promise<boolean> {
     const released = await this.deps.jobs.settleParents(params);
     if (released) this.deps.events.emit('released', { jobId: released.jobId, type: released.type, tenant: released.tenant });
+    return released !== null;
   }
 
   async cancelChild(params: { childId: string; error: JobError; now: Date }): Promise<Job | null> {

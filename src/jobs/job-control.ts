@@ -13,6 +13,12 @@ export interface ResultWait {
   signal?: AbortSignal;
 }
 
+/** What a requeue made of the job: queued, or waiting on dependsOn parents that have not succeeded. */
+export interface RequeueOutcome {
+  jobId: string;
+  status: Extract<JobStatus, 'queued' | 'waiting'>;
+}
+
 /** A job can change state only a few times in a row (queued → leased → queued ...) before a cancel wins. */
 const MAX_CANCEL_ROUNDS = 10;
 
@@ -110,7 +116,7 @@ export class JobControl {
    * tenant). A job with dependsOn whose parents have not all succeeded goes back to `waiting` on
    * those instead (requeue them too): its parents' success releases it, as at enqueue.
    */
-  async requeue(params: { jobId: string; tenant?: string | undefined }): Promise<{ jobId: string; status: JobStatus }> {
+  async requeue(params: { jobId: string; tenant?: string | undefined }): Promise<RequeueOutcome> {
     const { jobId } = params;
     const now = this.deps.clock.now();
     const before = await this.deps.jobs.findById(jobId);
@@ -123,9 +129,8 @@ export class JobControl {
     // A parent that succeeded after the read above found the job not yet waiting, so it released
     // nothing: read them again now that the job waits (one of the two reads sees the other's write).
     const succeeded = (await this.deps.jobs.findByIds(pendingParents)).filter((p) => p.status === 'succeeded').map((p) => p.jobId);
-    if (succeeded.length > 0) await this.dependencies.releaseChild({ childId: jobId, succeededParents: succeeded, nextRunAt: now, now });
-    const current = await this.deps.jobs.findById(jobId);
-    return { jobId, status: current?.status === 'queued' ? 'queued' : 'waiting' };
+    const released = succeeded.length > 0 && (await this.dependencies.releaseChild({ childId: jobId, succeededParents: succeeded, nextRunAt: now, now }));
+    return { jobId, status: released ? 'queued' : 'waiting' };
   }
 
   /** Of a job's dependsOn, the parents that have not succeeded; a parent that no longer exists (retention) cannot say, so it is refused. */

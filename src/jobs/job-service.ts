@@ -2,7 +2,7 @@ import type { Job, JobError, JobStatus } from '../model/job';
 import type { Principal } from '../model/principal';
 import { Dependencies } from './dependencies';
 import { Enqueuer, type BatchItemResult, type EnqueueInput, type EnqueueResult } from './enqueue';
-import { JobControl, type ResultWait } from './job-control';
+import { JobControl, type RequeueOutcome, type ResultWait } from './job-control';
 import { Leaser, type LeaseInput, type LeaseResult } from './lease';
 import { LeaseRescuer } from './lease-rescue';
 import type { QueueDeps } from './queue-deps';
@@ -140,7 +140,7 @@ export class JobService {
     return this.control.getJob(principal, jobId, wait);
   }
 
-  requeue(jobId: string, tenant?: string): Promise<{ jobId: string; status: JobStatus }> {
+  requeue(jobId: string, tenant?: string): Promise<RequeueOutcome> {
     return this.control.requeue({ jobId, tenant });
   }
 }

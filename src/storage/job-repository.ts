@@ -399,17 +399,12 @@ export class JobRepository {
    */
   async insertDebounced(job: NewJob): Promise<InsertResult> {
     const debounceKey = dedupeScope(job, job.dedupe!.key);
+    // payload, priority and tags are replaced (API.md), tags by none when the new enqueue has none
+    // (stored only when there are some, as newJobDocument does).
+    const fields = { payload: job.payload, priority: job.priority, nextRunAt: job.nextRunAt, updatedAt: job.now };
+    const replacement = job.tags && job.tags.length > 0 ? { $set: { ...fields, tags: [...job.tags] } } : { $set: fields, $unset: { tags: '' } };
     for (let round = 0; round < MAX_DEDUPE_ROUNDS; round += 1) {
-      const replaced = await this.jobs
-        .findOneAndUpdate(
-          { debounceKey, status: 'queued', attempt: 0 },
-          // payload, priority and tags are replaced (API.md), tags by none when the new enqueue has none.
-          job.tags && job.tags.length > 0
-            ? { $set: { payload: job.payload, priority: job.priority, tags: [...job.tags], nextRunAt: job.nextRunAt, updatedAt: job.now } }
-            : { $set: { payload: job.payload, priority: job.priority, nextRunAt: job.nextRunAt, updatedAt: job.now }, $unset: { tags: '' } },
-          { new: true },
-        )
-        .lean<JobDocument>();
+      const replaced = await this.jobs.findOneAndUpdate({ debounceKey, status: 'queued', attempt: 0 }, replacement, { new: true }).lean<JobDocument>();
       if (replaced) return { job: toJob(replaced), created: false };
       const holder = await this.jobs.findOne({ debounceKey }, { _id: 1, status: 1, attempt: 1 }).lean<Pick<JobDocument, '_id' | 'status' | 'attempt'>>();
       // A holder that is no longer queued-and-never-leased gives the key up (see FINISHED_UNSET).
@@ -963,14 +958,12 @@ export class JobRepository {
   }
 
   /**
-   * failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. A job enqueued
-   * with dedupe `active` takes its key again: 409 `conflict` when another unfinished job holds it.
-   * `rearmCallback` (the job has a callbackUrl): its next ending is notified again, under a new
-   * delivery (one still pending from the last ending is replaced by it).
-   */
-  /**
-   * failed, dlq or cancelled → queued, or → waiting on `pendingParents` when it has parents that
-   * have not succeeded (a job that depends on others never runs before they have).
+   * failed/dlq/cancelled → queued with a fresh attempt budget; the history is kept. With
+   * `pendingParents` (dependsOn parents that have not succeeded) → waiting on them instead, so it
+   * never runs before they have. A job enqueued with dedupe `active` takes its key again: 409
+   * `conflict` when another unfinished job holds it. `rearmCallback` (the job has a callbackUrl): its
+   * next ending is notified again, under a new delivery (one still pending from the last ending is
+   * replaced by it).
    */
   async requeue(params: { jobId: string; now: Date; rearmCallback?: boolean; pendingParents?: readonly string[] }): Promise<Job | null> {
     const { jobId, now } = params;
